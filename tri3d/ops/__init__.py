@@ -1,0 +1,14 @@
+"""Layer 1: the functional API. Each op has a `_ref` twin and an `impl=` dispatch."""
+from __future__ import annotations
+
+from tri3d.ops.composite import composite, composite_ref
+from tri3d.ops.triplane import sample_triplane, sample_triplane_ref, triplane_decode, triplane_decode_ref
+
+__all__ = [
+    "composite",
+    "composite_ref",
+    "sample_triplane",
+    "sample_triplane_ref",
+    "triplane_decode",
+    "triplane_decode_ref",
+]

@@ -1,0 +1,154 @@
+"""Depth sampling along rays: stratified coarse samples and importance resampling.
+
+Coarse depths are ``linspace(near, far, S)`` plus a uniform jitter of one bin. Fine
+depths follow EG3D: the coarse weights are smoothed by ``max_pool1d(2, 1, pad 1)`` then
+``avg_pool1d(2, 1)`` and lifted by 0.01; inverse-CDF sampling (eps 1e-5) then runs on the
+coarse midpoints with the interior smoothed weights (EG3D's ``weights[:, 1:-1]``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tri3d.ops._checks import check_tensor
+from tri3d.ops._dispatch import always, resolve_impl
+
+WEIGHT_FLOOR = 0.01
+PDF_EPS = 1e-5
+
+
+def check_near_far(near: float, far: float) -> None:
+    """Raise ``ValueError`` unless ``0 <= near < far`` are finite."""
+    if not (0 <= near < far < float("inf")):
+        raise ValueError(f"near and far must satisfy 0 <= near < far < inf, got near={near}, far={far}")
+
+
+def stratified_depths(
+    batch: int,
+    rays: int,
+    samples: int,
+    near: float,
+    far: float,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+    deterministic: bool = False,
+) -> Tensor:  # [batch, rays, samples, 1]
+    """Stratified depths: ``linspace(near, far, samples)`` + uniform jitter of one bin.
+
+    With ``deterministic=True`` the jitter is a constant half bin (no randomness).
+    """
+    check_near_far(near, far)
+    if samples < 2:
+        raise ValueError(f"samples must be >= 2, got {samples}")
+    base = torch.linspace(near, far, samples, device=device, dtype=dtype)
+    bin_size = (far - near) / (samples - 1)
+    if deterministic:
+        jitter = torch.full((batch, rays, samples), 0.5, device=device, dtype=dtype)
+    else:
+        jitter = torch.rand(batch, rays, samples, device=device, dtype=dtype, generator=generator)
+    return (base + jitter * bin_size).unsqueeze(-1)
+
+
+def smooth_weights(weights: Tensor) -> Tensor:  # [M, K] -> [M, K]
+    """EG3D's weight smoothing: max-pool (2, 1, pad 1), avg-pool (2, 1), plus 0.01."""
+    w = F.max_pool1d(weights.unsqueeze(1), 2, 1, padding=1)
+    return F.avg_pool1d(w, 2, 1).squeeze(1) + WEIGHT_FLOOR
+
+
+def sample_pdf(
+    bins: Tensor,  # [M, K + 1]
+    weights: Tensor,  # [M, K]
+    u: Tensor,  # [M, n] uniform in [0, 1)
+) -> Tensor:  # [M, n]
+    """Inverse-CDF sampling of the piecewise-constant density ``weights`` over ``bins``."""
+    weights = weights + PDF_EPS
+    pdf = weights / weights.sum(dim=-1, keepdim=True)
+    cdf = torch.cat([torch.zeros_like(pdf[:, :1]), torch.cumsum(pdf, dim=-1)], dim=-1)  # [M, K+1]
+    k = weights.shape[-1]
+    idx = torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True)
+    below = (idx - 1).clamp(min=0)
+    above = idx.clamp(max=k)
+    cdf_lo, cdf_hi = cdf.gather(1, below), cdf.gather(1, above)
+    bin_lo, bin_hi = bins.gather(1, below), bins.gather(1, above)
+    denom = cdf_hi - cdf_lo
+    denom = torch.where(denom < PDF_EPS, torch.ones_like(denom), denom)
+    return bin_lo + (u - cdf_lo) / denom * (bin_hi - bin_lo)
+
+
+def importance_depths_ref(
+    depths: Tensor,  # [B, R, S, 1]
+    weights: Tensor,  # [B, R, S-1, 1]
+    samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    deterministic: bool = False,
+) -> Tensor:  # [B, R, samples, 1]
+    """Reference importance sampler (no gradient flows through it)."""
+    check_tensor("depths", depths, ("B", "R", "S", 1))
+    check_tensor("weights", weights, ("B", "R", "S-1", 1))
+    B, R, S, _ = depths.shape
+    if weights.shape[:2] != (B, R) or weights.shape[2] != S - 1:
+        raise ValueError(f"weights must have shape [{B}, {R}, {S - 1}, 1], got {list(weights.shape)}")
+    if S < 4:
+        raise ValueError(f"importance sampling needs at least 4 coarse samples per ray, got S={S}")
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    with torch.no_grad():
+        d = depths.reshape(B * R, S).float()
+        w = smooth_weights(weights.reshape(B * R, S - 1).float())
+        mids = (d[:, 1:] + d[:, :-1]) / 2
+        if deterministic:
+            u = torch.linspace(0, 1, samples, device=d.device).expand(B * R, samples)
+        else:
+            u = torch.rand(B * R, samples, device=d.device, generator=generator)
+        fine = sample_pdf(mids, w[:, 1:-1], u)
+    return fine.reshape(B, R, samples, 1).to(depths.dtype)
+
+
+def importance_depths(
+    depths: Tensor,  # [B, R, S, 1]
+    weights: Tensor,  # [B, R, S-1, 1]
+    samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    deterministic: bool = False,
+    impl: str = "auto",
+) -> Tensor:  # [B, R, samples, 1]
+    """Draw ``samples`` fine depths per ray from the coarse compositing weights.
+
+    Args:
+        depths: sorted coarse depths ``[B, R, S, 1]``.
+        weights: coarse compositing weights ``[B, R, S-1, 1]``.
+        samples: fine samples per ray.
+        generator: random generator for the uniform draws.
+        deterministic: use evenly spaced CDF levels ``linspace(0, 1, samples)`` instead
+            of uniform draws.
+        impl: "auto" or "ref".
+
+    Returns:
+        Unsorted fine depths ``[B, R, samples, 1]`` (detached).
+    """
+    device = depths.device if isinstance(depths, Tensor) else torch.device("cpu")
+    resolve_impl("importance_depths", impl, device, {"ref": always})
+    return importance_depths_ref(depths, weights, samples, generator=generator, deterministic=deterministic)
+
+
+def merge_samples(
+    depths_a: Tensor,  # [B, R, Sa, 1]
+    sigma_a: Tensor,  # [B, R, Sa, 1]
+    rgb_a: Tensor,  # [B, R, Sa, C]
+    depths_b: Tensor,  # [B, R, Sb, 1]
+    sigma_b: Tensor,  # [B, R, Sb, 1]
+    rgb_b: Tensor,  # [B, R, Sb, C]
+) -> tuple[Tensor, Tensor, Tensor]:  # depths, sigma [B, R, Sa+Sb, 1], rgb [B, R, Sa+Sb, C]
+    """Concatenate two sample sets along each ray and sort them by depth."""
+    depths = torch.cat([depths_a, depths_b], dim=2)
+    sigma = torch.cat([sigma_a, sigma_b], dim=2)
+    rgb = torch.cat([rgb_a, rgb_b], dim=2)
+    depths, order = torch.sort(depths, dim=2)
+    sigma = sigma.gather(2, order)
+    rgb = rgb.gather(2, order.expand(-1, -1, -1, rgb.shape[-1]))
+    return depths, sigma, rgb

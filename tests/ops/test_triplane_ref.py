@@ -115,3 +115,18 @@ def test_bad_values_name_the_argument():
         sample_triplane(planes, torch.zeros(1, 3, 3), plane_axes="zyx")
     with pytest.raises(ValueError, match="box_warp"):
         sample_triplane(planes, torch.zeros(1, 3, 3), box_warp=0.0)
+
+
+def test_plane_index_reads_the_named_triplane():
+    g = torch.Generator().manual_seed(5)
+    planes = torch.randn(3, 3, 4, 6, 6, generator=g)
+    xyz = torch.rand(2, 9, 3, generator=g) - 0.5
+    index = torch.tensor([[2] * 9, [0] * 4 + [1] * 5])
+    got = sample_triplane(planes, xyz, plane_index=index)
+    torch.testing.assert_close(got[0], sample_triplane(planes[2:3], xyz[:1])[0])
+    torch.testing.assert_close(got[1, :4], sample_triplane(planes[0:1], xyz[1:, :4])[0])
+    torch.testing.assert_close(got[1, 4:], sample_triplane(planes[1:2], xyz[1:, 4:])[0])
+    with pytest.raises(ValueError, match="plane_index must lie"):
+        sample_triplane(planes, xyz, plane_index=torch.full((2, 9), 3))
+    with pytest.raises(ValueError, match="plane_index must have shape"):
+        sample_triplane(planes, xyz, plane_index=torch.zeros(2, 8, dtype=torch.long))

@@ -2,7 +2,8 @@
 
 Shape and dtype checks are free and always run. Value checks (finite, sorted) read the
 data: on CPU tensors they always run; on CUDA tensors they would synchronize the stream
-in the hot path, so they run there only when ``TRI3D_CHECK=1``.
+in the hot path, so they run there only when ``TRI3D_CHECK=1``. Under ``torch.compile``
+tracing they are skipped (data-dependent branches would break the graph).
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import torch
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _value_checks_on(t: torch.Tensor) -> bool:
+def value_checks_on(t: torch.Tensor) -> bool:
+    """Whether checks that read ``t``'s values run (see module doc)."""
+    if torch.compiler.is_compiling():
+        return False
     return t.device.type == "cpu" or os.environ.get("TRI3D_CHECK", "0") == "1"
 
 
@@ -59,11 +63,11 @@ def check_same_size(names: Sequence[str], tensors: Sequence[torch.Tensor], dims:
 
 def check_finite(name: str, t: torch.Tensor) -> None:
     """Raise ``ValueError`` naming ``name`` when ``t`` holds NaN or inf (see module doc)."""
-    if _value_checks_on(t) and not bool(torch.isfinite(t).all()):
+    if value_checks_on(t) and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} must be finite, found NaN or inf")
 
 
 def check_sorted(name: str, t: torch.Tensor, dim: int) -> None:
     """Raise ``ValueError`` naming ``name`` when ``t`` is not non-decreasing along ``dim``."""
-    if _value_checks_on(t) and t.shape[dim] > 1 and bool((t.diff(dim=dim) < 0).any()):
+    if value_checks_on(t) and t.shape[dim] > 1 and bool((t.diff(dim=dim) < 0).any()):
         raise ValueError(f"{name} must be sorted (non-decreasing) along dim {dim}")

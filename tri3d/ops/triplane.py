@@ -7,11 +7,15 @@ Numerics (DESIGN.md): world ``xyz`` in ``[-box_warp/2, box_warp/2]^3`` maps to
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tri3d.ops._checks import check_finite, check_same_size, check_tensor
+from tri3d.ops._checks import check_finite, check_same_size, check_tensor, value_checks_on
 from tri3d.ops._dispatch import always, resolve_impl
 
 # Coordinate indices (u, v) each plane is read at.
@@ -32,10 +36,19 @@ def plane_coords(
     return torch.stack([coords[..., list(uv)] for uv in axes], dim=1)
 
 
-def _check_sample_args(planes: Tensor, xyz: Tensor, box_warp: float, plane_axes: str) -> None:
+def _check_sample_args(
+    planes: Tensor, xyz: Tensor, box_warp: float, plane_axes: str, plane_index: Tensor | None = None
+) -> None:
     check_tensor("planes", planes, ("B", 3, "C", "H", "W"))
     check_tensor("xyz", xyz, ("B", "N", 3))
-    check_same_size(("planes", "xyz"), (planes, xyz), (0, 0))
+    if plane_index is None:
+        check_same_size(("planes", "xyz"), (planes, xyz), (0, 0))
+    else:
+        check_tensor("plane_index", plane_index, xyz.shape[:2], dtypes=(torch.int32, torch.int64))
+        if plane_index.numel() and value_checks_on(plane_index) and (
+            int(plane_index.min()) < 0 or int(plane_index.max()) >= planes.shape[0]
+        ):
+            raise ValueError(f"plane_index must lie in [0, {planes.shape[0]}) (the planes' batch)")
     if plane_axes not in PLANE_AXES:
         raise ValueError(f"plane_axes must be one of {tuple(PLANE_AXES)}, got {plane_axes!r}")
     if not box_warp > 0:
@@ -44,14 +57,22 @@ def _check_sample_args(planes: Tensor, xyz: Tensor, box_warp: float, plane_axes:
 
 
 def sample_triplane_ref(
-    planes: Tensor,  # [B, 3, C, H, W]
+    planes: Tensor,  # [T, 3, C, H, W]
     xyz: Tensor,  # [B, N, 3]
     *,
     box_warp: float = 1.0,
     plane_axes: str = "xyz",
+    plane_index: Tensor | None = None,  # [B, N] int, triplane of each point
 ) -> Tensor:  # [B, N, C]
     """Reference triplane sampling in pure PyTorch (see module doc for the numerics)."""
-    _check_sample_args(planes, xyz, box_warp, plane_axes)
+    _check_sample_args(planes, xyz, box_warp, plane_axes, plane_index)
+    if plane_index is not None:
+        flat, index = xyz.reshape(1, -1, 3), plane_index.reshape(-1)
+        feats = planes.new_zeros(flat.shape[1], planes.shape[2]).to(torch.result_type(planes, xyz))
+        for t in range(planes.shape[0]):
+            sel = index == t
+            feats = feats.index_put((sel,), sample_triplane_ref(planes[t : t + 1], flat[:, sel], box_warp=box_warp, plane_axes=plane_axes)[0])
+        return feats.reshape(*xyz.shape[:2], -1)
     B, _, C, H, W = planes.shape
     N = xyz.shape[1]
     grid = plane_coords(xyz, box_warp, plane_axes).to(planes.dtype).reshape(B * 3, 1, N, 2)
@@ -61,64 +82,234 @@ def sample_triplane_ref(
     return feats.reshape(B, 3, C, N).mean(dim=1).transpose(1, 2)
 
 
+def triplane_decode_ref(
+    planes: Tensor,  # [T, 3, C, H, W]
+    xyz: Tensor,  # [B, N, 3]
+    decoder: torch.nn.Module,
+    *,
+    box_warp: float = 1.0,
+    plane_axes: str = "xyz",
+    plane_index: Tensor | None = None,  # [B, N] int
+) -> tuple[Tensor, Tensor]:  # sigma_raw [B, N, 1], rgb [B, N, C_out]
+    """Reference sample + decode: ``decoder(sample_triplane_ref(...))``."""
+    feats = sample_triplane_ref(planes, xyz, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
+    return decoder(feats)
+
+
+# ---------------------------------------------------------------- fused (Triton) path
+
+PRECISIONS = ("ieee", "tf32", "bf16")
+MAX_HIDDEN = 3
+
+
+def triton_unavailable(device: torch.device) -> str | None:
+    """Availability probe of the Triton path (``None`` when it can run on ``device``)."""
+    if importlib.util.find_spec("triton") is None:
+        return "the triton package is not installed"
+    if device.type == "cuda":
+        return None
+    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1":
+        return None
+    return "Triton kernels run on CUDA tensors (or on CPU tensors under TRITON_INTERPRET=1)"
+
+
+def _pad2(w: Tensor, rows: int, cols: int) -> Tensor:  # [r, c] -> [rows, cols], row-major
+    # contiguous(): with nothing to pad, F.pad may hand back the transposed view itself.
+    return F.pad(w, (0, cols - w.shape[1], 0, rows - w.shape[0])).contiguous()
+
+
+def _pad_dim(n: int) -> int:
+    return max(16, 1 << (n - 1).bit_length())
+
+
+def pack_decoder(
+    layers: list[tuple[Tensor, Tensor]],  # [(weight [out, in], bias [out])] effective
+) -> tuple[list[Tensor], int, int]:
+    """Decoder layers as the kernel's padded fp32 ``[W0, Wh, Wo, b0, bh, bo]`` (x @ W
+    orientation, differentiable), the number of hidden layers and the output width."""
+    n_hidden = len(layers) - 1
+    if not 1 <= n_hidden <= MAX_HIDDEN:
+        raise ValueError(f"the fused triplane decoder supports 1..{MAX_HIDDEN} hidden layers, got {n_hidden}")
+    hid = layers[0][0].shape[0]
+    if any(w.shape != (hid, hid) for w, _ in layers[1:-1]) or layers[-1][0].shape[1] != hid:
+        raise ValueError("decoder hidden layers must all have the same width for the fused path")
+    c_in, n_out = layers[0][0].shape[1], layers[-1][0].shape[0]
+    cp, hp, op = _pad_dim(c_in), _pad_dim(hid), _pad_dim(n_out)
+    f32 = [(w.float(), b.float()) for w, b in layers]
+    w0 = _pad2(f32[0][0].t(), cp, hp)
+    b0 = F.pad(f32[0][1], (0, hp - hid))
+    hidden = f32[1:-1]
+    if hidden:
+        wh = torch.stack([_pad2(w.t(), hp, hp) for w, _ in hidden])
+        bh = torch.stack([F.pad(b, (0, hp - hid)) for _, b in hidden])
+    else:
+        wh, bh = w0.new_zeros(1, hp, hp), w0.new_zeros(1, hp)
+    wo = _pad2(f32[-1][0].t(), hp, op)
+    bo = F.pad(f32[-1][1], (0, op - n_out))
+    return [w0, wh, wo, b0, bh, bo], n_hidden, n_out
+
+
+@torch.library.custom_op("tri3d::triplane_mlp_fwd", mutates_args=())
+def _fused_fwd(
+    planes_cl: Tensor,  # [T, 3, H, W, C]
+    coords: Tensor,  # [P, 3] fp32
+    plane_index: Optional[Tensor],  # [P] int32
+    w0: Tensor, wh: Tensor, wo: Tensor, b0: Tensor, bh: Tensor, bo: Tensor,
+    n_hidden: int, n_out: int, points_per_plane: int, box_warp: float, eg3d_axes: bool, precision: str,
+) -> Tensor:  # [P, n_out]
+    from tri3d.kernels.triplane_mlp import triplane_mlp_forward
+    from tri3d.utils.nvtx import nvtx_range
+
+    with nvtx_range("tri3d.triplane_decode.fwd"):
+        return triplane_mlp_forward(
+            planes_cl, coords, plane_index, (w0, wh, wo), (b0, bh, bo), n_hidden=n_hidden, n_out=n_out,
+            points_per_plane=points_per_plane, box_warp=box_warp, eg3d_axes=eg3d_axes, precision=precision,
+        )
+
+
+@_fused_fwd.register_fake
+def _fused_fwd_fake(planes_cl, coords, plane_index, w0, wh, wo, b0, bh, bo, n_hidden, n_out, *args):
+    return coords.new_empty(coords.shape[0], n_out, dtype=torch.float32)
+
+
+@torch.library.custom_op("tri3d::triplane_mlp_bwd", mutates_args=())
+def _fused_bwd(
+    planes_cl: Tensor,  # [T, 3, H, W, C]
+    coords: Tensor,  # [P, 3]
+    plane_index: Optional[Tensor],  # [P]
+    w0: Tensor, wh: Tensor, wo: Tensor, b0: Tensor, bh: Tensor, bo: Tensor,
+    grad_out: Tensor,  # [P, n_out]
+    n_hidden: int, points_per_plane: int, box_warp: float, eg3d_axes: bool, precision: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    from tri3d.kernels.triplane_mlp import triplane_mlp_backward
+    from tri3d.utils.nvtx import nvtx_range
+
+    with nvtx_range("tri3d.triplane_decode.bwd"):
+        g_planes, g_w, g_b = triplane_mlp_backward(
+            planes_cl, coords, plane_index, (w0, wh, wo), (b0, bh, bo), grad_out.float(), n_hidden=n_hidden,
+            points_per_plane=points_per_plane, box_warp=box_warp, eg3d_axes=eg3d_axes, precision=precision,
+        )
+    return (g_planes.to(planes_cl.dtype), *g_w, *g_b)
+
+
+@_fused_bwd.register_fake
+def _fused_bwd_fake(planes_cl, coords, plane_index, w0, wh, wo, b0, bh, bo, *args):
+    return (torch.empty_like(planes_cl), *(torch.empty_like(t) for t in (w0, wh, wo, b0, bh, bo)))
+
+
+def _fused_setup_context(ctx, inputs, output) -> None:
+    planes_cl, coords, plane_index, w0, wh, wo, b0, bh, bo, n_hidden, _, ppp, box_warp, eg3d, precision = inputs
+    ctx.save_for_backward(planes_cl, coords, plane_index, w0, wh, wo, b0, bh, bo)
+    ctx.config = (n_hidden, ppp, box_warp, eg3d, precision)
+
+
+def _fused_backward(ctx, grad_out: Tensor):
+    planes_cl, coords, plane_index, *params = ctx.saved_tensors
+    g_planes, *g_params = _fused_bwd(planes_cl, coords, plane_index, *params, grad_out.contiguous(), *ctx.config)
+    return (g_planes, None, None, *g_params, None, None, None, None, None, None)
+
+
+_fused_fwd.register_autograd(_fused_backward, setup_context=_fused_setup_context)
+
+
+def triplane_decode_fused(
+    planes: Tensor,  # [T, 3, C, H, W]
+    xyz: Tensor,  # [B, N, 3]
+    decoder: torch.nn.Module,
+    *,
+    box_warp: float = 1.0,
+    plane_axes: str = "xyz",
+    plane_index: Tensor | None = None,  # [B, N] int
+    precision: str = "ieee",
+) -> tuple[Tensor, Tensor]:  # sigma_raw [B, N, 1], rgb [B, N, C_out] (fp32)
+    """The Triton path of ``triplane_decode`` (differentiable in planes and decoder)."""
+    _check_sample_args(planes, xyz, box_warp, plane_axes, plane_index)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if xyz.requires_grad:
+        raise ValueError(
+            "xyz requires grad, but the fused triplane_decode has no gradient w.r.t. coordinates; "
+            "detach xyz or use impl='ref'"
+        )
+    params, n_hidden, n_out = pack_decoder(decoder.effective_layers())
+    if params[0].shape[0] < planes.shape[2] or decoder.effective_layers()[0][0].shape[1] != planes.shape[2]:
+        raise ValueError(f"decoder expects {decoder.effective_layers()[0][0].shape[1]} input channels, planes have {planes.shape[2]}")
+    B, N, _ = xyz.shape
+    planes_cl = planes.permute(0, 1, 3, 4, 2).contiguous()  # channels-last: one texel's C contiguous
+    coords = xyz.reshape(B * N, 3).float().contiguous()
+    index = None if plane_index is None else plane_index.reshape(-1).to(torch.int32).contiguous()
+    out = _fused_fwd(
+        planes_cl, coords, index, *params, n_hidden, n_out, max(N, 1), float(box_warp), plane_axes == "eg3d", precision
+    )
+    out = out.reshape(B, N, n_out)
+    return out[..., :1], out[..., 1:]
+
+
+# ---------------------------------------------------------------- public API
+
+
 def sample_triplane(
-    planes: Tensor,  # [B, 3, C, H, W]
+    planes: Tensor,  # [T, 3, C, H, W]
     xyz: Tensor,  # [B, N, 3]
     *,
     box_warp: float = 1.0,
     plane_axes: str = "xyz",
+    plane_index: Tensor | None = None,  # [B, N] int
     impl: str = "auto",
 ) -> Tensor:  # [B, N, C]
     """Bilinearly sample the three planes at world points and average them.
 
     Args:
-        planes: triplane features ``[B, 3, C, H, W]``.
+        planes: triplane features ``[T, 3, C, H, W]``.
         xyz: world points ``[B, N, 3]``; points outside the box read zeros.
         box_warp: side of the cube the planes span.
         plane_axes: "xyz" (planes xy, xz, yz) or "eg3d" (xy, xz, zx).
+        plane_index: triplane of each point ``[B, N]``; default: point ``(b, n)`` reads
+            triplane ``b`` (then ``T == B``).
         impl: "auto" or "ref".
 
     Returns:
         Features ``[B, N, C]``.
     """
-    resolve_impl("sample_triplane", impl, xyz.device if isinstance(xyz, Tensor) else torch.device("cpu"), {"ref": always})
-    return sample_triplane_ref(planes, xyz, box_warp=box_warp, plane_axes=plane_axes)
-
-
-def triplane_decode_ref(
-    planes: Tensor,  # [B, 3, C, H, W]
-    xyz: Tensor,  # [B, N, 3]
-    decoder: torch.nn.Module,
-    *,
-    box_warp: float = 1.0,
-    plane_axes: str = "xyz",
-) -> tuple[Tensor, Tensor]:  # sigma_raw [B, N, 1], rgb [B, N, C_out]
-    """Reference sample + decode: ``decoder(sample_triplane_ref(...))``."""
-    return decoder(sample_triplane_ref(planes, xyz, box_warp=box_warp, plane_axes=plane_axes))
+    resolve_impl("sample_triplane", impl, _device_of(xyz), {"ref": always})
+    return sample_triplane_ref(planes, xyz, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
 
 
 def triplane_decode(
-    planes: Tensor,  # [B, 3, C, H, W]
+    planes: Tensor,  # [T, 3, C, H, W]
     xyz: Tensor,  # [B, N, 3]
     decoder: torch.nn.Module,
     *,
     box_warp: float = 1.0,
     plane_axes: str = "xyz",
+    plane_index: Tensor | None = None,  # [B, N] int
+    precision: str = "ieee",
     impl: str = "auto",
 ) -> tuple[Tensor, Tensor]:  # sigma_raw [B, N, 1], rgb [B, N, C_out]
     """Sample the triplane at ``xyz`` and run the decoder MLP on the averaged features.
 
     Args:
-        planes: triplane features ``[B, 3, C, H, W]``.
+        planes: triplane features ``[T, 3, C, H, W]``.
         xyz: world points ``[B, N, 3]``.
-        decoder: a ``TriplaneDecoder`` (anything with ``effective_layers()`` for fused paths).
+        decoder: a ``TriplaneDecoder`` (fused paths read ``effective_layers()``).
         box_warp: side of the cube the planes span.
         plane_axes: "xyz" or "eg3d".
-        impl: "auto" or "ref".
+        plane_index: triplane of each point ``[B, N]`` (see ``sample_triplane``).
+        precision: MLP dot operands of the fused path: "ieee" (exact fp32, default),
+            "tf32", or "bf16" (fp32 accumulation in every case).
+        impl: "auto", "ref" or "triton".
 
     Returns:
         ``(sigma_raw [B, N, 1], rgb [B, N, C_out])``.
     """
-    device = xyz.device if isinstance(xyz, Tensor) else torch.device("cpu")
-    resolve_impl("triplane_decode", impl, device, {"ref": always})
-    return triplane_decode_ref(planes, xyz, decoder, box_warp=box_warp, plane_axes=plane_axes)
+    chosen = resolve_impl("triplane_decode", impl, _device_of(xyz), {"triton": triton_unavailable, "ref": always})
+    if chosen == "triton":
+        return triplane_decode_fused(
+            planes, xyz, decoder, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index,
+            precision=precision,
+        )
+    return triplane_decode_ref(planes, xyz, decoder, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
+
+
+def _device_of(t: object) -> torch.device:
+    return t.device if isinstance(t, Tensor) else torch.device("cpu")

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from tri3d.ops import composite, triplane_decode
 from tri3d.ops._checks import check_tensor
-from tri3d.ops.triplane import PLANE_AXES
+from tri3d.ops.triplane import PLANE_AXES, PRECISIONS
 from tri3d.render.rays import pixel_rays
 from tri3d.render.sampling import check_near_far, importance_depths, merge_samples, stratified_depths
 
@@ -31,6 +31,8 @@ class TriplaneRenderer(nn.Module):
             resolution); ``None`` renders all rays in one pass.
         deterministic: no random jitter of the coarse samples and evenly spaced CDF
             levels for the fine ones (flicker-free videos, exact comparisons).
+        precision: decoder MLP dot operands on the fused path: "ieee" (exact fp32),
+            "tf32" or "bf16" (see ``triplane_decode``).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class TriplaneRenderer(nn.Module):
         plane_axes: str = "xyz",
         ray_chunk: int | None = None,
         deterministic: bool = False,
+        precision: str = "ieee",
     ):
         super().__init__()
         check_near_far(near, far)
@@ -55,6 +58,8 @@ class TriplaneRenderer(nn.Module):
             raise ValueError(f"box_warp must be > 0, got {box_warp}")
         if plane_axes not in PLANE_AXES:
             raise ValueError(f"plane_axes must be one of {tuple(PLANE_AXES)}, got {plane_axes!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if ray_chunk is not None and ray_chunk < 1:
             raise ValueError(f"ray_chunk must be >= 1 or None, got {ray_chunk}")
         self.depth_samples = depth_samples
@@ -66,6 +71,7 @@ class TriplaneRenderer(nn.Module):
         self.plane_axes = plane_axes
         self.ray_chunk = ray_chunk
         self.deterministic = deterministic
+        self.precision = precision
 
     def forward(
         self,
@@ -86,7 +92,9 @@ class TriplaneRenderer(nn.Module):
         check_tensor("planes", planes, ("B", 3, "C", "H", "W"))
 
         def field(xyz: Tensor) -> tuple[Tensor, Tensor]:
-            return triplane_decode(planes, xyz, decoder, box_warp=self.box_warp, plane_axes=self.plane_axes)
+            return triplane_decode(
+                planes, xyz, decoder, box_warp=self.box_warp, plane_axes=self.plane_axes, precision=self.precision
+            )
 
         return self.render_field(field, cam2world, intrinsics, resolution, batch=planes.shape[0], generator=generator)
 

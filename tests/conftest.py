@@ -1,0 +1,17 @@
+"""Test setup: without a GPU, Triton kernels run under the interpreter on CPU tensors."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+HAS_CUDA = torch.cuda.is_available()
+if not HAS_CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # read when kernels are decorated, so set it first
+
+
+@pytest.fixture
+def device() -> torch.device:
+    """Where fused paths run in this session: CUDA when present, else the CPU interpreter."""
+    return torch.device("cuda" if HAS_CUDA else "cpu")

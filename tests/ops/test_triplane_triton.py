@@ -1,0 +1,143 @@
+"""Fused Triton triplane_decode vs the fp64 reference (interpreter on CPU, real on CUDA)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from tri3d.models import TriplaneDecoder
+from tri3d.ops import triplane_decode
+from tri3d.testing import FLOORS, assert_fused_close
+
+pytest.importorskip("triton")
+
+
+def make_case(device, *, n_hidden, C=8, hidden=16, C_out=3, T=2, B=2, N=37, H=7, W=9, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    planes = torch.randn(T, 3, C, H, W, generator=g)
+    xyz = (torch.rand(B, N, 3, generator=g) - 0.5) * 1.3  # ~1/3 of points leave the box on some axis
+    torch.manual_seed(seed)
+    decoder = TriplaneDecoder(in_features=C, hidden=hidden, n_hidden=n_hidden, out_features=C_out)
+    with torch.no_grad():  # non-zero biases so every path is exercised
+        for layer in decoder.layers:
+            layer.bias.normal_()
+    return planes.to(device), xyz.to(device), decoder.to(device)
+
+
+def run(planes, xyz, decoder, cotangents, **kw):
+    """Outputs and gradients w.r.t. planes and every decoder parameter."""
+    planes = planes.detach().requires_grad_()
+    sigma, rgb = triplane_decode(planes, xyz, decoder, **kw)
+    loss = (sigma * cotangents[0]).sum() + (rgb * cotangents[1]).sum()
+    grads = torch.autograd.grad(loss, [planes, *decoder.parameters()])
+    return [sigma, rgb, *grads]
+
+
+def compare(planes, xyz, decoder, *, plane_dtype, precision, plane_axes="xyz", plane_index=None, floor_key="fp32"):
+    """Fused vs same-precision ref vs fp64 ref for outputs and all gradients."""
+    kw = dict(plane_axes=plane_axes, plane_index=plane_index)
+    dec64 = copy.deepcopy(decoder).double()
+    idx64 = None if plane_index is None else plane_index.cpu()
+    ref64 = run(planes.cpu().double(), xyz.cpu().double(), dec64.cpu(), None or _cot(planes, xyz, decoder, torch.float64),
+                plane_axes=plane_axes, plane_index=idx64, impl="ref")
+    cot = _cot(planes, xyz, decoder, torch.float32, device=planes.device)
+    p = planes.to(plane_dtype)
+    fused = run(p, xyz, decoder, cot, precision=precision, impl="triton", **kw)
+    ref_dec = copy.deepcopy(decoder).to(plane_dtype) if plane_dtype != torch.float32 else decoder
+    ref_same = run(p, xyz.to(plane_dtype), ref_dec, [c.to(plane_dtype) for c in cot], impl="ref", **kw)
+    names = ["sigma", "rgb", "grad planes"] + [f"grad {n}" for n, _ in decoder.named_parameters()]
+    for name, f, r, r64 in zip(names, fused, ref_same, ref64):
+        assert_fused_close(f.cpu().float(), r.cpu().float(), r64, FLOORS[floor_key], name)
+
+
+def _cot(planes, xyz, decoder, dtype, device="cpu"):
+    g = torch.Generator().manual_seed(123)  # same random cotangents for every path
+    B, N = xyz.shape[:2]
+    return [torch.randn(B, N, 1, generator=g, dtype=dtype).to(device),
+            torch.randn(B, N, decoder.out_features, generator=g, dtype=dtype).to(device)]
+
+
+@pytest.mark.parametrize("n_hidden", [1, 3])
+@pytest.mark.parametrize("plane_axes", ["xyz", "eg3d"])
+def test_fp32_matches_reference(device, n_hidden, plane_axes):
+    planes, xyz, dec = make_case(device, n_hidden=n_hidden, seed=n_hidden)
+    compare(planes, xyz, dec, plane_dtype=torch.float32, precision="ieee", plane_axes=plane_axes)
+
+
+@pytest.mark.parametrize("n_hidden", [1, 3])
+def test_bf16_planes_and_operands(device, n_hidden):
+    planes, xyz, dec = make_case(device, n_hidden=n_hidden, N=70, seed=5)
+    compare(planes, xyz, dec, plane_dtype=torch.bfloat16, precision="bf16", floor_key="bf16")
+
+
+def test_tf32_operands(device):
+    planes, xyz, dec = make_case(device, n_hidden=3, seed=6)
+    compare(planes, xyz, dec, plane_dtype=torch.float32, precision="tf32", floor_key="tf32")
+
+
+def test_eg3d_sizes_odd_point_count(device):
+    # EG3D widths (C 32, hidden 64, 33 outputs padded to 64) and P = 2 * 101, not a block multiple.
+    planes, xyz, dec = make_case(device, n_hidden=3, C=32, hidden=64, C_out=32, N=101, H=12, W=10, seed=7)
+    compare(planes, xyz, dec, plane_dtype=torch.float32, precision="ieee")
+
+
+def test_plane_index_many_triplanes(device):
+    planes, xyz, dec = make_case(device, n_hidden=1, T=3, B=2, N=45, seed=8)
+    index = torch.randint(0, 3, (2, 45), generator=torch.Generator().manual_seed(0)).to(device)
+    compare(planes, xyz, dec, plane_dtype=torch.float32, precision="ieee", plane_index=index)
+    # A triplane no point reads gets a zero gradient.
+    index = torch.zeros_like(index)
+    p = planes.detach().requires_grad_()
+    sigma, rgb = triplane_decode(p, xyz, dec, plane_index=index, impl="triton")
+    (sigma.sum() + rgb.sum()).backward()
+    assert p.grad[1:].abs().max() == 0 and p.grad[0].abs().max() > 0
+
+
+def test_default_layout_equals_explicit_index(device):
+    planes, xyz, dec = make_case(device, n_hidden=1, T=2, B=2, seed=9)
+    index = torch.arange(2, device=device)[:, None].expand(2, xyz.shape[1])
+    a = triplane_decode(planes, xyz, dec, impl="triton")
+    b = triplane_decode(planes, xyz, dec, impl="triton", plane_index=index)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_coordinate_grad_and_bad_input_rejected(device):
+    planes, xyz, dec = make_case(device, n_hidden=1)
+    with pytest.raises(ValueError, match="xyz requires grad"):
+        triplane_decode(planes, xyz.requires_grad_(), dec, impl="triton")
+    with pytest.raises(ValueError, match="precision"):
+        triplane_decode(planes, xyz.detach(), dec, impl="triton", precision="fp8")
+    with pytest.raises(ValueError, match="decoder expects"):
+        triplane_decode(planes[:, :, :4], xyz.detach(), dec, impl="triton")
+    with pytest.raises(ValueError, match="hidden layers"):
+        triplane_decode(planes, xyz.detach(), TriplaneDecoder(in_features=8, hidden=16, n_hidden=4).to(device),
+                        impl="triton")
+
+
+def test_auto_picks_triton_only_where_it_can_run(monkeypatch):
+    from tri3d.ops.triplane import triton_unavailable
+
+    assert triton_unavailable(torch.device("cuda")) is None
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert "CUDA" in triton_unavailable(torch.device("cpu"))
+
+
+def test_custom_op_checks_and_compiles_without_graph_break(device):
+    from tri3d.ops.triplane import pack_decoder
+
+    planes, xyz, dec = make_case(device, n_hidden=3, N=20)
+    params, n_hidden, n_out = pack_decoder([(w.detach(), b.detach()) for w, b in dec.effective_layers()])
+    planes_cl = planes.permute(0, 1, 3, 4, 2).contiguous().requires_grad_()
+    args = (planes_cl, xyz.reshape(-1, 3).contiguous(), None, *[p.requires_grad_() for p in params],
+            n_hidden, n_out, xyz.shape[1], 1.0, False, "ieee")
+    torch.library.opcheck(torch.ops.tri3d.triplane_mlp_fwd.default, args)
+
+    compiled = torch.compile(lambda p, x: triplane_decode(p, x, dec, impl="triton"), backend="aot_eager", fullgraph=True)
+    p = planes.detach().requires_grad_()
+    sigma, rgb = compiled(p, xyz)
+    (sigma.sum() + rgb.square().sum()).backward()
+    q = planes.detach().requires_grad_()
+    sigma_e, rgb_e = triplane_decode(q, xyz, dec, impl="triton")
+    (sigma_e.sum() + rgb_e.square().sum()).backward()
+    torch.testing.assert_close((sigma, rgb, p.grad), (sigma_e, rgb_e, q.grad))

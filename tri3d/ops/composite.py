@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tri3d._backend import NATIVE_DTYPES, cpp_unavailable, cuda_unavailable, device_name, native, stream_handle
 from tri3d.ops._checks import check_finite, check_same_size, check_sorted, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl
+from tri3d.utils.nvtx import nvtx_range
 
 TRANSMITTANCE_EPS = 1e-10
 SIGMA_SHIFT = 1.0
@@ -62,6 +64,86 @@ def composite_ref(
     return out_rgb, depth, weights
 
 
+def _native_dtype(*tensors: Tensor) -> torch.dtype:
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def composite_native_forward(
+    sigma: Tensor,  # [M, S] contiguous
+    rgb: Tensor,  # [M, S, C] contiguous
+    depths: Tensor,  # [M, S] contiguous
+) -> tuple[Tensor, Tensor, Tensor]:  # rgb [M, C], depth [M], weights [M, S-1]
+    """Launch the native forward (C++ on CPU tensors, CUDA on CUDA tensors)."""
+    M, S, C = rgb.shape
+    out_rgb = rgb.new_empty(M, C)
+    out_depth = rgb.new_empty(M)
+    out_w = rgb.new_empty(M, S - 1)
+    native().composite_forward(
+        device_name(rgb), NATIVE_DTYPES[rgb.dtype], M, S, C, sigma.data_ptr(), rgb.data_ptr(), depths.data_ptr(),
+        out_rgb.data_ptr(), out_depth.data_ptr(), out_w.data_ptr(), stream_handle(rgb),
+    )
+    return out_rgb, out_depth, out_w
+
+
+def composite_native_backward(
+    sigma: Tensor,  # [M, S]
+    rgb: Tensor,  # [M, S, C]
+    depths: Tensor,  # [M, S]
+    grad_rgb: Tensor,  # [M, C]
+    grad_depth: Tensor,  # [M]
+    grad_weights: Tensor | None,  # [M, S-1]
+) -> tuple[Tensor, Tensor]:  # grad_sigma [M, S], grad_rgb [M, S, C]
+    """Launch the native closed-form backward."""
+    M, S, C = rgb.shape
+    g_sigma = torch.empty_like(sigma)
+    g_rgb = torch.empty_like(rgb)
+    native().composite_backward(
+        device_name(rgb), NATIVE_DTYPES[rgb.dtype], M, S, C, sigma.data_ptr(), rgb.data_ptr(), depths.data_ptr(),
+        grad_rgb.data_ptr(), grad_depth.data_ptr(), 0 if grad_weights is None else grad_weights.data_ptr(),
+        g_sigma.data_ptr(), g_rgb.data_ptr(), stream_handle(rgb),
+    )
+    return g_sigma, g_rgb
+
+
+class _CompositeNative(torch.autograd.Function):
+    """Native compositing over flattened rays; gradients for sigma and rgb only."""
+
+    @staticmethod
+    def forward(ctx, sigma: Tensor, rgb: Tensor, depths: Tensor):  # [M, S], [M, S, C], [M, S]
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(sigma, rgb, depths)
+        with nvtx_range("tri3d.composite.fwd"):
+            return composite_native_forward(sigma, rgb, depths)
+
+    @staticmethod
+    def backward(ctx, g_rgb, g_depth, g_w):
+        sigma, rgb, depths = ctx.saved_tensors
+        M, _, C = rgb.shape
+        g_rgb = rgb.new_zeros(M, C) if g_rgb is None else g_rgb.to(rgb.dtype).contiguous()
+        g_depth = rgb.new_zeros(M) if g_depth is None else g_depth.to(rgb.dtype).contiguous()
+        g_w = None if g_w is None else g_w.to(rgb.dtype).contiguous()
+        with nvtx_range("tri3d.composite.bwd"):
+            g_sigma, g_c = composite_native_backward(sigma, rgb, depths, g_rgb, g_depth, g_w)
+        return g_sigma, g_c, None
+
+
+def composite_native(
+    sigma_raw: Tensor,  # [B, R, S, 1]
+    rgb: Tensor,  # [B, R, S, C]
+    depths: Tensor,  # [B, R, S, 1]
+) -> tuple[Tensor, Tensor, Tensor]:  # rgb [B, R, C], depth [B, R, 1], weights [B, R, S-1, 1]
+    """The native path of ``composite`` (fp32, or fp64 when any input is fp64)."""
+    check_composite_args(sigma_raw, rgb, depths)
+    if depths.requires_grad:
+        raise ValueError("depths requires grad, but the native compositor does not differentiate depths; "
+                         "detach them or use impl='ref'")
+    B, R, S, C = rgb.shape
+    dtype = _native_dtype(sigma_raw, rgb, depths)
+    flat = [t.to(dtype).reshape(B * R, S, -1).contiguous() for t in (sigma_raw, rgb, depths)]
+    out_rgb, out_depth, out_w = _CompositeNative.apply(flat[0].reshape(B * R, S), flat[1], flat[2].reshape(B * R, S))
+    return out_rgb.reshape(B, R, C), out_depth.reshape(B, R, 1), out_w.reshape(B, R, S - 1, 1)
+
+
 def composite(
     sigma_raw: Tensor,  # [B, R, S, 1]
     rgb: Tensor,  # [B, R, S, C]
@@ -75,12 +157,18 @@ def composite(
         sigma_raw: raw density (before ``softplus(x - 1)``) ``[B, R, S, 1]``.
         rgb: colour/features ``[B, R, S, C]``.
         depths: sample depths along the ray, sorted along S, ``[B, R, S, 1]``.
-        impl: "auto" or "ref".
+        impl: "auto", "ref", "cpp" (CPU tensors) or "cuda" (CUDA tensors). The native
+            paths differentiate sigma_raw and rgb (not depths) and compute in fp32 (fp64
+            when an input is fp64).
 
     Returns:
         ``(rgb [B, R, C], depth [B, R, 1], weights [B, R, S-1, 1])``. White background
         and the ``*2 - 1`` image scaling are the renderer's.
     """
     device = depths.device if isinstance(depths, Tensor) else torch.device("cpu")
-    resolve_impl("composite", impl, device, {"ref": always})
-    return composite_ref(sigma_raw, rgb, depths)
+    chosen = resolve_impl(
+        "composite", impl, device, {"cuda": cuda_unavailable, "cpp": cpp_unavailable, "ref": always}
+    )
+    if chosen == "ref":
+        return composite_ref(sigma_raw, rgb, depths)
+    return composite_native(sigma_raw, rgb, depths)

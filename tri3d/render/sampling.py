@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tri3d._backend import cpp_unavailable, cuda_unavailable, device_name, native, stream_handle
 from tri3d.ops._checks import check_tensor
 from tri3d.ops._dispatch import always, resolve_impl
 
@@ -78,15 +79,7 @@ def sample_pdf(
     return bin_lo + (u - cdf_lo) / denom * (bin_hi - bin_lo)
 
 
-def importance_depths_ref(
-    depths: Tensor,  # [B, R, S, 1]
-    weights: Tensor,  # [B, R, S-1, 1]
-    samples: int,
-    *,
-    generator: torch.Generator | None = None,
-    deterministic: bool = False,
-) -> Tensor:  # [B, R, samples, 1]
-    """Reference importance sampler (no gradient flows through it)."""
+def _check_importance_args(depths: Tensor, weights: Tensor, samples: int) -> None:
     check_tensor("depths", depths, ("B", "R", "S", 1))
     check_tensor("weights", weights, ("B", "R", "S-1", 1))
     B, R, S, _ = depths.shape
@@ -96,15 +89,54 @@ def importance_depths_ref(
         raise ValueError(f"importance sampling needs at least 4 coarse samples per ray, got S={S}")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+
+
+def _cdf_levels(rays: int, samples: int, device: torch.device, generator, deterministic: bool) -> Tensor:  # [rays, samples]
+    if deterministic:
+        return torch.linspace(0, 1, samples, device=device).expand(rays, samples).contiguous()
+    return torch.rand(rays, samples, device=device, generator=generator)
+
+
+def importance_depths_ref(
+    depths: Tensor,  # [B, R, S, 1]
+    weights: Tensor,  # [B, R, S-1, 1]
+    samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    deterministic: bool = False,
+) -> Tensor:  # [B, R, samples, 1]
+    """Reference importance sampler (fp32, no gradient flows through it)."""
+    _check_importance_args(depths, weights, samples)
+    B, R, S, _ = depths.shape
     with torch.no_grad():
         d = depths.reshape(B * R, S).float()
         w = smooth_weights(weights.reshape(B * R, S - 1).float())
         mids = (d[:, 1:] + d[:, :-1]) / 2
-        if deterministic:
-            u = torch.linspace(0, 1, samples, device=d.device).expand(B * R, samples)
-        else:
-            u = torch.rand(B * R, samples, device=d.device, generator=generator)
+        u = _cdf_levels(B * R, samples, d.device, generator, deterministic)
         fine = sample_pdf(mids, w[:, 1:-1], u)
+    return fine.reshape(B, R, samples, 1).to(depths.dtype)
+
+
+def importance_depths_native(
+    depths: Tensor,  # [B, R, S, 1]
+    weights: Tensor,  # [B, R, S-1, 1]
+    samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    deterministic: bool = False,
+) -> Tensor:  # [B, R, samples, 1]
+    """Native importance sampler (C++ / CUDA); draws the same uniforms as the reference."""
+    _check_importance_args(depths, weights, samples)
+    B, R, S, _ = depths.shape
+    with torch.no_grad():
+        d = depths.reshape(B * R, S).float().contiguous()
+        w = weights.reshape(B * R, S - 1).float().contiguous()
+        u = _cdf_levels(B * R, samples, d.device, generator, deterministic)
+        fine = torch.empty_like(u)
+        native().importance(
+            device_name(d), "float32", B * R, S, samples, d.data_ptr(), w.data_ptr(), u.data_ptr(),
+            fine.data_ptr(), stream_handle(d),
+        )
     return fine.reshape(B, R, samples, 1).to(depths.dtype)
 
 
@@ -126,14 +158,18 @@ def importance_depths(
         generator: random generator for the uniform draws.
         deterministic: use evenly spaced CDF levels ``linspace(0, 1, samples)`` instead
             of uniform draws.
-        impl: "auto" or "ref".
+        impl: "auto", "ref", "cpp" (CPU tensors) or "cuda" (CUDA tensors); all paths draw
+            the same uniforms, so they agree up to rounding.
 
     Returns:
         Unsorted fine depths ``[B, R, samples, 1]`` (detached).
     """
     device = depths.device if isinstance(depths, Tensor) else torch.device("cpu")
-    resolve_impl("importance_depths", impl, device, {"ref": always})
-    return importance_depths_ref(depths, weights, samples, generator=generator, deterministic=deterministic)
+    chosen = resolve_impl(
+        "importance_depths", impl, device, {"cuda": cuda_unavailable, "cpp": cpp_unavailable, "ref": always}
+    )
+    fn = importance_depths_ref if chosen == "ref" else importance_depths_native
+    return fn(depths, weights, samples, generator=generator, deterministic=deterministic)
 
 
 def merge_samples(

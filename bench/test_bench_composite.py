@@ -1,0 +1,71 @@
+"""Native compositor vs the reference: forward and forward+backward.
+
+Size: batch 8 x 4096 rays x 96 samples x 32 channels (the issue's bench size), on CUDA
+(cuda vs ref) or CPU (cpp vs ref). Records median ms, peak memory (CUDA), rays/s and,
+on a known GPU, the fraction of the roofline floor: forward reads (2 + C) x 4 bytes per
+sample and writes (C + 1 + S - 1) x 4 per ray; backward reads the inputs and cotangents
+and writes (1 + C) x 4 bytes per sample (its flops are negligible).
+
+Run: pytest bench/test_bench_composite.py --benchmark-json out.json
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tri3d.ops import composite
+
+from roofline import floor_seconds
+
+CUDA = torch.cuda.is_available()
+B, R, S, C = 8, 4096, 96, 32
+
+
+def inputs():
+    device = "cuda" if CUDA else "cpu"
+    g = torch.Generator(device=device).manual_seed(0)
+    sigma = torch.randn(B, R, S, 1, device=device, generator=g) * 3
+    rgb = torch.rand(B, R, S, C, device=device, generator=g)
+    depths = torch.sort(2 + torch.rand(B, R, S, 1, device=device, generator=g), dim=2).values
+    return sigma, rgb, depths
+
+
+@pytest.mark.parametrize("impl", ["ref", "native"])
+@pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
+def test_composite(benchmark, impl, mode):
+    impl = ("cuda" if CUDA else "cpp") if impl == "native" else impl
+    sigma, rgb, depths = inputs()
+    sigma.requires_grad_(mode == "fwd+bwd")
+    rgb.requires_grad_(mode == "fwd+bwd")
+    cot = None
+
+    def step():
+        nonlocal cot
+        outs = composite(sigma, rgb, depths, impl=impl)
+        if mode == "fwd+bwd":
+            if cot is None:
+                cot = [torch.randn_like(o) for o in outs]
+            torch.autograd.backward(outs, cot)
+        if CUDA:
+            torch.cuda.synchronize()
+
+    step()
+    peak_mb = None
+    if CUDA:
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+    benchmark.pedantic(step, rounds=20 if CUDA else 5, warmup_rounds=2 if CUDA else 1, iterations=1)
+    median = benchmark.stats.stats.median
+    rays = B * R
+    bytes_ = rays * (S * (2 + C) * 4 + (C + S) * 4)
+    if mode == "fwd+bwd":
+        bytes_ += rays * (S * (2 + C) * 4 + (C + S) * 4 + S * (1 + C) * 4)
+    floor = floor_seconds(bytes_, 0.0, "ieee")
+    benchmark.extra_info.update(
+        ms=median * 1e3, peak_mb=peak_mb, rays_per_s=rays / median, impl=impl,
+        roofline_floor_ms=None if floor is None else floor * 1e3,
+        roofline_fraction=None if floor is None else floor / median,
+        device=torch.cuda.get_device_name() if CUDA else "cpu",
+    )

@@ -1,0 +1,113 @@
+// pybind11 module tri3d._C: the native ops over raw data pointers. No torch headers, so
+// the module depends on neither the torch version nor its ABI. Arrays are contiguous;
+// dtype is "float32" or "float64"; CUDA entry points take the stream as an integer handle.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "ops.h"
+
+namespace py = pybind11;
+using std::int64_t;
+
+namespace {
+
+template <typename T>
+const T* in(std::uintptr_t p) { return reinterpret_cast<const T*>(p); }
+template <typename T>
+T* out(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
+
+template <typename F>
+void by_dtype(const std::string& dtype, F&& f) {
+  if (dtype == "float32") {
+    f(float{});
+  } else if (dtype == "float64") {
+    f(double{});
+  } else {
+    throw std::invalid_argument("tri3d._C: dtype must be float32 or float64, got " + dtype);
+  }
+}
+
+void check_sizes(int64_t M, int S, int C) {
+  if (M < 0 || S < 2 || C < 1) throw std::invalid_argument("tri3d._C: need M >= 0, S >= 2, C >= 1");
+}
+
+void composite_forward(const std::string& device, const std::string& dtype, int64_t M, int S, int C,
+                       std::uintptr_t sigma, std::uintptr_t rgb, std::uintptr_t depth, std::uintptr_t out_rgb,
+                       std::uintptr_t out_depth, std::uintptr_t out_weights, std::uintptr_t stream) {
+  check_sizes(M, S, C);
+  by_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    if (device == "cpu") {
+      py::gil_scoped_release release;
+      tri3d::composite_forward_cpu<T>(M, S, C, in<T>(sigma), in<T>(rgb), in<T>(depth), out<T>(out_rgb),
+                                      out<T>(out_depth), out<T>(out_weights));
+#ifdef TRI3D_WITH_CUDA
+    } else if (device == "cuda") {
+      tri3d::composite_forward_cuda<T>(M, S, C, in<T>(sigma), in<T>(rgb), in<T>(depth), out<T>(out_rgb),
+                                       out<T>(out_depth), out<T>(out_weights), reinterpret_cast<void*>(stream));
+#endif
+    } else {
+      throw std::invalid_argument("tri3d._C: no " + device + " build of composite_forward");
+    }
+  });
+}
+
+void composite_backward(const std::string& device, const std::string& dtype, int64_t M, int S, int C,
+                        std::uintptr_t sigma, std::uintptr_t rgb, std::uintptr_t depth, std::uintptr_t grad_rgb_out,
+                        std::uintptr_t grad_depth_out, std::uintptr_t grad_weights_out, std::uintptr_t grad_sigma,
+                        std::uintptr_t grad_rgb, std::uintptr_t stream) {
+  check_sizes(M, S, C);
+  by_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* gw = grad_weights_out ? in<T>(grad_weights_out) : nullptr;
+    if (device == "cpu") {
+      py::gil_scoped_release release;
+      tri3d::composite_backward_cpu<T>(M, S, C, in<T>(sigma), in<T>(rgb), in<T>(depth), in<T>(grad_rgb_out),
+                                       in<T>(grad_depth_out), gw, out<T>(grad_sigma), out<T>(grad_rgb));
+#ifdef TRI3D_WITH_CUDA
+    } else if (device == "cuda") {
+      tri3d::composite_backward_cuda<T>(M, S, C, in<T>(sigma), in<T>(rgb), in<T>(depth), in<T>(grad_rgb_out),
+                                        in<T>(grad_depth_out), gw, out<T>(grad_sigma), out<T>(grad_rgb),
+                                        reinterpret_cast<void*>(stream));
+#endif
+    } else {
+      throw std::invalid_argument("tri3d._C: no " + device + " build of composite_backward");
+    }
+  });
+}
+
+void importance(const std::string& device, const std::string& dtype, int64_t M, int S, int n, std::uintptr_t depth,
+                std::uintptr_t weights, std::uintptr_t u, std::uintptr_t out_depths, std::uintptr_t stream) {
+  if (M < 0 || S < 4 || n < 0) throw std::invalid_argument("tri3d._C: importance needs M >= 0, S >= 4, n >= 0");
+  by_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    if (device == "cpu") {
+      py::gil_scoped_release release;
+      tri3d::importance_cpu<T>(M, S, n, in<T>(depth), in<T>(weights), in<T>(u), out<T>(out_depths));
+#ifdef TRI3D_WITH_CUDA
+    } else if (device == "cuda") {
+      tri3d::importance_cuda<T>(M, S, n, in<T>(depth), in<T>(weights), in<T>(u), out<T>(out_depths),
+                                reinterpret_cast<void*>(stream));
+#endif
+    } else {
+      throw std::invalid_argument("tri3d._C: no " + device + " build of importance");
+    }
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "tri3d native ops (compositor, importance sampler) over raw pointers";
+#ifdef TRI3D_WITH_CUDA
+  m.attr("with_cuda") = true;
+#else
+  m.attr("with_cuda") = false;
+#endif
+  m.def("composite_forward", &composite_forward, "Alpha compositing forward (one ray per row)");
+  m.def("composite_backward", &composite_backward, "Alpha compositing closed-form backward");
+  m.def("importance", &importance, "Inverse-CDF importance sampling from coarse weights");
+}

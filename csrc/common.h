@@ -1,0 +1,34 @@
+// Shared helpers for the per-ray cores: host/device qualifiers and EG3D's softplus.
+#pragma once
+
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define HOST_DEVICE inline
+#endif
+
+namespace tri3d {
+
+// torch.nn.functional.softplus(x) with beta 1, threshold 20.
+template <typename T>
+HOST_DEVICE T softplus(T x) {
+  return x > T(20) ? x : log1p(exp(x));
+}
+
+// d softplus / dx as torch computes it (exactly 1 above the threshold).
+template <typename T>
+HOST_DEVICE T softplus_grad(T x) {
+  if (x > T(20)) return T(1);
+  T z = exp(x);
+  return z / (z + T(1));
+}
+
+template <typename T>
+HOST_DEVICE T max2(T a, T b) { return a > b ? a : b; }
+
+template <typename T>
+HOST_DEVICE T min2(T a, T b) { return a < b ? a : b; }
+
+}  // namespace tri3d

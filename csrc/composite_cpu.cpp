@@ -1,0 +1,59 @@
+// CPU loops over rays (OpenMP) around the shared per-ray cores.
+#include "composite.h"
+#include "importance.h"
+#include "ops.h"
+
+namespace tri3d {
+
+namespace {
+struct NoSync {
+  void operator()() const {}
+};
+struct Identity {
+  template <typename T>
+  T operator()(T x) const { return x; }
+};
+}  // namespace
+
+template <typename T>
+void composite_forward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
+                           T* out_depth, T* out_weights) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < M; ++r) {
+    composite_forward_ray<T>(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
+                             out_weights + r * (S - 1), 0, 1);
+  }
+}
+
+template <typename T>
+void composite_backward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+                            const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
+                            T* grad_sigma, T* grad_rgb) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < M; ++r) {
+    composite_backward_ray<T>(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C,
+                              grad_depth_out + r, grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr,
+                              grad_sigma + r * S, grad_rgb + r * S * C, 0, 1, NoSync(), Identity());
+  }
+}
+
+template <typename T>
+void importance_cpu(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < M; ++r) {
+    const T* w = weights + r * (S - 1);
+    T total = importance_total(w, S);
+    for (int j = 0; j < n; ++j) out[r * n + j] = importance_sample_one(depth + r * S, w, S, total, u[r * n + j]);
+  }
+}
+
+#define TRI3D_INSTANTIATE(T)                                                                                    \
+  template void composite_forward_cpu<T>(int64_t, int, int, const T*, const T*, const T*, T*, T*, T*);         \
+  template void composite_backward_cpu<T>(int64_t, int, int, const T*, const T*, const T*, const T*, const T*, \
+                                          const T*, T*, T*);                                                    \
+  template void importance_cpu<T>(int64_t, int, int, const T*, const T*, const T*, T*);
+TRI3D_INSTANTIATE(float)
+TRI3D_INSTANTIATE(double)
+#undef TRI3D_INSTANTIATE
+
+}  // namespace tri3d

@@ -1,0 +1,65 @@
+// Importance sampling of one ray from its coarse compositing weights (EG3D semantics,
+// DESIGN.md), shared by the CPU loop and the CUDA kernel.
+//
+// depth: [S] sorted coarse depths; weights: [S-1]; u: [n] uniforms in [0, 1).
+// Smoothed weights a_j = (max(w_{j-1}, w_j) + max(w_j, w_{j+1})) / 2 + 0.01 (edges use the
+// one neighbour there is); the interior a_1 .. a_{S-3}, plus 1e-5, are a piecewise
+// constant density over the bins between coarse midpoints mid_0 .. mid_{S-3}; each u is
+// mapped through the inverse CDF (searchsorted right, EG3D's below/above clamping).
+#pragma once
+
+#include "common.h"
+
+namespace tri3d {
+
+constexpr double kWeightFloor = 0.01;
+constexpr double kPdfEps = 1e-5;
+
+template <typename T>
+HOST_DEVICE T smoothed_weight(const T* w, int L, int j) {
+  T left = j > 0 ? max2(w[j - 1], w[j]) : w[j];
+  T right = j < L - 1 ? max2(w[j], w[j + 1]) : w[j];
+  return (left + right) * T(0.5) + T(kWeightFloor);
+}
+
+// Sum of the interior smoothed weights (+ eps each): the CDF normalizer.
+template <typename T>
+HOST_DEVICE T importance_total(const T* w, int S) {
+  const int L = S - 1;
+  T total = T(0);
+  for (int j = 1; j < L - 1; ++j) total += smoothed_weight(w, L, j) + T(kPdfEps);
+  return total;
+}
+
+// Unnormalized CDF at index k (k = 0 .. K, K = S - 3): sum of the first k densities.
+// Inverse CDF of one u by a linear walk over the bins (S is small: 48 to 128).
+template <typename T>
+HOST_DEVICE T importance_sample_one(const T* depth, const T* w, int S, T total, T u) {
+  const int L = S - 1, K = S - 3;
+  const T eps = T(kPdfEps);
+  // cdf_0 = 0; cdf_k = sum_{j<k} p_j. searchsorted(right): idx = #{k : cdf_k <= u}.
+  T cdf_lo = T(0), cdf_hi = T(0);
+  int idx = 1;  // cdf_0 = 0 <= u always
+  T cdf = T(0);
+  for (int k = 1; k <= K; ++k) {
+    T next = cdf + (smoothed_weight(w, L, k) + eps) / total;  // cdf_k, density p_{k-1} = a_k
+    if (next <= u) {
+      cdf = next;
+      idx = k + 1;
+    } else {
+      break;
+    }
+  }
+  int below = idx - 1 < 0 ? 0 : idx - 1;
+  int above = idx > K ? K : idx;
+  // cdf values at below / above (recomputed: below is the last cdf <= u).
+  cdf_lo = cdf;
+  cdf_hi = above == below ? cdf : cdf + (smoothed_weight(w, L, above) + eps) / total;
+  T bin_lo = (depth[below] + depth[below + 1]) * T(0.5);
+  T bin_hi = (depth[above] + depth[above + 1]) * T(0.5);
+  T denom = cdf_hi - cdf_lo;
+  if (denom < eps) denom = T(1);
+  return bin_lo + (u - cdf_lo) / denom * (bin_hi - bin_lo);
+}
+
+}  // namespace tri3d

@@ -1,0 +1,63 @@
+"""Compile csrc/composite_cuda.cu with nvcc for sm_80 and sm_90 and report ptxas resource
+usage per kernel (compile check for machines that cannot run CUDA).
+
+Usage: python csrc/nvcc_report.py [--nvcc PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("composite_cuda.cu")
+ARCHS = (80, 90)
+
+
+def compile_report(nvcc: str) -> list[dict]:
+    """Rows of {kernel, arch, registers, stack, spill_stores, spill_loads}; raises on compile errors."""
+    gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [nvcc, "-std=c++17", "-O3", "-c", str(SOURCE), f"-I{SOURCE.parent}", *gencode, "-Xptxas", "-v",
+               "-o", str(Path(tmp) / "composite_cuda.o")]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"nvcc failed:\n{out.stderr[-4000:]}")
+    rows, current = [], None
+    for line in out.stderr.splitlines():
+        m = re.search(r"Compiling entry function '(\w+)' for 'sm_(\d+)'", line)
+        if m:
+            name = re.search(r"(composite_forward_kernel|composite_backward_kernel|importance_kernel)I([fd])", m.group(1))
+            current = {"kernel": f"{name.group(1)}<{'float' if name.group(2) == 'f' else 'double'}>" if name else m.group(1),
+                       "arch": int(m.group(2))}
+            continue
+        m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
+        if m and current is not None:
+            current.update(stack=int(m.group(1)), spill_stores=int(m.group(2)), spill_loads=int(m.group(3)))
+            continue
+        m = re.search(r"Used (\d+) registers", line)
+        if m and current is not None:
+            current["registers"] = int(m.group(1))
+            rows.append(current)
+            current = None
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nvcc", default=shutil.which("nvcc"))
+    args = parser.parse_args(argv)
+    if not args.nvcc:
+        print("nvcc not found: skipping the CUDA compile check")
+        return 0
+    for r in compile_report(args.nvcc):
+        print(f"{r['kernel']:<36} sm_{r['arch']}  REG {r['registers']:>3}  STACK {r['stack']:>4}  "
+              f"SPILL st/ld {r['spill_stores']}/{r['spill_loads']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+// Entry points of the native ops over raw pointers (contiguous arrays), one set per
+// backend. M = number of rays, S = samples per ray, C = channels, n = fine samples.
+#pragma once
+
+#include <cstdint>
+
+namespace tri3d {
+
+template <typename T>
+void composite_forward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
+                           T* out_depth, T* out_weights);
+
+template <typename T>
+void composite_backward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+                            const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
+                            T* grad_sigma, T* grad_rgb);
+
+template <typename T>
+void importance_cpu(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out);
+
+#ifdef TRI3D_WITH_CUDA
+template <typename T>
+void composite_forward_cuda(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
+                            T* out_depth, T* out_weights, void* stream);
+
+template <typename T>
+void composite_backward_cuda(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+                             const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
+                             T* grad_sigma, T* grad_rgb, void* stream);
+
+template <typename T>
+void importance_cuda(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out, void* stream);
+#endif
+
+}  // namespace tri3d

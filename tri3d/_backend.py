@@ -1,0 +1,63 @@
+"""Lazy, CPU-safe loading of the native extension ``tri3d._C``.
+
+Nothing is imported until a native path is first asked for; when the extension is
+missing (not built, no compiler at install time) the reference paths keep working and
+one warning says why.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import warnings
+from types import ModuleType
+
+import torch
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> tuple[ModuleType | None, str | None]:
+    try:
+        return importlib.import_module("tri3d._C"), None
+    except ImportError as err:
+        reason = f"the native extension tri3d._C is not available ({err}); reinstall with `pip install -e .` and a C++ compiler + CMake"
+        warnings.warn(f"tri3d: {reason}; falling back to reference paths", stacklevel=3)
+        return None, reason
+
+
+def native() -> ModuleType:
+    """The loaded extension; raises ``RuntimeError`` saying why when it is missing."""
+    module, reason = _load()
+    if module is None:
+        raise RuntimeError(reason)
+    return module
+
+
+def cpp_unavailable(device: torch.device) -> str | None:
+    """Availability probe of the C++ (CPU) path."""
+    if device.type != "cpu":
+        return "the C++ path runs on CPU tensors"
+    return _load()[1]
+
+
+def cuda_unavailable(device: torch.device) -> str | None:
+    """Availability probe of the CUDA path."""
+    if device.type != "cuda":
+        return "the CUDA path runs on CUDA tensors"
+    module, reason = _load()
+    if module is None:
+        return reason
+    if not module.with_cuda:
+        return "tri3d._C was built without CUDA (no nvcc at install time); reinstall on a machine with nvcc"
+    return None
+
+
+def device_name(t: torch.Tensor) -> str:
+    return "cuda" if t.is_cuda else "cpu"
+
+
+def stream_handle(t: torch.Tensor) -> int:
+    """The current CUDA stream of ``t``'s device as an integer (0 on CPU)."""
+    return torch.cuda.current_stream(t.device).cuda_stream if t.is_cuda else 0
+
+
+NATIVE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}

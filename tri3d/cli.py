@@ -1,7 +1,8 @@
-"""The `tri3d` command. Subcommands stay thin and hand off to the library."""
+"""The `tri3d` command. Subcommands validate their options and hand off to the library."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -12,30 +13,141 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonneg_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+# train option -> (TrainConfig field, type, help)
+TRAIN_OVERRIDES = {
+    "data": ("data", str, "dataset folder or zip (StyleGAN layout); default: the embedded shapes set"),
+    "run_dir": ("run_dir", str, "where numbered run folders go (default runs)"),
+    "kimg": ("total_kimg", _positive_float, "training length in thousands of real images"),
+    "snapshot_kimg": ("snapshot_kimg", _positive_float, "snapshot interval in kimg"),
+    "batch": ("batch", _positive_int, "batch size (objects per step)"),
+    "views": ("views", _positive_int, "views per generated object seen by D (multi-view discrimination)"),
+    "multiview_start_kimg": ("multiview_start_kimg", _nonneg_float, "kimg from which --views applies (1 before)"),
+    "seed": ("seed", int, "random seed"),
+    "device": ("device", str, "auto, cpu, cuda or cuda:N"),
+    "r1_gamma": ("r1_gamma", _nonneg_float, "R1 regularization weight"),
+    "workers": ("num_workers", int, "data loader worker processes"),
+    "log_every": ("log_every", _positive_int, "steps between stats.jsonl rows"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from tri3d.train.config import PRESETS
+
     parser = argparse.ArgumentParser(prog="tri3d", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a class-conditional triplane GAN")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="configuration preset (default tiny)")
+    for flag, (_, typ, help_) in TRAIN_OVERRIDES.items():
+        train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None, help=help_)
+    train.add_argument("--skip-bad", action="store_true", help="skip unreadable / mismatched images and count them")
+    train.add_argument("--resume", default=None, help="run folder or snapshot to continue from")
+    train.add_argument("--gpus", type=_positive_int, default=1, help="GPUs on this machine")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+
+    data = sub.add_parser("dataset", help="build datasets")
+    dsub = data.add_subparsers(dest="dataset_command", required=True)
+    conv = dsub.add_parser("convert", help="class folders root/<class>/*.jpg -> StyleGAN-layout zip")
+    conv.add_argument("--source", required=True)
+    conv.add_argument("--dest", required=True, help="output .zip")
+    conv.add_argument("--resolution", type=_positive_int, required=True)
+    conv.add_argument("--skip-bad", action="store_true")
+    shapes = dsub.add_parser("shapes", help="render the procedural shapes set")
+    shapes.add_argument("--dest", default=None, help="output folder (default: the cache folder)")
+    shapes.add_argument("--resolution", type=_positive_int, default=32)
+    shapes.add_argument("--per-class", type=_positive_int, default=200)
+    shapes.add_argument("--seed", type=int, default=0)
+
     demo = sub.add_parser("demo", help="render random triplanes from sphere poses to a PNG grid")
     demo.add_argument("--out", default="runs/demo.png", help="PNG path (default: runs/demo.png)")
     demo.add_argument("--objects", type=_positive_int, default=2)
     demo.add_argument("--views", type=_positive_int, default=3)
     demo.add_argument("--resolution", type=_positive_int, default=64)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     return parser
+
+
+def train_config(args: argparse.Namespace):
+    """The resolved TrainConfig: preset (or the resumed run's config) + explicit options."""
+    from tri3d.train import checkpoint
+    from tri3d.train.config import TrainConfig, preset
+
+    if args.resume:
+        cfg = TrainConfig.from_dict(checkpoint.load_config(checkpoint.find_snapshot(args.resume)))
+    else:
+        cfg = preset(args.preset)
+    for flag, (field, _, _) in TRAIN_OVERRIDES.items():
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(cfg, field, value)
+    cfg.skip_bad = cfg.skip_bad or args.skip_bad
+    cfg.validate()
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.gpus > 1:
+        raise SystemExit("tri3d train: --gpus > 1 needs the distributed launcher, which is not implemented yet")
+    cfg = train_config(args)
+    if args.dry_run:
+        print(cfg.to_json())
+        return 0
+    from tri3d.train.loop import Trainer
+
+    trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
+    if trainer.dataset.skipped:
+        print(f"skipped {len(trainer.dataset.skipped)} bad images", file=sys.stderr)
+    run = trainer.train()
+    print(f"run folder: {run}")
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    if args.dataset_command == "convert":
+        from tri3d.data.convert import convert_class_folders
+
+        info = convert_class_folders(args.source, args.dest, args.resolution, skip_bad=args.skip_bad)
+        print(json.dumps({"dest": args.dest, "images": info["images"], "classes": len(info["classes"]),
+                          "skipped": len(info["skipped"])}))
+    else:
+        from tri3d.data.shapes import make_shapes_dataset
+
+        path = make_shapes_dataset(args.dest, resolution=args.resolution, per_class=args.per_class, seed=args.seed,
+                                   progress=True)
+        print(f"shapes dataset: {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tri3d.demo import render_demo
+
+    path = render_demo(args.out, objects=args.objects, views=args.views, resolution=args.resolution, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        if args.dry_run:
-            print(vars(args))
-            return 0
-        from tri3d.demo import render_demo
-
-        path = render_demo(args.out, objects=args.objects, views=args.views, resolution=args.resolution, seed=args.seed)
-        print(f"wrote {path}")
-    return 0
+    try:
+        return {"train": cmd_train, "dataset": cmd_dataset, "demo": cmd_demo}[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"tri3d {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -115,10 +115,14 @@ def test_coordinate_grad_and_bad_input_rejected(device):
                         impl="triton")
 
 
-def test_auto_picks_triton_only_where_it_can_run(monkeypatch):
-    from tri3d.ops.triplane import triton_unavailable
+def test_auto_picks_triton_only_on_cuda(monkeypatch):
+    from tri3d.ops.triplane import triton_auto_unavailable, triton_unavailable
 
     assert triton_unavailable(torch.device("cuda")) is None
+    assert triton_auto_unavailable(torch.device("cuda")) is None
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert triton_unavailable(torch.device("cpu")) is None  # explicit request: the interpreter
+    assert triton_auto_unavailable(torch.device("cpu")) is not None  # auto never picks it
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     assert "CUDA" in triton_unavailable(torch.device("cpu"))
 

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from tri3d.ops.composite import composite, composite_ref
+from tri3d.ops.modconv import modulated_conv2d, modulated_conv2d_ref
 from tri3d.ops.triplane import sample_triplane, sample_triplane_ref, triplane_decode, triplane_decode_ref
 
 __all__ = [
     "composite",
     "composite_ref",
+    "modulated_conv2d",
+    "modulated_conv2d_ref",
     "sample_triplane",
     "sample_triplane_ref",
     "triplane_decode",

@@ -103,7 +103,8 @@ MAX_HIDDEN = 3
 
 
 def triton_unavailable(device: torch.device) -> str | None:
-    """Availability probe of the Triton path (``None`` when it can run on ``device``)."""
+    """Availability probe of an explicit ``impl="triton"`` request (``None`` when it can
+    run on ``device``): CUDA tensors, or CPU tensors under Triton's interpreter."""
     if importlib.util.find_spec("triton") is None:
         return "the triton package is not installed"
     if device.type == "cuda":
@@ -111,6 +112,13 @@ def triton_unavailable(device: torch.device) -> str | None:
     if device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1":
         return None
     return "Triton kernels run on CUDA tensors (or on CPU tensors under TRITON_INTERPRET=1)"
+
+
+def triton_auto_unavailable(device: torch.device) -> str | None:
+    """Probe for ``impl="auto"``: only real GPU runs; the interpreter is never chosen implicitly."""
+    if device.type != "cuda":
+        return "auto uses Triton only on CUDA tensors"
+    return triton_unavailable(device)
 
 
 def _pad2(w: Tensor, rows: int, cols: int) -> Tensor:  # [r, c] -> [rows, cols], row-major
@@ -302,7 +310,8 @@ def triplane_decode(
     Returns:
         ``(sigma_raw [B, N, 1], rgb [B, N, C_out])``.
     """
-    chosen = resolve_impl("triplane_decode", impl, _device_of(xyz), {"triton": triton_unavailable, "ref": always})
+    probe = triton_unavailable if impl == "triton" else triton_auto_unavailable
+    chosen = resolve_impl("triplane_decode", impl, _device_of(xyz), {"triton": probe, "ref": always})
     if chosen == "triton":
         return triplane_decode_fused(
             planes, xyz, decoder, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index,

@@ -1,0 +1,107 @@
+"""ImageDataset errors, class-folder conversion, the shapes set."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tri3d.data import ImageDataset
+from tri3d.data.convert import convert_class_folders
+from tri3d.data.shapes import CLASS_NAMES, make_shapes_dataset
+
+
+def write_folder(root, n=4, res=8, labels=True):
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (res, res, 3), dtype=np.uint8)).save(root / f"img{i}.png")
+        entries.append([f"img{i}.png", i % 2])
+    (root / "dataset.json").write_text(json.dumps({"labels": entries if labels else None}))
+    return root
+
+
+def test_folder_and_zip_load_the_same(tmp_path):
+    folder = write_folder(tmp_path / "ds")
+    with zipfile.ZipFile(tmp_path / "ds.zip", "w") as zf:
+        for p in folder.iterdir():
+            zf.write(p, p.name)
+    a, b = ImageDataset(folder), ImageDataset(tmp_path / "ds.zip")
+    assert len(a) == len(b) == 4 and a.num_classes == 2 and a.resolution == 8
+    for i in range(4):
+        img, label = a[i]
+        assert img.dtype == torch.uint8 and img.shape == (3, 8, 8)
+        assert torch.equal(img, b[i][0]) and label == b[i][1] == i % 2
+    np.testing.assert_array_equal(img.permute(1, 2, 0).numpy(), np.asarray(Image.open(folder / "img3.png")))
+
+
+def test_corrupt_truncated_mismatched_and_unlabelled_files_are_named(tmp_path):
+    folder = write_folder(tmp_path / "ds")
+    (folder / "img1.png").write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match="img1.png: unreadable image"):
+        ImageDataset(folder)
+    folder = write_folder(tmp_path / "ds2")
+    data = (folder / "img2.png").read_bytes()
+    (folder / "img2.png").write_bytes(data[: len(data) // 2])  # truncated: header fine, pixels missing
+    ds = ImageDataset(folder)  # header scan passes...
+    with pytest.raises(ValueError, match="img2.png: unreadable image"):
+        ds[2]  # ...decoding names the file
+    skipping = ImageDataset(folder, skip_bad=True)
+    assert len(skipping) == 3 and [n for n, _ in skipping.skipped] == ["img2.png"]
+    folder = write_folder(tmp_path / "ds3")
+    Image.new("RGB", (16, 16)).save(folder / "img3.png")
+    with pytest.raises(ValueError, match="img3.png: resolution 16 differs"):
+        ImageDataset(folder)
+    folder = write_folder(tmp_path / "ds4")
+    meta = json.loads((folder / "dataset.json").read_text())
+    meta["labels"] = meta["labels"][:-1]
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="img3.png: no label"):
+        ImageDataset(folder)
+    assert len(ImageDataset(folder, skip_bad=True)) == 3
+
+
+def test_convert_class_folders(tmp_path):
+    src = tmp_path / "src"
+    for cls, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+        (src / cls).mkdir(parents=True)
+        for k in range(3):
+            Image.new("RGB", (40 + 10 * k, 30), colour).save(src / cls / f"{k}.jpg")
+    info = convert_class_folders(src, tmp_path / "out.zip", 16)
+    assert info["images"] == 6 and info["classes"] == ["cat", "dog"]
+    ds = ImageDataset(tmp_path / "out.zip")
+    assert ds.resolution == 16 and ds.num_classes == 2
+    img, label = ds[5]
+    assert label == 1 and img[2].float().mean() > 200 and img[0].float().mean() < 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zip", "src"]  # no temporary left
+    (src / "dog" / "bad.jpg").write_bytes(b"xx")
+    with pytest.raises(ValueError, match="bad.jpg: unreadable image"):
+        convert_class_folders(src, tmp_path / "out2.zip", 16)
+    assert not (tmp_path / "out2.zip").exists()
+
+
+def test_shapes_set_is_deterministic_and_consistent(tmp_path):
+    a = make_shapes_dataset(tmp_path / "a", resolution=16, per_class=3, seed=5)
+    b = make_shapes_dataset(tmp_path / "b", resolution=16, per_class=3, seed=5)
+    ds = ImageDataset(a)
+    assert len(ds) == 3 * len(CLASS_NAMES) and ds.num_classes == len(CLASS_NAMES)
+    for i in range(len(ds)):
+        assert torch.equal(ds[i][0], ImageDataset(b)[i][0])
+    meta = json.loads((a / "dataset.json").read_text())
+    assert "cam2world" not in json.dumps(meta["labels"])  # cameras are not labels
+    gt = np.load(a / "ground_truth.npz")
+    assert gt["depth"].shape == (15, 16, 16) and gt["cam2world"].shape == (15, 4, 4)
+    # Covered pixels see the object (within its bounding radius of the origin, mostly in front
+    # of it); elsewhere the image is the background colour.
+    for i in range(len(ds)):
+        img = ds[i][0].permute(1, 2, 0).float().numpy() / 255
+        covered = gt["opacity"][i] > 0.99
+        empty = gt["opacity"][i] < 1e-3
+        assert covered.any() and empty.any()
+        d = gt["depth"][i][covered]
+        assert (abs(d - 2.7) < 0.5).all() and np.median(d) < 2.7
+        np.testing.assert_allclose(img[empty], np.broadcast_to(gt["background"][i], img[empty].shape), atol=1 / 255)

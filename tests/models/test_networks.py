@@ -1,0 +1,96 @@
+"""Mapping, synthesis (+g), generator and discriminator: shapes, counts, conditioning."""
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+from tri3d.models import (
+    Discriminator,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    MappingNetwork,
+    RendererConfig,
+    SynthesisNetwork,
+    TriplaneGenerator,
+)
+from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
+
+
+def small_g(**kw) -> GeneratorConfig:
+    base = dict(z_dim=16, w_dim=16, num_classes=3, triplane_resolution=16, triplane_channels=8, channel_base=256,
+                channel_max=32, decoder_hidden=16, image_resolution=16, neural_rendering_resolution=16,
+                renderer=RendererConfig(depth_samples=6, importance_samples=6, near=2.0, far=3.4))
+    base.update(kw)
+    return GeneratorConfig(**base)
+
+
+def count(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("res", [32, 128])
+def test_extra_blocks_roughly_double_synthesis(res):
+    plain = SynthesisNetwork(512, res, 96, extra_blocks=False)
+    deeper = SynthesisNetwork(512, res, 96, extra_blocks=True)
+    ratio = count(deeper) / count(plain)
+    assert 1.8 < ratio < 2.3, ratio
+    assert deeper.num_ws == 2 * plain.num_ws + 1  # every extra block: 2 convs + ToRGB; the 4x4 block has one conv
+    assert len(deeper.blocks) == 2 * len(plain.blocks)
+
+
+def test_synthesis_output_is_a_triplane():
+    G = TriplaneGenerator(small_g(extra_blocks=True, decoder_layers=3))
+    ws = torch.randn(2, G.synthesis.num_ws, 16)
+    planes = G.planes(ws)
+    assert planes.shape == (2, 3, 8, 16, 16)
+    assert len(G.decoder.layers) == 4  # "+d": 3 hidden layers + output
+
+
+def test_generator_renders_views_and_classes_matter():
+    torch.manual_seed(0)
+    G = TriplaneGenerator(small_g())
+    z = torch.randn(2, 16)
+    cams = sample_multiview_poses(2, 3, min_angle_deg=0)
+    K = fov_to_intrinsics(30.0)
+    out = G(z, torch.tensor([0, 1]), cams, K, noise_mode="const")
+    assert out["image"].shape == (2, 3, 3, 16, 16) and out["depth"].shape == (2, 3, 1, 16, 16)
+    assert out["image"].min() >= -1.01 and out["image"].max() <= 1.01
+    w0 = G.mapping(z, torch.tensor([0, 0]))
+    w1 = G.mapping(z, torch.tensor([1, 1]))
+    assert (w0 - w1).abs().max() > 1e-3
+
+
+def test_mapping_truncation_and_w_avg():
+    torch.manual_seed(1)
+    m = MappingNetwork(8, 4, 8, num_ws=5)
+    z, c = torch.randn(6, 8), torch.randint(0, 4, (6,))
+    w = m(z, c, update_w_avg=True)
+    assert w.shape == (6, 5, 8) and torch.equal(w[:, 0], w[:, 4])
+    expected_avg = w[:, 0].mean(0) * (1 - m.w_avg_beta)
+    torch.testing.assert_close(m.w_avg, expected_avg)
+    torch.testing.assert_close(m(z, c, truncation_psi=0.0), m.w_avg.expand(6, 5, 8))
+    with pytest.raises(ValueError, match="class labels in"):
+        m(z, torch.full((6,), 4))
+
+
+def test_discriminator_has_no_pose_input_and_uses_classes():
+    D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=3, channel_base=256, channel_max=32,
+                                          cmap_dim=16))
+    assert list(inspect.signature(D.forward).parameters) == ["img", "c"]
+    img = torch.randn(4, 3, 16, 16)
+    a = D(img, torch.tensor([0, 1, 2, 0]))
+    b = D(img, torch.tensor([1, 1, 2, 0]))
+    assert a.shape == (4, 1)
+    assert (a[0] - b[0]).abs() > 1e-6 and torch.allclose(a[1:], b[1:])
+    with pytest.raises(ValueError, match="img must have shape"):
+        D(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))
+
+
+def test_superresolution_path_shapes():
+    G = TriplaneGenerator(small_g(superresolution=True, image_resolution=32, neural_rendering_resolution=16,
+                                  sr_channels=16))
+    out = G(torch.randn(1, 16), torch.tensor([2]), sample_multiview_poses(1, 2, min_angle_deg=0),
+            fov_to_intrinsics(30.0))
+    assert out["image"].shape == (1, 2, 3, 32, 32) and out["image_raw"].shape == (1, 2, 3, 16, 16)

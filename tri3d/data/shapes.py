@@ -1,0 +1,148 @@
+"""``tri3d dataset shapes``: a procedural, class-labelled set of simple 3D objects.
+
+Five analytic shapes (sphere, box, cylinder, cone, torus), each with a random rotation,
+size, albedo and background colour, rendered with tri3d's own renderer from cameras
+drawn uniformly over the whole sphere, with Lambertian shading under a fixed world
+light. Cameras are NOT stored as labels (the GAN learns without poses); the ground-truth
+depth, opacity and camera of each image go to ``ground_truth.npz`` for evaluation only.
+Deterministic for a given (resolution, images per class, seed).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tri3d.render import TriplaneRenderer
+from tri3d.render.camera import fov_to_intrinsics, random_rotations, sample_sphere_poses
+
+CLASS_NAMES = ("sphere", "box", "cylinder", "cone", "torus")
+FORMAT_VERSION = 1
+CAMERA = {"radius": 2.7, "fov_deg": 30.0, "near": 2.0, "far": 3.4}
+LIGHT = (0.4, 0.8, 0.45)
+DENSITY_SCALE, DENSITY_MIN, DENSITY_MAX = 3000.0, -60.0, 2000.0
+
+
+def _length2(a, b):
+    return torch.sqrt(a * a + b * b)
+
+
+def shape_sdf(kind: int, p: torch.Tensor) -> torch.Tensor:  # [..., 3] object frame -> [...]
+    """Signed distance of unit-sized analytic shapes (object frame, y up)."""
+    x, y, z = p.unbind(-1)
+    if kind == 0:  # sphere
+        return p.norm(dim=-1) - 0.3
+    if kind == 1:  # box, half-size 0.22
+        q = p.abs() - 0.22
+        return q.clamp(min=0).norm(dim=-1) + q.max(dim=-1).values.clamp(max=0)
+    if kind == 2:  # cylinder, radius 0.22, half-height 0.28
+        dx, dy = _length2(x, z) - 0.22, y.abs() - 0.28
+        return torch.minimum(torch.maximum(dx, dy), torch.zeros_like(dx)) + _length2(dx.clamp(min=0), dy.clamp(min=0))
+    if kind == 3:  # capped cone: radius 0.3 at y=-0.3 to 0.02 at y=+0.3
+        h, r1, r2 = 0.3, 0.3, 0.02
+        qx, qy = _length2(x, z), y
+        cax = qx - torch.minimum(qx, torch.where(qy < 0, torch.full_like(qy, r1), torch.full_like(qy, r2)))
+        cay = qy.abs() - h
+        k2x, k2y = r2 - r1, 2 * h
+        t = (((r2 - qx) * k2x + (h - qy) * k2y) / (k2x * k2x + k2y * k2y)).clamp(0, 1)
+        cbx, cby = qx - r2 + k2x * t, qy - h + k2y * t
+        sign = torch.where((cbx < 0) & (cay < 0), -1.0, 1.0)
+        return sign * torch.sqrt(torch.minimum(cax * cax + cay * cay, cbx * cbx + cby * cby))
+    if kind == 4:  # torus in the xz plane, radii 0.22 / 0.09
+        return _length2(_length2(x, z) - 0.22, y) - 0.09
+    raise ValueError(f"shape kind must be in [0, {len(CLASS_NAMES)}), got {kind}")
+
+
+def make_field(kind: int, rotations: torch.Tensor, scales: torch.Tensor, albedo: torch.Tensor):
+    """Radiance field of ``B`` objects of one kind: xyz [B, N, 3] -> (sigma_raw, rgb)."""
+    light = torch.tensor(LIGHT)
+    light = light / light.norm()
+
+    def sdf(xyz: torch.Tensor) -> torch.Tensor:
+        local = (xyz @ rotations) / scales[:, None, None]  # world -> object frame
+        return shape_sdf(kind, local) * scales[:, None]
+
+    def field(xyz: torch.Tensor):
+        d = sdf(xyz)
+        eps = 1e-3
+        grad = torch.stack(
+            [sdf(xyz + eps * e) - sdf(xyz - eps * e) for e in torch.eye(3)], dim=-1
+        )
+        normal = grad / grad.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+        shade = 0.35 + 0.65 * (normal @ light).clamp(min=0)
+        rgb = albedo[:, None, :] * shade[..., None]
+        sigma = (-d * DENSITY_SCALE).clamp(DENSITY_MIN, DENSITY_MAX)
+        return sigma.unsqueeze(-1), rgb
+
+    return field
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TRI3D_CACHE", Path.home() / ".cache" / "tri3d"))
+
+
+def shapes_dataset_path(resolution: int = 32, per_class: int = 200, seed: int = 0, root: Path | None = None) -> Path:
+    return (root or default_cache_dir()) / f"shapes-v{FORMAT_VERSION}-r{resolution}-n{per_class}-s{seed}"
+
+
+def make_shapes_dataset(dest: str | Path | None = None, *, resolution: int = 32, per_class: int = 200,
+                        seed: int = 0, batch: int = 25, progress: bool = False) -> Path:
+    """Render the shapes set into ``dest`` (default: the cache folder) once; returns its path.
+
+    Written into a temporary folder and renamed, so an interrupted run leaves nothing
+    that looks complete.
+    """
+    if resolution < 8 or per_class < 1:
+        raise ValueError(f"resolution must be >= 8 and per_class >= 1, got {resolution}, {per_class}")
+    dest = Path(dest) if dest is not None else shapes_dataset_path(resolution, per_class, seed)
+    if (dest / "dataset.json").exists():
+        return dest
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "images").mkdir(parents=True)
+    g = torch.Generator().manual_seed(seed)
+    renderer = TriplaneRenderer(depth_samples=48, importance_samples=48, near=CAMERA["near"], far=CAMERA["far"],
+                                deterministic=True, ray_chunk=1 << 16)
+    K = fov_to_intrinsics(CAMERA["fov_deg"])
+    labels, gt = [], {"depth": [], "opacity": [], "cam2world": [], "classes": [], "albedo": [], "background": []}
+    index = 0
+    with torch.no_grad():
+        for kind in range(len(CLASS_NAMES)):
+            for start in range(0, per_class, batch):
+                n = min(batch, per_class - start)
+                cams = sample_sphere_poses(n, CAMERA["radius"], generator=g)
+                rot = random_rotations(n, generator=g).float()
+                scale = 0.75 + 0.35 * torch.rand(n, generator=g)
+                albedo = 0.15 + 0.85 * torch.rand(n, 3, generator=g)
+                background = torch.rand(n, 3, generator=g)
+                out = renderer.render_field(make_field(kind, rot, scale, albedo), cams[:, None], K, resolution,
+                                            batch=n)
+                opacity = out["opacity"][:, 0]
+                img = (out["rgb"][:, 0] + 1) / 2 + (1 - opacity) * background[:, :, None, None]
+                pixels = (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+                for k in range(n):
+                    name = f"images/{index:06d}.png"
+                    Image.fromarray(pixels[k]).save(tmp / name)
+                    labels.append([name, kind])
+                    index += 1
+                gt["depth"].append(out["depth"][:, 0, 0].numpy())
+                gt["opacity"].append(opacity[:, 0].numpy())
+                gt["cam2world"].append(cams.numpy())
+                gt["classes"].append(np.full(n, kind))
+                gt["albedo"].append(albedo.numpy())
+                gt["background"].append(background.numpy())
+                if progress:
+                    print(f"shapes: {index}/{per_class * len(CLASS_NAMES)}", flush=True)
+    np.savez_compressed(tmp / "ground_truth.npz", intrinsics=K.numpy(), **{k: np.concatenate(v) for k, v in gt.items()})
+    meta = {"labels": labels, "class_names": list(CLASS_NAMES), "camera": CAMERA,
+            "generator": {"format": FORMAT_VERSION, "resolution": resolution, "per_class": per_class, "seed": seed}}
+    (tmp / "dataset.json").write_text(json.dumps(meta))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest

@@ -1,0 +1,111 @@
+"""StyleGAN2 residual discriminator, class-conditional by projection, with no pose input."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tri3d.models.layers import Conv2dLayer, FullyConnected, normalize_2nd_moment
+
+
+@dataclass
+class DiscriminatorConfig:
+    image_resolution: int = 64
+    num_classes: int = 0
+    channel_base: int = 32768
+    channel_max: int = 512
+    cmap_dim: int = 256
+    mbstd_group: int = 4
+    mapping_layers: int = 2
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DiscriminatorConfig":
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DiscriminatorBlock(nn.Module):
+    """conv 3x3 -> conv 3x3 down 2x, plus a 1x1 down skip; both branches scaled by sqrt(1/2)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, from_rgb: bool, img_channels: int = 3):
+        super().__init__()
+        self.fromrgb = Conv2dLayer(img_channels, in_channels, 1) if from_rgb else None
+        self.conv0 = Conv2dLayer(in_channels, in_channels, 3)
+        self.conv1 = Conv2dLayer(in_channels, out_channels, 3, down=2, gain=math.sqrt(0.5))
+        self.skip = Conv2dLayer(in_channels, out_channels, 1, down=2, bias=False, activation=False,
+                                gain=math.sqrt(0.5))
+
+    def forward(self, x: Tensor | None, img: Tensor) -> Tensor:
+        if self.fromrgb is not None:
+            x = self.fromrgb(img)
+        y = self.skip(x)
+        return y + self.conv1(self.conv0(x))
+
+
+def minibatch_stddev(x: Tensor, group_size: int) -> Tensor:  # [N, C, H, W] -> [N, C + 1, H, W]
+    """Append the mean over channels and pixels of the per-group feature standard deviation."""
+    N, C, H, W = x.shape
+    G = max(1, min(group_size, N))
+    while N % G:
+        G -= 1
+    y = x.reshape(G, N // G, C, H, W)
+    y = (y - y.mean(dim=0)).square().mean(dim=0)
+    y = (y + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [N/G]
+    y = y.reshape(-1, 1, 1, 1).repeat(G, 1, H, W)
+    return torch.cat([x, y], dim=1)
+
+
+class Discriminator(nn.Module):
+    """Scores images ``[N, 3, R, R]`` (with class labels ``[N]``). It sees no camera pose.
+
+    Output: ``[N, 1]``; with classes, the projection ``<phi(x), embed(c)> / sqrt(cmap_dim)``.
+    """
+
+    def __init__(self, config: DiscriminatorConfig):
+        super().__init__()
+        self.config = config
+        R = config.image_resolution
+        log2 = int(math.log2(R))
+        if R < 8 or 2**log2 != R:
+            raise ValueError(f"image_resolution must be a power of two >= 8, got {R}")
+
+        def channels(res: int) -> int:
+            return min(config.channel_base // res, config.channel_max)
+
+        self.blocks = nn.ModuleList(
+            DiscriminatorBlock(channels(res), channels(res // 2), from_rgb=res == R)
+            for res in (2**i for i in range(log2, 2, -1))
+        )
+        c4 = channels(4)
+        out_dim = config.cmap_dim if config.num_classes > 0 else 1
+        self.mbstd_group = config.mbstd_group
+        self.conv = Conv2dLayer(c4 + 1, c4, 3)
+        self.fc = FullyConnected(c4 * 16, c4)
+        self.out = FullyConnected(c4, out_dim, activation=False)
+        if config.num_classes > 0:
+            layers = [FullyConnected(config.num_classes, config.cmap_dim, activation=False)]
+            layers += [FullyConnected(config.cmap_dim, config.cmap_dim) for _ in range(config.mapping_layers)]
+            self.cmap = nn.Sequential(*layers)
+        else:
+            self.cmap = None
+
+    def forward(self, img: Tensor, c: Tensor | None = None) -> Tensor:  # [N, 3, R, R], [N] -> [N, 1]
+        R = self.config.image_resolution
+        if img.dim() != 4 or img.shape[1:] != (3, R, R):
+            raise ValueError(f"img must have shape [N, 3, {R}, {R}], got {list(img.shape)}")
+        x = None
+        for block in self.blocks:
+            x = block(x, img)
+        x = self.conv(minibatch_stddev(x, self.mbstd_group))
+        x = self.out(self.fc(x.flatten(1)))
+        if self.cmap is None:
+            return x
+        if c is None or c.shape != (img.shape[0],):
+            raise ValueError(f"c must be class labels of shape [{img.shape[0]}]")
+        cmap = self.cmap(normalize_2nd_moment(F.one_hot(c.long(), self.config.num_classes).to(x.dtype)))
+        return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.config.cmap_dim)

@@ -1,0 +1,151 @@
+"""The triplane generator: mapping -> StyleGAN2 synthesis (triplane) -> decoder -> renderer."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from tri3d.models.decoder import TriplaneDecoder
+from tri3d.models.layers import FullyConnected
+from tri3d.models.mapping import MappingNetwork
+from tri3d.models.superres import SuperResolution
+from tri3d.models.synthesis import SynthesisNetwork
+from tri3d.ops import triplane_decode
+from tri3d.render import TriplaneRenderer
+
+
+@dataclass
+class RendererConfig:
+    depth_samples: int = 48
+    importance_samples: int = 48
+    near: float = 2.25
+    far: float = 3.3
+    box_warp: float = 1.0
+    white_back: bool = False
+    plane_axes: str = "xyz"
+    ray_chunk: int | None = None
+    precision: str = "ieee"
+
+
+@dataclass
+class GeneratorConfig:
+    """Generator architecture. The paper's changes to EG3D: ``extra_blocks`` ("+g") and
+    ``decoder_layers=3`` ("+d"); multi-view discrimination is a training option."""
+
+    z_dim: int = 512
+    w_dim: int = 512
+    num_classes: int = 0
+    triplane_resolution: int = 256
+    triplane_channels: int = 32
+    channel_base: int = 32768
+    channel_max: int = 512
+    extra_blocks: bool = False
+    mapping_layers: int = 2
+    decoder_hidden: int = 64
+    decoder_layers: int = 1
+    decoder_lr_multiplier: float = 1.0
+    image_resolution: int = 64
+    neural_rendering_resolution: int = 64
+    superresolution: bool = False
+    sr_channels: int = 128
+    background: str = "none"  # "none" (black / renderer's white_back) or "learned": one colour per object from w
+    density_prior: float = 0.0  # > 0: add prior * (1 - |x| / prior_radius) to sigma_raw (a blob to start from)
+    density_prior_radius: float = 0.3
+    renderer: RendererConfig = field(default_factory=RendererConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeneratorConfig":
+        d = dict(d)
+        d["renderer"] = RendererConfig(**d.get("renderer", {}))
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TriplaneGenerator(nn.Module):
+    """Class-conditional triplane generator rendering ``V`` views per object.
+
+    ``forward(z, c, cam2world [B, V, 4, 4], intrinsics [B, V, 3, 3] or [3, 3])`` returns
+    ``image [B, V, 3, H, W]`` in [-1, 1], ``depth`` and ``opacity [B, V, 1, r, r]`` at the
+    neural rendering resolution, ``planes [B, 3, C, R, R]`` and ``ws``.
+    """
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = config
+        self.synthesis = SynthesisNetwork(
+            config.w_dim, config.triplane_resolution, 3 * config.triplane_channels,
+            channel_base=config.channel_base, channel_max=config.channel_max, extra_blocks=config.extra_blocks,
+        )
+        self.superres = None
+        if config.superresolution:
+            self.superres = SuperResolution(32, config.neural_rendering_resolution, config.image_resolution,
+                                            config.w_dim, config.sr_channels)
+        elif config.neural_rendering_resolution != config.image_resolution:
+            raise ValueError("without superresolution, neural_rendering_resolution must equal image_resolution "
+                             f"(got {config.neural_rendering_resolution} and {config.image_resolution})")
+        if config.background not in ("none", "learned"):
+            raise ValueError(f"background must be 'none' or 'learned', got {config.background!r}")
+        self.background = FullyConnected(config.w_dim, 3, activation=False) if config.background == "learned" else None
+        num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(config.z_dim, config.num_classes, config.w_dim, num_ws,
+                                      num_layers=config.mapping_layers)
+        self.decoder = TriplaneDecoder(config.triplane_channels, config.decoder_hidden, config.decoder_layers,
+                                       32 if config.superresolution else 3, config.decoder_lr_multiplier)
+        self.renderer = TriplaneRenderer(**asdict(config.renderer))
+
+    def planes(self, ws: Tensor, noise_mode: str = "random") -> Tensor:  # [B, num_ws, w_dim] -> [B, 3, C, R, R]
+        img = self.synthesis(ws, noise_mode)
+        B, _, R, _ = img.shape
+        return img.reshape(B, 3, self.config.triplane_channels, R, R)
+
+    def field(self, planes: Tensor):
+        """The radiance field of ``planes``: xyz [B, N, 3] -> (sigma_raw [B, N, 1], rgb [B, N, C])."""
+
+        def decode(xyz: Tensor) -> tuple[Tensor, Tensor]:
+            sigma, rgb = triplane_decode(planes, xyz, self.decoder, box_warp=self.renderer.box_warp,
+                                         plane_axes=self.renderer.plane_axes, precision=self.renderer.precision)
+            if self.config.density_prior > 0:
+                radius = xyz.norm(dim=-1, keepdim=True)
+                sigma = sigma + self.config.density_prior * (1 - radius / self.config.density_prior_radius)
+            return sigma, rgb
+
+        return decode
+
+    def sample_density(self, planes: Tensor, xyz: Tensor) -> Tensor:  # [B, 3, C, R, R], [B, N, 3] -> [B, N, 1]
+        """Raw density at world points (density regularization, mesh export)."""
+        return self.field(planes)(xyz)[0]
+
+    def synthesize(self, ws: Tensor, cam2world: Tensor, intrinsics: Tensor, *,
+                   neural_rendering_resolution: int | None = None, noise_mode: str = "random",
+                   generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Render from given ``ws`` (used by inversion and by ``forward``)."""
+        res = neural_rendering_resolution or self.config.neural_rendering_resolution
+        planes = self.planes(ws, noise_mode)
+        out = self.renderer.render_field(self.field(planes), cam2world, intrinsics, res, batch=planes.shape[0],
+                                         generator=generator)
+        features = out["rgb"]  # [B, V, C_out, r, r] in [-1, 1]
+        B, V = features.shape[:2]
+        if self.background is not None:  # composite the colour channels over a per-object colour
+            bg = torch.tanh(self.background(ws[:, -1]))[:, None, :, None, None]  # [B, 1, 3, 1, 1] in [-1, 1]
+            colour = features[:, :, :3] + (1 - out["opacity"]) * (bg + 1)
+            features = torch.cat([colour, features[:, :, 3:]], dim=2)
+        if self.superres is not None:
+            flat = features.flatten(0, 1)
+            wv = ws.repeat_interleave(V, dim=0)
+            image = self.superres(flat, wv, noise_mode).unflatten(0, (B, V))
+            image_raw = features[:, :, :3]
+        else:
+            image = image_raw = features
+        return {"image": image, "image_raw": image_raw, "depth": out["depth"], "opacity": out["opacity"],
+                "planes": planes, "ws": ws}
+
+    def forward(self, z: Tensor, c: Tensor | None, cam2world: Tensor, intrinsics: Tensor, *,
+                truncation_psi: float = 1.0, neural_rendering_resolution: int | None = None,
+                noise_mode: str = "random", update_w_avg: bool = False,
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
+        return self.synthesize(ws, cam2world, intrinsics, neural_rendering_resolution=neural_rendering_resolution,
+                               noise_mode=noise_mode, generator=generator)

@@ -1,0 +1,60 @@
+"""Class-conditional mapping network z + class -> w, with truncation."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tri3d.models.layers import FullyConnected, normalize_2nd_moment
+
+
+class MappingNetwork(nn.Module):
+    """Maps a latent ``z`` and a class label to ``w``, broadcast to ``num_ws`` layers.
+
+    The label is one-hot embedded by a linear layer; both ``z`` and the embedding are
+    normalized to unit second moment and concatenated. ``w_avg`` tracks the running mean
+    of ``w`` in training (for truncation).
+
+    Args:
+        z_dim: latent size.
+        num_classes: number of classes (0: unconditional).
+        w_dim: intermediate latent size.
+        num_ws: how many copies of ``w`` the synthesis network consumes.
+        num_layers: MLP depth (EG3D/paper: 2).
+        lr_multiplier: learning-rate multiplier of the MLP (StyleGAN: 0.01).
+        w_avg_beta: decay of the running mean of ``w``.
+    """
+
+    def __init__(self, z_dim: int, num_classes: int, w_dim: int, num_ws: int, num_layers: int = 2,
+                 lr_multiplier: float = 0.01, w_avg_beta: float = 0.998):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.z_dim, self.num_classes, self.w_dim, self.num_ws = z_dim, num_classes, w_dim, num_ws
+        self.embed = FullyConnected(num_classes, w_dim, activation=False) if num_classes > 0 else None
+        widths = [z_dim + (w_dim if num_classes > 0 else 0)] + [w_dim] * num_layers
+        self.layers = nn.ModuleList(
+            FullyConnected(a, b, lr_multiplier=lr_multiplier) for a, b in zip(widths[:-1], widths[1:])
+        )
+        self.w_avg_beta = w_avg_beta
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z: Tensor, c: Tensor | None, *, truncation_psi: float = 1.0,
+                update_w_avg: bool = False) -> Tensor:  # [N, z_dim], [N] -> [N, num_ws, w_dim]
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape [N, {self.z_dim}], got {list(z.shape)}")
+        x = normalize_2nd_moment(z)
+        if self.embed is not None:
+            if c is None or c.dim() != 1 or c.shape[0] != z.shape[0]:
+                raise ValueError(f"c must be class labels of shape [{z.shape[0]}], got {None if c is None else list(c.shape)}")
+            if c.numel() and (int(c.min()) < 0 or int(c.max()) >= self.num_classes):
+                raise ValueError(f"c must hold class labels in [0, {self.num_classes}), got {c.tolist()}")
+            onehot = F.one_hot(c.long(), self.num_classes).to(z.dtype)
+            x = torch.cat([x, normalize_2nd_moment(self.embed(onehot))], dim=1)
+        for layer in self.layers:
+            x = layer(x)
+        if update_w_avg:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if truncation_psi != 1:
+            x = self.w_avg.lerp(x, truncation_psi)
+        return x.unsqueeze(1).expand(-1, self.num_ws, -1)

@@ -1,0 +1,150 @@
+"""Training configuration: one dataclass, named presets, range validation."""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field
+
+from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; written to every snapshot's ``config.json``."""
+
+    preset: str = "tiny"
+    data: str | None = None  # dataset folder/zip; None = the embedded shapes set
+    shapes_per_class: int = 200
+    run_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    batch: int = 8
+    total_kimg: float = 2.0
+    snapshot_kimg: float = 1.0
+    log_every: int = 10
+    lr_G: float = 0.0025
+    lr_D: float = 0.002
+    beta1: float = 0.0
+    beta2: float = 0.99
+    r1_gamma: float = 1.0
+    r1_interval: int = 16
+    density_reg: float = 0.25
+    density_reg_every: int = 4
+    density_reg_p_dist: float = 0.004
+    blur_init_sigma: float = 10.0
+    blur_fade_kimg: float = 200.0
+    views: int = 1  # views per generated object seen by D (multi-view discrimination)
+    multiview_start_kimg: float = 0.0
+    min_view_angle_deg: float = 60.0
+    view_perturb_deg: float = 10.0
+    camera_radius: float = 2.7
+    fov_deg: float = 18.837
+    neural_rendering_resolution_initial: int | None = None  # None: no fade
+    neural_rendering_resolution_fade_kimg: float = 1000.0
+    ema_kimg: float | None = None  # None: batch * 10 / 32
+    ema_rampup: float | None = 0.05
+    num_workers: int = 0
+    skip_bad: bool = False
+    grid_objects: int = 4
+    G: GeneratorConfig = field(default_factory=GeneratorConfig)
+    D: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["G"] = GeneratorConfig.from_dict(d["G"])
+        d["D"] = DiscriminatorConfig.from_dict(d["D"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first option out of range."""
+        checks = [
+            ("batch", self.batch >= 1), ("total_kimg", self.total_kimg > 0), ("snapshot_kimg", self.snapshot_kimg > 0),
+            ("log_every", self.log_every >= 1), ("lr_G", self.lr_G > 0), ("lr_D", self.lr_D > 0),
+            ("beta1", 0 <= self.beta1 < 1), ("beta2", 0 <= self.beta2 < 1), ("r1_gamma", self.r1_gamma >= 0),
+            ("r1_interval", self.r1_interval >= 1), ("density_reg", self.density_reg >= 0),
+            ("density_reg_every", self.density_reg_every >= 1), ("views", 1 <= self.views <= 16),
+            ("multiview_start_kimg", self.multiview_start_kimg >= 0), ("camera_radius", self.camera_radius > 0),
+            ("fov_deg", 0 < self.fov_deg < 180), ("num_workers", self.num_workers >= 0),
+            ("grid_objects", self.grid_objects >= 1), ("shapes_per_class", self.shapes_per_class >= 1),
+            ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
+            ("G.image_resolution == D.image_resolution", self.G.image_resolution == self.D.image_resolution),
+            ("G.num_classes == D.num_classes", self.G.num_classes == self.D.num_classes),
+        ]
+        for name, ok in checks:
+            if not ok:
+                value = getattr(self, name, None) if "." not in name else ""
+                raise ValueError(f"invalid training option {name}" + (f": {value!r}" if value is not None else ""))
+
+
+def _imagenet() -> TrainConfig:
+    """The paper's configuration (EG3D + deeper generator "+g" + deeper decoder "+d" + 3 views)."""
+    return TrainConfig(
+        preset="imagenet", batch=32, total_kimg=25000, snapshot_kimg=200, log_every=50, r1_gamma=1.0, views=3,
+        camera_radius=2.7, fov_deg=18.837, neural_rendering_resolution_initial=64,
+        neural_rendering_resolution_fade_kimg=1000,
+        G=GeneratorConfig(z_dim=512, w_dim=512, triplane_resolution=256, triplane_channels=32, channel_base=32768,
+                          channel_max=512, extra_blocks=True, decoder_layers=3, image_resolution=128,
+                          neural_rendering_resolution=128, superresolution=True,
+                          renderer=RendererConfig(depth_samples=48, importance_samples=48, ray_chunk=1 << 16,
+                                                  precision="tf32")),
+        D=DiscriminatorConfig(image_resolution=128, channel_base=32768, channel_max=512),
+    )
+
+
+def _ablation(extra_blocks: bool, decoder_layers: int, views: int, name: str) -> TrainConfig:
+    cfg = _imagenet()
+    cfg.preset = name
+    cfg.G.extra_blocks, cfg.G.decoder_layers, cfg.views = extra_blocks, decoder_layers, views
+    return cfg
+
+
+def _shapenet() -> TrainConfig:
+    return TrainConfig(
+        preset="shapenet", batch=32, total_kimg=10000, snapshot_kimg=200, log_every=50, r1_gamma=0.3, views=1,
+        camera_radius=1.7, fov_deg=49.13, blur_fade_kimg=200,
+        G=GeneratorConfig(triplane_resolution=256, image_resolution=64, neural_rendering_resolution=64,
+                          renderer=RendererConfig(depth_samples=64, importance_samples=64, near=0.1, far=2.6,
+                                                  box_warp=1.6, white_back=True, ray_chunk=1 << 16,
+                                                  precision="tf32")),
+        D=DiscriminatorConfig(image_resolution=64),
+    )
+
+
+def _tiny() -> TrainConfig:
+    """Minutes on a CPU: the paper's method (+g, +d, 2 views) at toy size on the shapes set."""
+    return TrainConfig(
+        preset="tiny", batch=8, total_kimg=4.0, snapshot_kimg=2.0, log_every=10, lr_G=0.004, lr_D=0.004,
+        r1_gamma=0.5, views=2, min_view_angle_deg=100.0, view_perturb_deg=20.0, camera_radius=2.7, fov_deg=30.0,
+        blur_init_sigma=2.0, blur_fade_kimg=1.0, density_reg_every=8, grid_objects=5,
+        G=GeneratorConfig(z_dim=64, w_dim=64, triplane_resolution=32, triplane_channels=16, channel_base=1024,
+                          channel_max=64, extra_blocks=True, decoder_hidden=32, decoder_layers=3,
+                          image_resolution=32, neural_rendering_resolution=32, background="learned",
+                          density_prior=8.0,
+                          renderer=RendererConfig(depth_samples=12, importance_samples=12, near=2.0, far=3.4)),
+        D=DiscriminatorConfig(image_resolution=32, channel_base=1024, channel_max=64, cmap_dim=64),
+    )
+
+
+PRESETS = {
+    "tiny": _tiny,
+    "shapenet": _shapenet,
+    "imagenet": _imagenet,
+    "eg3d": lambda: _ablation(False, 1, 1, "eg3d"),
+    "eg3d+d": lambda: _ablation(False, 3, 1, "eg3d+d"),
+    "eg3d+g+d": lambda: _ablation(True, 3, 1, "eg3d+g+d"),
+    "eg3d+g+d+mv": lambda: _ablation(True, 3, 3, "eg3d+g+d+mv"),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """A fresh copy of a named preset."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return copy.deepcopy(PRESETS[name]())

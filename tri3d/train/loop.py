@@ -1,0 +1,307 @@
+"""The training loop: alternating G and D steps, EMA generator, snapshots, logs, grids."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import resource
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from tri3d.data import ImageDataset
+from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
+from tri3d.export import image_grid, save_png
+from tri3d.models import Discriminator, TriplaneGenerator
+from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
+from tri3d.train import checkpoint
+from tri3d.train.config import TrainConfig
+from tri3d.train.loss import (
+    blur_images,
+    blur_sigma,
+    d_scores_multiview,
+    density_regularization,
+    discriminator_fake_loss,
+    discriminator_real_loss,
+    generator_loss,
+    r1_penalty,
+)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def new_run_dir(root: str | Path, preset: str) -> Path:
+    """``root/<NNNNN>-<preset>``, numbered after the highest existing run."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    ids = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name.split("-")[0].isdigit()]
+    return root / f"{max(ids, default=-1) + 1:05d}-{preset}"
+
+
+def load_dataset(cfg: TrainConfig) -> ImageDataset:
+    if cfg.data is None:
+        path = shapes_dataset_path(cfg.G.image_resolution, cfg.shapes_per_class, seed=0)
+        make_shapes_dataset(path, resolution=cfg.G.image_resolution, per_class=cfg.shapes_per_class)
+        return ImageDataset(path)
+    return ImageDataset(cfg.data, skip_bad=cfg.skip_bad)
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Batch indices as a pure function of (seed, step): resuming at any step replays the
+    same data order, with or without loader workers."""
+
+    def __init__(self, size: int, batch: int, seed: int, start_step: int):
+        self.size, self.batch, self.seed, self.start_step = size, batch, seed, start_step
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            yield torch.randint(self.size, (self.batch,), generator=g).tolist()
+            step += 1
+
+
+class Trainer:
+    """Trains ``TriplaneGenerator`` against ``Discriminator`` from a ``TrainConfig``.
+
+    Args:
+        cfg: the run configuration (validated here).
+        resume: a run folder or snapshot to continue from (same next losses as an
+            uninterrupted run with the same seed).
+        run_dir: where to write; default a new numbered folder under ``cfg.run_dir`` (or
+            the resumed run's folder).
+        progress: show a progress bar.
+    """
+
+    def __init__(self, cfg: TrainConfig, *, resume: str | Path | None = None, run_dir: str | Path | None = None,
+                 progress: bool = True):
+        cfg.validate()
+        self.cfg, self.progress = cfg, progress
+        self.device = resolve_device(cfg.device)
+        self.dataset = load_dataset(cfg)
+        if self.dataset.resolution != cfg.G.image_resolution:
+            raise ValueError(f"dataset {self.dataset.path} has resolution {self.dataset.resolution}, the config "
+                             f"expects G.image_resolution={cfg.G.image_resolution}")
+        if cfg.G.num_classes == 0 and self.dataset.num_classes > 0:
+            cfg.G.num_classes = cfg.D.num_classes = self.dataset.num_classes
+        if cfg.G.num_classes != self.dataset.num_classes:
+            raise ValueError(f"config has {cfg.G.num_classes} classes, dataset {self.dataset.num_classes}")
+        torch.manual_seed(cfg.seed)
+        self.G = TriplaneGenerator(cfg.G).to(self.device)
+        self.D = Discriminator(cfg.D).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_G, betas=betas, eps=1e-8)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8)
+        self.intrinsics = fov_to_intrinsics(cfg.fov_deg).to(self.device)
+        self.step, self.nimg = 0, 0
+        if resume is not None:
+            self._resume(Path(resume))
+            self.run_dir = Path(run_dir) if run_dir else checkpoint.find_snapshot(resume).parent
+        else:
+            self.run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.run_dir, cfg.preset)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+
+    # ---------------------------------------------------------------- state
+    def _resume(self, path: Path) -> None:
+        snap = checkpoint.find_snapshot(path)
+        for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            checkpoint.load_weights(snap, name, module, self.device)
+        state = checkpoint.load_train_state(snap)
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.step, self.nimg = int(state["step"]), int(state["nimg"])
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+
+    def train_state(self) -> dict:
+        return {
+            "step": self.step, "nimg": self.nimg, "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+        }
+
+    def save_snapshot(self) -> Path:
+        path = checkpoint.save_snapshot(self.run_dir, self.step, self.cfg.to_dict(),
+                                        {"G": self.G, "G_ema": self.G_ema, "D": self.D}, self.train_state())
+        self.save_grid(self.run_dir / f"samples-{self.step:08d}.png")
+        return path
+
+    # ---------------------------------------------------------------- schedule
+    @property
+    def cur_kimg(self) -> float:
+        return self.nimg / 1000
+
+    def views_now(self) -> int:
+        return self.cfg.views if self.cur_kimg >= self.cfg.multiview_start_kimg else 1
+
+    def neural_resolution_now(self) -> int:
+        final = self.cfg.G.neural_rendering_resolution
+        initial = self.cfg.neural_rendering_resolution_initial
+        if initial is None or initial == final:
+            return final
+        alpha = min(self.cur_kimg / max(self.cfg.neural_rendering_resolution_fade_kimg, 1e-8), 1.0)
+        return int(round(initial * (1 - alpha) + final * alpha))
+
+    def sample_cameras(self, batch: int, views: int) -> torch.Tensor:  # [batch, views, 4, 4]
+        min_angle = self.cfg.min_view_angle_deg if views > 1 else 0.0
+        return sample_multiview_poses(batch, views, self.cfg.camera_radius, min_angle, self.cfg.view_perturb_deg
+                                      ).to(self.device)
+
+    # ---------------------------------------------------------------- one iteration
+    def generate(self, G, z, c, views: int):
+        nr = self.neural_resolution_now()
+        out = G(z, c, self.sample_cameras(z.shape[0], views), self.intrinsics, neural_rendering_resolution=nr,
+                update_w_avg=G is self.G)
+        image = out["image"]
+        res = self.cfg.G.image_resolution
+        if image.shape[-1] != res:  # faded neural resolution without super-resolution
+            B, V = image.shape[:2]
+            image = F.interpolate(image.flatten(0, 1), size=(res, res), mode="bilinear",
+                                  align_corners=False).unflatten(0, (B, V))
+        return image, out
+
+    def train_step(self, real_u8: torch.Tensor, c_real: torch.Tensor) -> dict[str, float]:
+        cfg, G, D = self.cfg, self.G, self.D
+        B = real_u8.shape[0]
+        real = real_u8.to(self.device).float() / 127.5 - 1
+        c_real = c_real.to(self.device) if cfg.G.num_classes > 0 else None
+        sigma = blur_sigma(self.cur_kimg, cfg.blur_init_sigma, cfg.blur_fade_kimg)
+        views = self.views_now()
+        z = torch.randn(B, cfg.G.z_dim, device=self.device)
+        c_gen = None
+        if cfg.G.num_classes > 0:
+            c_gen = self.dataset.labels[torch.randint(len(self.dataset), (B,))].to(self.device)
+
+        # Generator step: non-saturating loss, mean over objects and views.
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        fake, out = self.generate(G, z, c_gen, views)
+        fake_scores = d_scores_multiview(D, fake, c_gen, sigma)
+        loss_G = generator_loss(fake_scores)
+        stats = {"loss_G": loss_G.item(), "D_fake": fake_scores.mean().item(), "views": views}
+        if cfg.density_reg > 0 and self.step % cfg.density_reg_every == 0:
+            reg = density_regularization(G, out["planes"], p_dist=cfg.density_reg_p_dist)
+            loss_G = loss_G + cfg.density_reg * reg
+            stats["density_reg"] = reg.item()
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        self.opt_G.step()
+
+        # Discriminator step (+ lazy R1 every r1_interval steps, scaled by the interval).
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        fake_scores = d_scores_multiview(D, fake.detach(), c_gen, sigma)
+        real_scores = D(blur_images(real, sigma), c_real)
+        loss_D = discriminator_fake_loss(fake_scores) + discriminator_real_loss(real_scores)
+        stats.update(loss_D=loss_D.item(), D_real=real_scores.mean().item())
+        if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
+            real_r = real.detach().requires_grad_(True)
+            r1 = r1_penalty(D(blur_images(real_r, sigma), c_real), real_r)
+            loss_D = loss_D + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
+            stats["r1"] = r1.item()
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        self.opt_D.step()
+        G.requires_grad_(True)
+
+        self.nimg += B
+        self.step += 1
+        self._update_ema(B)
+        return stats
+
+    @torch.no_grad()
+    def _update_ema(self, batch: int) -> None:
+        ema_nimg = (self.cfg.ema_kimg if self.cfg.ema_kimg is not None else batch * 10 / 32) * 1000
+        if self.cfg.ema_rampup is not None:
+            ema_nimg = min(ema_nimg, self.nimg * self.cfg.ema_rampup)
+        beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    # ---------------------------------------------------------------- outputs
+    @torch.no_grad()
+    def save_grid(self, path: Path) -> Path:
+        """Multi-view grid (rgb | depth per view) of the EMA generator for fixed latents."""
+        n, cfg = self.cfg.grid_objects, self.cfg
+        g = torch.Generator().manual_seed(123)  # never touches the training RNG stream
+        z = torch.randn(n, cfg.G.z_dim, generator=g).to(self.device)
+        c = (torch.arange(n) % cfg.G.num_classes).to(self.device) if cfg.G.num_classes > 0 else None
+        cams = sample_multiview_poses(n, 3, cfg.camera_radius, 0.0, 0.0, generator=g).to(self.device)
+        G = self.G_ema
+        deterministic = G.renderer.deterministic
+        G.renderer.deterministic = True
+        try:
+            out = G(z, c, cams, self.intrinsics, noise_mode="const")
+        finally:
+            G.renderer.deterministic = deterministic
+        depth = out["depth"]
+        if depth.shape[-1] != out["image"].shape[-1]:
+            depth = F.interpolate(depth.flatten(0, 1), size=out["image"].shape[-2:], mode="nearest").unflatten(0, depth.shape[:2])
+        return save_png(image_grid(out["image"], depth), path)
+
+    def _log(self, window: list[dict], t0: float, nimg0: int) -> None:
+        keys = sorted({k for s in window for k in s})
+        row = {k: sum(s[k] for s in window if k in s) / sum(1 for s in window if k in s) for k in keys}
+        dt = max(time.perf_counter() - t0, 1e-9)
+        row.update(step=self.step, kimg=self.cur_kimg, sec_per_kimg=dt / max((self.nimg - nimg0) / 1000, 1e-9),
+                   images_per_s=(self.nimg - nimg0) / dt, peak_memory_mb=peak_memory_mb(self.device),
+                   neural_resolution=self.neural_resolution_now())
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._tb is not None:
+            for k, v in row.items():
+                self._tb.add_scalar(k, v, self.nimg)
+
+    def train(self) -> Path:
+        """Run until ``total_kimg``; snapshot every ``snapshot_kimg`` and at the end."""
+        cfg = self.cfg
+        (self.run_dir / "config.json").write_text(cfg.to_json())
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir))
+        except ImportError:
+            self._tb = None
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=StepBatchSampler(len(self.dataset), cfg.batch, cfg.seed, self.step),
+            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.seed),  # its worker seed must not draw from the global RNG
+        )
+        total_steps = math.ceil(cfg.total_kimg * 1000 / cfg.batch)
+        snapshot_every = max(1, round(cfg.snapshot_kimg * 1000 / cfg.batch))
+        bar = tqdm(total=total_steps, initial=self.step, disable=not self.progress, unit="step")
+        window, t0, nimg0 = [], time.perf_counter(), self.nimg
+        for real, c in loader:
+            if self.step >= total_steps:
+                break
+            stats = self.train_step(real, c)
+            window.append(stats)
+            bar.update(1)
+            bar.set_postfix(G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}", kimg=f"{self.cur_kimg:.2f}")
+            if self.step % cfg.log_every == 0:
+                self._log(window, t0, nimg0)
+                window, t0, nimg0 = [], time.perf_counter(), self.nimg
+            if self.step % snapshot_every == 0 or self.step >= total_steps:
+                self.save_snapshot()
+        bar.close()
+        if self._tb is not None:
+            self._tb.close()
+        return self.run_dir
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

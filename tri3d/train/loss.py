@@ -1,0 +1,72 @@
+"""GAN losses: non-saturating logistic, lazy R1, EG3D density regularization, D-input blur,
+and multi-view discrimination (fake losses averaged over the views of each object)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tri3d.ops.upfirdn import upfirdn2d_ref
+
+
+def blur_images(img: Tensor, sigma: float) -> Tensor:  # [N, C, H, W]
+    """Gaussian-like blur used to fade in D's inputs (EG3D): taps 2^-(x/sigma)^2, |x| <= 3 sigma."""
+    if sigma <= 0:
+        return img
+    size = int(math.floor(sigma * 3))
+    if size < 1:
+        return img
+    x = torch.arange(-size, size + 1, dtype=torch.float32, device=img.device)
+    taps = torch.exp2(-(x / sigma).square())
+    f = torch.outer(taps, taps)
+    f = f / f.sum()
+    return upfirdn2d_ref(img, f, padding=(size, size, size, size))
+
+
+def blur_sigma(cur_kimg: float, init_sigma: float, fade_kimg: float) -> float:
+    """Blur strength at ``cur_kimg``: linear fade from ``init_sigma`` to 0 over ``fade_kimg``."""
+    if fade_kimg <= 0:
+        return 0.0
+    return max(1 - cur_kimg / fade_kimg, 0.0) * init_sigma
+
+
+def d_scores_multiview(D, images: Tensor, c: Tensor | None, sigma: float = 0.0) -> Tensor:
+    """D's logits for every view: images ``[B, V, 3, H, W]`` -> ``[B, V]`` (labels repeated)."""
+    B, V = images.shape[:2]
+    flat = blur_images(images.flatten(0, 1), sigma)
+    cv = None if c is None else c.repeat_interleave(V)
+    return D(flat, cv).reshape(B, V)
+
+
+def generator_loss(fake_scores: Tensor) -> Tensor:  # [B, V]
+    """Non-saturating G loss, averaged over objects and views: mean softplus(-D(G(z)))."""
+    return F.softplus(-fake_scores).mean()
+
+
+def discriminator_fake_loss(fake_scores: Tensor) -> Tensor:  # [B, V]
+    """D loss on generated views, averaged over objects and views: mean softplus(D(G(z)))."""
+    return F.softplus(fake_scores).mean()
+
+
+def discriminator_real_loss(real_scores: Tensor) -> Tensor:  # [N, 1]
+    return F.softplus(-real_scores).mean()
+
+
+def r1_penalty(real_scores: Tensor, real_images: Tensor) -> Tensor:
+    """Per-image squared gradient norm of D at the reals, averaged: E ||grad_x D(x)||^2."""
+    (grad,) = torch.autograd.grad(real_scores.sum(), real_images, create_graph=True)
+    return grad.square().sum(dim=(1, 2, 3)).mean()
+
+
+def density_regularization(G, planes: Tensor, points: int = 1000, p_dist: float = 0.004,
+                           generator: torch.Generator | None = None) -> Tensor:
+    """EG3D's density smoothness term: L1 between raw density at random points in the box
+    and at points moved by N(0, p_dist^2)."""
+    B = planes.shape[0]
+    half = G.renderer.box_warp / 2
+    x = (torch.rand(B, points, 3, device=planes.device, generator=generator) * 2 - 1) * half
+    y = x + torch.randn(x.shape, device=x.device, generator=generator) * p_dist
+    sigma = G.sample_density(planes, torch.cat([x, y], dim=1))
+    return F.l1_loss(sigma[:, :points], sigma[:, points:])

@@ -41,6 +41,7 @@ TRAIN_OVERRIDES = {
     "r1_gamma": ("r1_gamma", _nonneg_float, "R1 regularization weight"),
     "workers": ("num_workers", int, "data loader worker processes"),
     "log_every": ("log_every", _positive_int, "steps between stats.jsonl rows"),
+    "metrics": ("metrics_detector", str, "score each snapshot with this detector ('shapes' or a TorchScript path)"),
 }
 
 
@@ -72,6 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--resolution", type=_positive_int, default=32)
     shapes.add_argument("--per-class", type=_positive_int, default=200)
     shapes.add_argument("--seed", type=int, default=0)
+
+    gen = sub.add_parser("generate", help="multi-view grids, orbit videos and meshes from a trained model")
+    gen.add_argument("--ckpt", required=True, help="run folder (newest snapshot) or snapshot folder")
+    gen.add_argument("--classes", default="0", help="class labels, e.g. 3,17 or 0-4 (default 0)")
+    gen.add_argument("--seeds", default="0-3", help="latent seeds, e.g. 0-7 (default 0-3)")
+    gen.add_argument("--views", type=_positive_int, default=3)
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--trunc", type=_nonneg_float, default=1.0, help="truncation psi")
+    gen.add_argument("--video", action="store_true", help="an orbit GIF per sample")
+    gen.add_argument("--mesh", action="store_true", help="a .ply mesh (marching cubes) + density .npy per sample")
+    gen.add_argument("--mesh-resolution", type=_positive_int, default=256)
+    gen.add_argument("--device", default="auto")
+
+    met = sub.add_parser("metrics", help="FID / KID / IS (and class accuracy with --detector shapes)")
+    met.add_argument("--ckpt", required=True, help="run folder (newest snapshot) or snapshot folder")
+    met.add_argument("--detector", default=None,
+                     help="'shapes', or a TorchScript inception-2015-12-05.pt (default: $TRI3D_DETECTOR or the cache)")
+    met.add_argument("--data", default=None, help="dataset (default: the run's)")
+    met.add_argument("--num-gen", type=_positive_int, default=1000, help="generated images (default 1000)")
+    met.add_argument("--init", action="store_true", help="score the untrained generator of the same config")
+    met.add_argument("--device", default="auto")
 
     demo = sub.add_parser("demo", help="render random triplanes from sphere poses to a PNG grid")
     demo.add_argument("--out", default="runs/demo.png", help="PNG path (default: runs/demo.png)")
@@ -133,6 +155,43 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tri3d.export.generate import generate, load_generator, parse_int_list
+    from tri3d.train.loop import resolve_device
+
+    classes, seeds = parse_int_list(args.classes, "--classes"), parse_int_list(args.seeds, "--seeds")
+    G, cfg, snap = load_generator(args.ckpt, resolve_device(args.device))
+    paths = generate(G, cfg, classes=classes, seeds=seeds, views=args.views, out_dir=args.out,
+                     truncation_psi=args.trunc, video=args.video, mesh=args.mesh, mesh_resolution=args.mesh_resolution)
+    print(f"{snap}: wrote {len(paths)} files to {args.out}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    import torch
+
+    from tri3d.export.generate import load_generator
+    from tri3d.metrics.detector import load_detector
+    from tri3d.metrics.evaluate import append_jsonl, evaluate
+    from tri3d.models import TriplaneGenerator
+    from tri3d.train.loop import load_dataset, resolve_device
+
+    device = resolve_device(args.device)
+    G, cfg, snap = load_generator(args.ckpt, device)
+    if args.data is not None:
+        cfg.data = args.data
+    dataset = load_dataset(cfg)
+    if args.init:
+        torch.manual_seed(cfg.seed)
+        G = TriplaneGenerator(cfg.G).to(device).eval().requires_grad_(False)
+    detector = load_detector(args.detector, dataset=dataset, device=device)
+    result = evaluate(G, dataset, detector, num_gen=args.num_gen, radius=cfg.camera_radius, fov_deg=cfg.fov_deg)
+    result.update(snapshot=str(snap), init=args.init)
+    append_jsonl(snap.parent / "metrics.jsonl", result)
+    print(json.dumps(result))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tri3d.demo import render_demo
 
@@ -144,7 +203,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "dataset": cmd_dataset, "demo": cmd_demo}[args.command](args)
+        commands = {"train": cmd_train, "dataset": cmd_dataset, "generate": cmd_generate, "metrics": cmd_metrics,
+                    "demo": cmd_demo}
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"tri3d {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -121,3 +121,13 @@ def test_cli_resolves_and_validates_options(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--views", "0", "--dry-run"])
     assert main(["train", "--resume", "/nonexistent/run", "--dry-run"]) == 2
+
+
+def test_metrics_at_each_snapshot(shapes16, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRI3D_CACHE", str(tmp_path / "cache"))
+    cfg = micro_config(shapes16, tmp_path, snapshot_kimg=0.008, total_kimg=0.016, metrics_detector="shapes",
+                       metrics_num_gen=20)
+    run = Trainer(cfg, run_dir=tmp_path / "run", progress=False).train()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(r["fid"] > 0 and 0 <= r["class_accuracy"] <= 1 for r in rows)

@@ -1,7 +1,9 @@
 """The triplane generator: mapping -> StyleGAN2 synthesis (triplane) -> decoder -> renderer."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -95,6 +97,16 @@ class TriplaneGenerator(nn.Module):
         self.decoder = TriplaneDecoder(config.triplane_channels, config.decoder_hidden, config.decoder_layers,
                                        32 if config.superresolution else 3, config.decoder_lr_multiplier)
         self.renderer = TriplaneRenderer(**asdict(config.renderer))
+
+    @contextlib.contextmanager
+    def deterministic_rendering(self) -> Iterator[None]:
+        """Render without sampling randomness (no draws from the global RNG) inside the block."""
+        previous = self.renderer.deterministic
+        self.renderer.deterministic = True
+        try:
+            yield
+        finally:
+            self.renderer.deterministic = previous
 
     def planes(self, ws: Tensor, noise_mode: str = "random") -> Tensor:  # [B, num_ws, w_dim] -> [B, 3, C, R, R]
         img = self.synthesis(ws, noise_mode)

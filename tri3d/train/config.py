@@ -46,6 +46,8 @@ class TrainConfig:
     num_workers: int = 0
     skip_bad: bool = False
     grid_objects: int = 4
+    metrics_detector: str | None = None  # e.g. "shapes" or a TorchScript path: metrics at every snapshot
+    metrics_num_gen: int = 1000
     G: GeneratorConfig = field(default_factory=GeneratorConfig)
     D: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 

@@ -134,7 +134,21 @@ class Trainer:
         path = checkpoint.save_snapshot(self.run_dir, self.step, self.cfg.to_dict(),
                                         {"G": self.G, "G_ema": self.G_ema, "D": self.D}, self.train_state())
         self.save_grid(self.run_dir / f"samples-{self.step:08d}.png")
+        if self.cfg.metrics_detector is not None:
+            self.run_metrics(path)
         return path
+
+    def run_metrics(self, snapshot: Path) -> dict:
+        """Score the EMA generator (``metrics_detector``) into ``metrics.jsonl``."""
+        from tri3d.metrics.detector import load_detector
+        from tri3d.metrics.evaluate import append_jsonl, evaluate
+
+        detector = load_detector(self.cfg.metrics_detector, dataset=self.dataset, device=self.device)
+        result = evaluate(self.G_ema, self.dataset, detector, num_gen=self.cfg.metrics_num_gen,
+                          radius=self.cfg.camera_radius, fov_deg=self.cfg.fov_deg)
+        result.update(snapshot=str(snapshot), step=self.step, kimg=self.cur_kimg)
+        append_jsonl(self.run_dir / "metrics.jsonl", result)
+        return result
 
     # ---------------------------------------------------------------- schedule
     @property
@@ -239,13 +253,8 @@ class Trainer:
         z = torch.randn(n, cfg.G.z_dim, generator=g).to(self.device)
         c = (torch.arange(n) % cfg.G.num_classes).to(self.device) if cfg.G.num_classes > 0 else None
         cams = sample_multiview_poses(n, 3, cfg.camera_radius, 0.0, 0.0, generator=g).to(self.device)
-        G = self.G_ema
-        deterministic = G.renderer.deterministic
-        G.renderer.deterministic = True
-        try:
-            out = G(z, c, cams, self.intrinsics, noise_mode="const")
-        finally:
-            G.renderer.deterministic = deterministic
+        with self.G_ema.deterministic_rendering():
+            out = self.G_ema(z, c, cams, self.intrinsics, noise_mode="const")
         depth = out["depth"]
         if depth.shape[-1] != out["image"].shape[-1]:
             depth = F.interpolate(depth.flatten(0, 1), size=out["image"].shape[-2:], mode="nearest").unflatten(0, depth.shape[:2])

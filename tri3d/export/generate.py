@@ -1,0 +1,99 @@
+"""``tri3d generate``: multi-view grids, orbit videos and meshes from a trained generator."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tri3d.export.grid import image_grid, save_png
+from tri3d.export.mesh import density_grid, extract_mesh, write_ply
+from tri3d.models import TriplaneGenerator
+from tri3d.render.camera import fov_to_intrinsics, orbit_poses, sample_multiview_poses
+from tri3d.train import checkpoint
+from tri3d.train.config import TrainConfig
+
+
+def parse_int_list(text: str, name: str) -> list[int]:
+    """``"0-3,7,9-10"`` -> ``[0, 1, 2, 3, 7, 9, 10]``; raises ``ValueError`` naming ``name``."""
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ValueError(f"{name} must look like 0-7,9 (non-negative ranges), got {text!r}")
+        lo = int(m.group(1))
+        out.extend(range(lo, int(m.group(2) or lo) + 1))
+    return out
+
+
+def load_generator(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[TriplaneGenerator, TrainConfig, Path]:
+    """The EMA generator of a run folder (newest snapshot) or a snapshot folder."""
+    snap = checkpoint.find_snapshot(ckpt)
+    cfg = TrainConfig.from_dict(checkpoint.load_config(snap))
+    G = TriplaneGenerator(cfg.G).to(device).eval().requires_grad_(False)
+    checkpoint.load_weights(snap, "G_ema", G, device)
+    return G, cfg, snap
+
+
+@torch.no_grad()
+def generate(G: TriplaneGenerator, cfg: TrainConfig, *, classes: list[int], seeds: list[int], views: int,
+             out_dir: str | Path, truncation_psi: float = 1.0, video: bool = False, video_frames: int = 48,
+             mesh: bool = False, mesh_resolution: int = 256) -> list[Path]:
+    """Write, per (class, seed): ``c<class>-s<seed>.png`` (rgb | depth for each view) with a
+    JSON sidecar (class, seed, truncation, cam2world of every view, fov), optionally
+    ``...-orbit.gif`` and ``...-mesh.ply`` + ``...-density.npy``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_cls = G.config.num_classes
+    bad = [c for c in classes if (n_cls and not 0 <= c < n_cls) or (not n_cls and c != 0)]
+    if bad:
+        raise ValueError(f"classes must be in [0, {max(n_cls, 1)}), got {bad}")
+    device = next(G.parameters()).device
+    K = fov_to_intrinsics(cfg.fov_deg).to(device)
+    written = []
+    with G.deterministic_rendering():
+        for c in classes:
+            for seed in seeds:
+                g = torch.Generator().manual_seed(seed)
+                z = torch.randn(1, G.config.z_dim, generator=g).to(device)
+                label = torch.tensor([c], device=device) if n_cls else None
+                cams = sample_multiview_poses(1, views, cfg.camera_radius, 0.0, 0.0, generator=g).to(device)
+                ws = G.mapping(z, label, truncation_psi=truncation_psi)
+                out = G.synthesize(ws, cams, K, noise_mode="const")
+                stem = f"c{c:04d}-s{seed:06d}"
+                depth = out["depth"]
+                if depth.shape[-1] != out["image"].shape[-1]:
+                    depth = torch.nn.functional.interpolate(depth[0], size=out["image"].shape[-2:])[None]
+                written.append(save_png(image_grid(out["image"], depth), out_dir / f"{stem}.png"))
+                meta = {"class": c, "seed": seed, "truncation_psi": truncation_psi, "fov_deg": cfg.fov_deg,
+                        "cam2world": cams[0].cpu().tolist()}
+                (out_dir / f"{stem}.json").write_text(json.dumps(meta, indent=1))
+                if video:
+                    written.append(_orbit_gif(G, ws, cfg, K, video_frames, out_dir / f"{stem}-orbit.gif"))
+                if mesh:
+                    field = G.field(out["planes"])
+                    grid = density_grid(lambda x: field(x)[0], mesh_resolution, G.renderer.box_warp, device=device)
+                    np.save(out_dir / f"{stem}-density.npy", grid)
+                    verts, faces = extract_mesh(grid, G.renderer.box_warp)
+                    colors = None
+                    if len(verts):
+                        rgb = field(torch.from_numpy(verts).to(device)[None])[1][0, :, :3]
+                        colors = rgb.clamp(0, 1).cpu().numpy()
+                    written.append(write_ply(out_dir / f"{stem}-mesh.ply", verts, faces, colors))
+    return written
+
+
+def _orbit_gif(G, ws, cfg: TrainConfig, K, frames: int, path: Path) -> Path:
+    poses = orbit_poses(frames, cfg.camera_radius, elevation_deg=20.0).to(ws.device)[None]
+    images = []
+    for chunk in poses.split(8, dim=1):
+        images.append(G.synthesize(ws, chunk, K, noise_mode="const")["image"][0])
+    frames_u8 = ((torch.cat(images).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    pil = [Image.fromarray(f) for f in frames_u8]
+    tmp = path.with_name(f".{path.name}.tmp")
+    pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=60, loop=0)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,92 @@
+"""Metrics of a generator against its dataset: FID, KID, IS, class accuracy, depth error.
+
+Generated views are rendered from poses drawn uniformly over the whole sphere (the
+paper's protocol) with classes drawn from the dataset's label distribution. Real-image
+statistics are cached per dataset and detector.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tri3d.data.shapes import default_cache_dir
+from tri3d.metrics.scores import feature_stats, frechet_distance, inception_score, kernel_inception_distance
+from tri3d.render.camera import fov_to_intrinsics, sample_sphere_poses
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:  # [-1, 1] float -> uint8
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def real_features(dataset, detector, *, max_items: int | None = None, batch: int = 256,
+                  cache_dir: Path | None = None) -> np.ndarray:
+    """Detector features of (up to ``max_items``) dataset images, cached on disk."""
+    n = len(dataset) if max_items is None else min(max_items, len(dataset))
+    key = hashlib.sha256(f"{Path(dataset.path).resolve()}|{len(dataset)}|{n}|{detector.name}".encode()).hexdigest()[:16]
+    cache = (cache_dir or default_cache_dir()) / f"real-features-{key}.npy"
+    if cache.exists():
+        return np.load(cache)
+    feats = []
+    for start in range(0, n, batch):
+        imgs = torch.stack([dataset[i][0] for i in range(start, min(n, start + batch))])
+        feats.append(detector.features(imgs).cpu().numpy())
+    out = np.concatenate(feats).astype(np.float64)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.stem}.tmp.npy")
+    np.save(tmp, out)
+    os.replace(tmp, cache)
+    return out
+
+
+@torch.no_grad()
+def generate_views(G, labels: torch.Tensor, num: int, *, radius: float, fov_deg: float, batch: int = 32,
+                   seed: int = 0, truncation_psi: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num`` images (uint8 [num, 3, H, W]) from whole-sphere poses, classes drawn like ``labels``."""
+    device = next(G.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    K = fov_to_intrinsics(fov_deg).to(device)
+    images, classes = [], []
+    for start in range(0, num, batch):
+        n = min(batch, num - start)
+        z = torch.randn(n, G.config.z_dim, generator=g).to(device)
+        c = labels[torch.randint(len(labels), (n,), generator=g)].to(device) if G.config.num_classes else None
+        cams = sample_sphere_poses(n, radius, generator=g)[:, None].to(device)
+        with G.deterministic_rendering():  # leaves the global RNG (training's stream) untouched
+            out = G(z, c, cams, K, truncation_psi=truncation_psi, noise_mode="const")
+        images.append(to_uint8(out["image"][:, 0]).cpu())
+        classes.append(c.cpu() if c is not None else torch.zeros(n, dtype=torch.long))
+    return torch.cat(images), torch.cat(classes)
+
+
+def evaluate(G, dataset, detector, *, num_gen: int = 1000, radius: float, fov_deg: float, seed: int = 0,
+             kid_subsets: int = 100, is_splits: int = 10, cache_dir: Path | None = None) -> dict:
+    """FID, KID, IS (when the detector has logits) and, for the shapes detector, the class
+    accuracy of generated views."""
+    t0 = time.perf_counter()
+    real = real_features(dataset, detector, cache_dir=cache_dir)
+    fake_images, classes = generate_views(G, dataset.labels, num_gen, radius=radius, fov_deg=fov_deg, seed=seed)
+    fake = np.concatenate([detector.features(b).cpu().numpy() for b in fake_images.split(256)]).astype(np.float64)
+    result = {
+        "fid": frechet_distance(*feature_stats(real), *feature_stats(fake)),
+        "kid": kernel_inception_distance(real, fake, num_subsets=kid_subsets),
+        "num_gen": num_gen, "num_real": int(real.shape[0]), "detector": detector.name,
+    }
+    logits = torch.cat([detector.logits(b).cpu() for b in fake_images.split(256)])
+    if num_gen >= is_splits:
+        result["is_mean"], result["is_std"] = inception_score(logits.numpy(), splits=is_splits)
+    if getattr(detector, "accuracy", None) is not None and G.config.num_classes:
+        result["class_accuracy"] = float((logits.argmax(1) == classes).float().mean())
+        result["detector_accuracy_on_reals"] = detector.accuracy
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")

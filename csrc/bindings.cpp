@@ -98,6 +98,26 @@ void importance(const std::string& device, const std::string& dtype, int64_t M, 
   });
 }
 
+void merge_sorted(const std::string& device, const std::string& dtype, int64_t M, int S, int n, std::uintptr_t coarse,
+                  std::uintptr_t fine, std::uintptr_t out_depth, std::uintptr_t order, std::uintptr_t stream) {
+  if (M < 0 || S < 1 || n < 0) throw std::invalid_argument("tri3d._C: merge_sorted needs M >= 0, S >= 1, n >= 0");
+  by_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    auto* idx = reinterpret_cast<int64_t*>(order);
+    if (device == "cpu") {
+      py::gil_scoped_release release;
+      tri3d::merge_sorted_cpu<T>(M, S, n, in<T>(coarse), in<T>(fine), out<T>(out_depth), idx);
+#ifdef TRI3D_WITH_CUDA
+    } else if (device == "cuda") {
+      tri3d::merge_sorted_cuda<T>(M, S, n, in<T>(coarse), in<T>(fine), out<T>(out_depth), idx,
+                                  reinterpret_cast<void*>(stream));
+#endif
+    } else {
+      throw std::invalid_argument("tri3d._C: no " + device + " build of merge_sorted");
+    }
+  });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -110,4 +130,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("composite_forward", &composite_forward, "Alpha compositing forward (one ray per row)");
   m.def("composite_backward", &composite_backward, "Alpha compositing closed-form backward");
   m.def("importance", &importance, "Inverse-CDF importance sampling from coarse weights");
+  m.def("merge_sorted", &merge_sorted, "Merge sorted coarse with unsorted fine depths: sorted depths + order");
 }

@@ -47,11 +47,20 @@ void importance_cpu(int64_t M, int S, int n, const T* depth, const T* weights, c
   }
 }
 
+template <typename T>
+void merge_sorted_cpu(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < M; ++r) {
+    merge_sorted_ray(S, n, coarse + r * S, fine + r * n, out_depth + r * (S + n), order + r * (S + n));
+  }
+}
+
 #define TRI3D_INSTANTIATE(T)                                                                                    \
   template void composite_forward_cpu<T>(int64_t, int, int, const T*, const T*, const T*, T*, T*, T*);         \
   template void composite_backward_cpu<T>(int64_t, int, int, const T*, const T*, const T*, const T*, const T*, \
                                           const T*, T*, T*);                                                    \
-  template void importance_cpu<T>(int64_t, int, int, const T*, const T*, const T*, T*);
+  template void importance_cpu<T>(int64_t, int, int, const T*, const T*, const T*, T*);                       \
+  template void merge_sorted_cpu<T>(int64_t, int, int, const T*, const T*, T*, int64_t*);
 TRI3D_INSTANTIATE(float)
 TRI3D_INSTANTIATE(double)
 #undef TRI3D_INSTANTIATE

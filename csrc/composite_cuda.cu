@@ -60,6 +60,14 @@ __global__ void importance_kernel(int64_t M, int S, int n, const T* depth, const
   out[i] = importance_sample_one(depth + r * S, w, S, importance_total(w, S), u[i]);
 }
 
+template <typename T>
+__global__ void merge_sorted_kernel(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth,
+                                    int64_t* order) {
+  int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= M) return;
+  merge_sorted_ray(S, n, coarse + r * S, fine + r * n, out_depth + r * (S + n), order + r * (S + n));
+}
+
 int64_t warp_blocks(int64_t M) { return (M + kWarpsPerBlock - 1) / kWarpsPerBlock; }
 
 }  // namespace
@@ -93,11 +101,22 @@ void importance_cuda(int64_t M, int S, int n, const T* depth, const T* weights, 
   check(cudaGetLastError(), "importance_cuda launch");
 }
 
+template <typename T>
+void merge_sorted_cuda(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order,
+                       void* stream) {
+  if (M == 0) return;
+  const int threads = 128;
+  merge_sorted_kernel<T><<<(M + threads - 1) / threads, threads, 0, (cudaStream_t)stream>>>(M, S, n, coarse, fine,
+                                                                                            out_depth, order);
+  check(cudaGetLastError(), "merge_sorted_cuda launch");
+}
+
 #define TRI3D_INSTANTIATE(T)                                                                                     \
   template void composite_forward_cuda<T>(int64_t, int, int, const T*, const T*, const T*, T*, T*, T*, void*);  \
   template void composite_backward_cuda<T>(int64_t, int, int, const T*, const T*, const T*, const T*, const T*, \
                                            const T*, T*, T*, void*);                                             \
-  template void importance_cuda<T>(int64_t, int, int, const T*, const T*, const T*, T*, void*);
+  template void importance_cuda<T>(int64_t, int, int, const T*, const T*, const T*, T*, void*);              \
+  template void merge_sorted_cuda<T>(int64_t, int, int, const T*, const T*, T*, int64_t*, void*);
 TRI3D_INSTANTIATE(float)
 TRI3D_INSTANTIATE(double)
 #undef TRI3D_INSTANTIATE

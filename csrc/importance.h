@@ -8,6 +8,8 @@
 // mapped through the inverse CDF (searchsorted right, EG3D's below/above clamping).
 #pragma once
 
+#include <cstdint>
+
 #include "common.h"
 
 namespace tri3d {
@@ -60,6 +62,37 @@ HOST_DEVICE T importance_sample_one(const T* depth, const T* w, int S, T total, 
   T denom = cdf_hi - cdf_lo;
   if (denom < eps) denom = T(1);
   return bin_lo + (u - cdf_lo) / denom * (bin_hi - bin_lo);
+}
+
+}  // namespace tri3d
+
+namespace tri3d {
+
+// Merge one ray's sorted coarse depths [S] with its unsorted fine depths [n] into sorted
+// depths [S + n] and the order [S + n] (indices into concat(coarse, fine)). The fine
+// indices are first insertion-sorted in place in the tail of `order`; the two-pointer
+// merge then writes position i + j while the unread fine entries sit at >= S + j.
+template <typename T>
+HOST_DEVICE void merge_sorted_ray(int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order) {
+  int64_t* tail = order + S;
+  for (int j = 0; j < n; ++j) {
+    int64_t idx = S + j;
+    T v = fine[j];
+    int k = j;
+    while (k > 0 && fine[tail[k - 1] - S] > v) {
+      tail[k] = tail[k - 1];
+      --k;
+    }
+    tail[k] = idx;
+  }
+  int i = 0, j = 0;
+  while (i < S || j < n) {
+    bool take_coarse = j >= n || (i < S && coarse[i] <= fine[tail[j] - S]);
+    int64_t src = take_coarse ? int64_t(i) : tail[j];
+    out_depth[i + j] = take_coarse ? coarse[i] : fine[tail[j] - S];
+    order[i + j] = src;
+    if (take_coarse) ++i; else ++j;
+  }
 }
 
 }  // namespace tri3d

@@ -30,7 +30,7 @@ def compile_report(nvcc: str) -> list[dict]:
     for line in out.stderr.splitlines():
         m = re.search(r"Compiling entry function '(\w+)' for 'sm_(\d+)'", line)
         if m:
-            name = re.search(r"(composite_forward_kernel|composite_backward_kernel|importance_kernel)I([fd])", m.group(1))
+            name = re.search(r"(composite_forward_kernel|composite_backward_kernel|importance_kernel|merge_sorted_kernel)I([fd])", m.group(1))
             current = {"kernel": f"{name.group(1)}<{'float' if name.group(2) == 'f' else 'double'}>" if name else m.group(1),
                        "arch": int(m.group(2))}
             continue

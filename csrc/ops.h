@@ -18,6 +18,9 @@ void composite_backward_cpu(int64_t M, int S, int C, const T* sigma, const T* rg
 template <typename T>
 void importance_cpu(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out);
 
+template <typename T>
+void merge_sorted_cpu(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order);
+
 #ifdef TRI3D_WITH_CUDA
 template <typename T>
 void composite_forward_cuda(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
@@ -30,6 +33,10 @@ void composite_backward_cuda(int64_t M, int S, int C, const T* sigma, const T* r
 
 template <typename T>
 void importance_cuda(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out, void* stream);
+
+template <typename T>
+void merge_sorted_cuda(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order,
+                       void* stream);
 #endif
 
 }  // namespace tri3d

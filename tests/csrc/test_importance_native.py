@@ -42,3 +42,24 @@ def test_follows_the_smoothed_pdf(native_ext):
     counts, _ = np.histogram(x, bins=edges)
     assert counts.sum() == n
     assert stats.chisquare(counts, p * n).pvalue > 0.01
+
+
+@pytest.mark.parametrize("Sa, Sb", [(4, 1), (48, 48), (13, 29)])
+def test_native_merge_matches_sort(native_ext, Sa, Sb):
+    from tri3d.render.sampling import merge_samples
+
+    g = torch.Generator().manual_seed(Sa * Sb)
+    da = torch.sort(torch.rand(2, 7, Sa, 1, generator=g), dim=2).values
+    db = torch.rand(2, 7, Sb, 1, generator=g)
+    sa, sb = torch.randn(2, 7, Sa, 1, generator=g), torch.randn(2, 7, Sb, 1, generator=g)
+    ca, cb = torch.rand(2, 7, Sa, 3, generator=g), torch.rand(2, 7, Sb, 3, generator=g)
+    sa.requires_grad_()
+    ref = merge_samples(da, sa, ca, db, sb, cb, impl="ref")
+    nat = merge_samples(da, sa, ca, db, sb, cb, impl="cpp")
+    for a, b in zip(nat, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (nat[0].diff(dim=2) >= 0).all()
+    (grad,) = torch.autograd.grad(nat[1].sum(), sa)
+    assert torch.equal(grad, torch.ones_like(sa))  # every coarse sample appears exactly once
+    with pytest.raises(ValueError, match="depths_a must be sorted"):
+        merge_samples(da.flip(2), sa, ca, db, sb, cb, impl="cpp")

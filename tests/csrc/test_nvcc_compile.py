@@ -18,6 +18,7 @@ def test_cuda_kernels_compile_for_sm80_sm90_without_spills():
     spec.loader.exec_module(report)
     rows = report.compile_report(NVCC)
     kernels = {r["kernel"] for r in rows}
-    assert {"composite_forward_kernel<float>", "composite_backward_kernel<float>", "importance_kernel<float>"} <= kernels
+    assert {"composite_forward_kernel<float>", "composite_backward_kernel<float>", "importance_kernel<float>",
+            "merge_sorted_kernel<float>"} <= kernels
     assert {(k, a) for k in kernels for a in (80, 90)} == {(r["kernel"], r["arch"]) for r in rows}
     assert all(r["spill_stores"] == 0 and r["spill_loads"] == 0 for r in rows), rows

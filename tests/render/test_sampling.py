@@ -65,7 +65,7 @@ def test_importance_depths_concentrate_where_weights_are():
 
 def test_merge_sorts_and_carries_values():
     g = torch.Generator().manual_seed(3)
-    da, db = torch.rand(2, 3, 5, 1, generator=g), torch.rand(2, 3, 4, 1, generator=g)
+    da, db = torch.sort(torch.rand(2, 3, 5, 1, generator=g), dim=2).values, torch.rand(2, 3, 4, 1, generator=g)
     sa, sb = da * 10, db * 10  # values tied to their depths
     ca, cb = da.expand(-1, -1, -1, 2) + 1, db.expand(-1, -1, -1, 2) + 1
     d, s, c = merge_samples(da, sa, ca, db, sb, cb)

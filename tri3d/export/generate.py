@@ -1,6 +1,7 @@
 """``tri3d generate``: multi-view grids, orbit videos and meshes from a trained generator."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -44,7 +45,7 @@ def generate(G: TriplaneGenerator, cfg: TrainConfig, *, classes: list[int], seed
              mesh: bool = False, mesh_resolution: int = 256) -> list[Path]:
     """Write, per (class, seed): ``c<class>-s<seed>.png`` (rgb | depth for each view) with a
     JSON sidecar (class, seed, truncation, cam2world of every view, fov), optionally
-    ``...-orbit.gif`` and ``...-mesh.ply`` + ``...-density.npy``."""
+    ``...-orbit.mp4`` (``.gif`` without imageio-ffmpeg) and ``...-mesh.ply`` + ``...-density.npy``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_cls = G.config.num_classes
@@ -72,7 +73,7 @@ def generate(G: TriplaneGenerator, cfg: TrainConfig, *, classes: list[int], seed
                         "cam2world": cams[0].cpu().tolist()}
                 (out_dir / f"{stem}.json").write_text(json.dumps(meta, indent=1))
                 if video:
-                    written.append(_orbit_gif(G, ws, cfg, K, video_frames, out_dir / f"{stem}-orbit.gif"))
+                    written.append(_orbit_video(G, ws, cfg, K, video_frames, out_dir / f"{stem}-orbit"))
                 if mesh:
                     field = G.field(out["planes"])
                     grid = density_grid(lambda x: field(x)[0], mesh_resolution, G.renderer.box_warp, device=device)
@@ -86,14 +87,23 @@ def generate(G: TriplaneGenerator, cfg: TrainConfig, *, classes: list[int], seed
     return written
 
 
-def _orbit_gif(G, ws, cfg: TrainConfig, K, frames: int, path: Path) -> Path:
+def _orbit_video(G, ws, cfg: TrainConfig, K, frames: int, stem: Path) -> Path:
+    """Orbit at 20 degrees elevation: ``<stem>.mp4`` when imageio-ffmpeg is installed, else a GIF."""
     poses = orbit_poses(frames, cfg.camera_radius, elevation_deg=20.0).to(ws.device)[None]
     images = []
     for chunk in poses.split(8, dim=1):
         images.append(G.synthesize(ws, chunk, K, noise_mode="const")["image"][0])
     frames_u8 = ((torch.cat(images).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    pil = [Image.fromarray(f) for f in frames_u8]
-    tmp = path.with_name(f".{path.name}.tmp")
-    pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=60, loop=0)
+    if importlib.util.find_spec("imageio") and importlib.util.find_spec("imageio_ffmpeg"):
+        import imageio.v2 as imageio
+
+        path = stem.with_suffix(".mp4")
+        tmp = stem.with_name(f".{stem.name}.tmp.mp4")
+        imageio.mimwrite(tmp, list(frames_u8), fps=24, macro_block_size=1)
+    else:
+        path = stem.with_suffix(".gif")
+        tmp = stem.with_name(f".{stem.name}.tmp.gif")
+        pil = [Image.fromarray(f) for f in frames_u8]
+        pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=60, loop=0)
     tmp.replace(path)
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _positive_int(text: str) -> int:
@@ -94,6 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--num-gen", type=_positive_int, default=1000, help="generated images (default 1000)")
     met.add_argument("--init", action="store_true", help="score the untrained generator of the same config")
     met.add_argument("--device", default="auto")
+
+    inv = sub.add_parser("invert", help="single-view 3D reconstruction by pivotal tuning inversion")
+    inv.add_argument("--ckpt", required=True, help="run folder (newest snapshot) or snapshot folder")
+    src = inv.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="the photograph (any size: centre-cropped and resized; gray/RGBA -> RGB)")
+    src.add_argument("--shapes-index", type=int, help="invert image N of the run's shapes set (uses its true camera)")
+    inv.add_argument("--out", required=True, help="output folder")
+    inv.add_argument("--class", dest="cls", type=int, default=None, help="class label (default: predicted)")
+    inv.add_argument("--classifier", default="shapes",
+                     help="'shapes' or a TorchScript classifier (uint8 images -> logits) to predict the class")
+    inv.add_argument("--pose", default="front", help="'front' or 'AZIMUTH,ELEVATION' degrees")
+    inv.add_argument("--vgg", default=None, help="TorchScript vgg16.pt for LPIPS (default: offline fallback)")
+    inv.add_argument("--w-steps", type=int, default=300)
+    inv.add_argument("--pti-steps", type=int, default=200)
+    inv.add_argument("--w-plus", action="store_true", help="optimize one w per layer")
+    inv.add_argument("--locality", type=_nonneg_float, default=0.0, help="PTI locality regularization weight")
+    inv.add_argument("--depth", default=None, help="reference depth .npy [H, W] for --eval (scale-invariant)")
+    inv.add_argument("--eval", action="store_true", help="report LPIPS / depth error in inversion.json")
+    inv.add_argument("--mesh-resolution", type=_positive_int, default=128)
+    inv.add_argument("--device", default="auto")
 
     demo = sub.add_parser("demo", help="render random triplanes from sphere poses to a PNG grid")
     demo.add_argument("--out", default="runs/demo.png", help="PNG path (default: runs/demo.png)")
@@ -192,6 +213,57 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_invert(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from tri3d.export.generate import load_generator
+    from tri3d.invert.pti import InversionConfig
+    from tri3d.invert.run import load_target, make_perceptual, parse_pose, predict_class, run_inversion
+    from tri3d.metrics.detector import load_detector
+    from tri3d.train.loop import load_dataset, resolve_device
+
+    device = resolve_device(args.device)
+    G, cfg, _ = load_generator(args.ckpt, device)
+    res = G.config.image_resolution
+    ref_depth = ref_mask = None
+    pose = parse_pose(args.pose, cfg.camera_radius)
+    dataset = None
+    if args.shapes_index is not None or args.classifier == "shapes":
+        dataset = load_dataset(cfg)
+    if args.shapes_index is not None:
+        if not 0 <= args.shapes_index < len(dataset):
+            raise ValueError(f"--shapes-index must be in [0, {len(dataset)}), got {args.shapes_index}")
+        target = dataset[args.shapes_index][0].float() / 127.5 - 1
+        gt = np.load(Path(dataset.path) / "ground_truth.npz")
+        pose = torch.from_numpy(gt["cam2world"][args.shapes_index]).float()
+        ref_depth = torch.from_numpy(gt["depth"][args.shapes_index])
+        ref_mask = torch.from_numpy(gt["opacity"][args.shapes_index] > 0.5)
+    else:
+        target = load_target(args.image, res)
+        if args.depth:
+            ref_depth = torch.from_numpy(np.load(args.depth)).float()
+            if ref_depth.shape != (res, res):
+                raise ValueError(f"--depth must be a [{res}, {res}] array, got {list(ref_depth.shape)}")
+    if target.shape[-1] != res:
+        raise ValueError(f"the image is {target.shape[-1]} pixels, the generator makes {res}")
+    detector = load_detector("shapes", dataset=dataset) if dataset is not None else None
+    c = args.cls
+    if c is None and G.config.num_classes:
+        classifier = detector if args.classifier == "shapes" else load_detector(args.classifier, device=device)
+        c = predict_class(classifier, target)
+    perceptual = make_perceptual(args.vgg, detector, device)
+    icfg = InversionConfig(w_steps=args.w_steps, pti_steps=args.pti_steps, w_plus=args.w_plus,
+                           locality_weight=args.locality)
+    report = run_inversion(G, cfg, target, c=c, pose=pose, out_dir=args.out, perceptual=perceptual, cfg=icfg,
+                           reference_depth=ref_depth if args.eval else None,
+                           reference_mask=ref_mask, scale_invariant_depth=args.depth is not None,
+                           mesh_resolution=args.mesh_resolution)
+    keys = ("class", "psnr_init", "psnr", "perceptual_distance", "depth_error_init", "depth_error")
+    print(json.dumps({k: report[k] for k in keys if k in report}))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tri3d.demo import render_demo
 
@@ -204,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"train": cmd_train, "dataset": cmd_dataset, "generate": cmd_generate, "metrics": cmd_metrics,
-                    "demo": cmd_demo}
+                    "invert": cmd_invert, "demo": cmd_demo}
         return commands[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"tri3d {args.command}: error: {err}", file=sys.stderr)

@@ -55,35 +55,46 @@ def generate(G: TriplaneGenerator, cfg: TrainConfig, *, classes: list[int], seed
     device = next(G.parameters()).device
     K = fov_to_intrinsics(cfg.fov_deg).to(device)
     written = []
+    for c in classes:
+        for seed in seeds:
+            g = torch.Generator().manual_seed(seed)
+            z = torch.randn(1, G.config.z_dim, generator=g).to(device)
+            label = torch.tensor([c], device=device) if n_cls else None
+            cams = sample_multiview_poses(1, views, cfg.camera_radius, 0.0, 0.0, generator=g).to(device)
+            ws = G.mapping(z, label, truncation_psi=truncation_psi)
+            stem = out_dir / f"c{c:04d}-s{seed:06d}"
+            meta = {"class": c, "seed": seed, "truncation_psi": truncation_psi, "fov_deg": cfg.fov_deg,
+                    "cam2world": cams[0].cpu().tolist()}
+            stem.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+            written += export_sample(G, ws, cams, K, cfg, stem, video=video, video_frames=video_frames,
+                                     mesh=mesh, mesh_resolution=mesh_resolution)
+    return written
+
+
+@torch.no_grad()
+def export_sample(G: TriplaneGenerator, ws: torch.Tensor, cams: torch.Tensor, K: torch.Tensor, cfg: TrainConfig,
+                  stem: Path, *, video: bool = False, video_frames: int = 48, mesh: bool = False,
+                  mesh_resolution: int = 256) -> list[Path]:
+    """``<stem>.png`` (rgb | depth for the views ``cams [1, V, 4, 4]``), optionally the orbit
+    video and ``<stem>-mesh.ply`` + ``<stem>-density.npy`` of one latent ``ws [1, num_ws, w_dim]``."""
     with G.deterministic_rendering():
-        for c in classes:
-            for seed in seeds:
-                g = torch.Generator().manual_seed(seed)
-                z = torch.randn(1, G.config.z_dim, generator=g).to(device)
-                label = torch.tensor([c], device=device) if n_cls else None
-                cams = sample_multiview_poses(1, views, cfg.camera_radius, 0.0, 0.0, generator=g).to(device)
-                ws = G.mapping(z, label, truncation_psi=truncation_psi)
-                out = G.synthesize(ws, cams, K, noise_mode="const")
-                stem = f"c{c:04d}-s{seed:06d}"
-                depth = out["depth"]
-                if depth.shape[-1] != out["image"].shape[-1]:
-                    depth = torch.nn.functional.interpolate(depth[0], size=out["image"].shape[-2:])[None]
-                written.append(save_png(image_grid(out["image"], depth), out_dir / f"{stem}.png"))
-                meta = {"class": c, "seed": seed, "truncation_psi": truncation_psi, "fov_deg": cfg.fov_deg,
-                        "cam2world": cams[0].cpu().tolist()}
-                (out_dir / f"{stem}.json").write_text(json.dumps(meta, indent=1))
-                if video:
-                    written.append(_orbit_video(G, ws, cfg, K, video_frames, out_dir / f"{stem}-orbit"))
-                if mesh:
-                    field = G.field(out["planes"])
-                    grid = density_grid(lambda x: field(x)[0], mesh_resolution, G.renderer.box_warp, device=device)
-                    np.save(out_dir / f"{stem}-density.npy", grid)
-                    verts, faces = extract_mesh(grid, G.renderer.box_warp)
-                    colors = None
-                    if len(verts):
-                        rgb = field(torch.from_numpy(verts).to(device)[None])[1][0, :, :3]
-                        colors = rgb.clamp(0, 1).cpu().numpy()
-                    written.append(write_ply(out_dir / f"{stem}-mesh.ply", verts, faces, colors))
+        out = G.synthesize(ws, cams, K, noise_mode="const")
+        depth = out["depth"]
+        if depth.shape[-1] != out["image"].shape[-1]:
+            depth = torch.nn.functional.interpolate(depth[0], size=out["image"].shape[-2:])[None]
+        written = [save_png(image_grid(out["image"], depth), stem.with_suffix(".png"))]
+        if video:
+            written.append(_orbit_video(G, ws, cfg, K, video_frames, stem.with_name(f"{stem.name}-orbit")))
+        if mesh:
+            field = G.field(out["planes"])
+            device = ws.device
+            grid = density_grid(lambda x: field(x)[0], mesh_resolution, G.renderer.box_warp, device=device)
+            np.save(stem.with_name(f"{stem.name}-density.npy"), grid)
+            verts, faces = extract_mesh(grid, G.renderer.box_warp)
+            colors = None
+            if len(verts):
+                colors = field(torch.from_numpy(verts).to(device)[None])[1][0, :, :3].clamp(0, 1).cpu().numpy()
+            written.append(write_ply(stem.with_name(f"{stem.name}-mesh.ply"), verts, faces, colors))
     return written
 
 

@@ -97,6 +97,15 @@ def _cdf_levels(rays: int, samples: int, device: torch.device, generator, determ
     return torch.rand(rays, samples, device=device, generator=generator)
 
 
+def _importance_inputs(depths: Tensor, weights: Tensor, samples: int, generator, deterministic: bool):
+    """Validated flat fp32 ``(depths [M, S], weights [M, S-1], cdf levels [M, samples])``."""
+    _check_importance_args(depths, weights, samples)
+    B, R, S, _ = depths.shape
+    d = depths.detach().reshape(B * R, S).float().contiguous()
+    w = weights.detach().reshape(B * R, S - 1).float().contiguous()
+    return d, w, _cdf_levels(B * R, samples, d.device, generator, deterministic)
+
+
 def importance_depths_ref(
     depths: Tensor,  # [B, R, S, 1]
     weights: Tensor,  # [B, R, S-1, 1]
@@ -106,15 +115,10 @@ def importance_depths_ref(
     deterministic: bool = False,
 ) -> Tensor:  # [B, R, samples, 1]
     """Reference importance sampler (fp32, no gradient flows through it)."""
-    _check_importance_args(depths, weights, samples)
-    B, R, S, _ = depths.shape
-    with torch.no_grad():
-        d = depths.reshape(B * R, S).float()
-        w = smooth_weights(weights.reshape(B * R, S - 1).float())
-        mids = (d[:, 1:] + d[:, :-1]) / 2
-        u = _cdf_levels(B * R, samples, d.device, generator, deterministic)
-        fine = sample_pdf(mids, w[:, 1:-1], u)
-    return fine.reshape(B, R, samples, 1).to(depths.dtype)
+    d, w, u = _importance_inputs(depths, weights, samples, generator, deterministic)
+    mids = (d[:, 1:] + d[:, :-1]) / 2
+    fine = sample_pdf(mids, smooth_weights(w)[:, 1:-1], u)
+    return fine.reshape(*depths.shape[:2], samples, 1).to(depths.dtype)
 
 
 def importance_depths_native(
@@ -126,18 +130,11 @@ def importance_depths_native(
     deterministic: bool = False,
 ) -> Tensor:  # [B, R, samples, 1]
     """Native importance sampler (C++ / CUDA); draws the same uniforms as the reference."""
-    _check_importance_args(depths, weights, samples)
-    B, R, S, _ = depths.shape
-    with torch.no_grad():
-        d = depths.reshape(B * R, S).float().contiguous()
-        w = weights.reshape(B * R, S - 1).float().contiguous()
-        u = _cdf_levels(B * R, samples, d.device, generator, deterministic)
-        fine = torch.empty_like(u)
-        native().importance(
-            device_name(d), "float32", B * R, S, samples, d.data_ptr(), w.data_ptr(), u.data_ptr(),
-            fine.data_ptr(), stream_handle(d),
-        )
-    return fine.reshape(B, R, samples, 1).to(depths.dtype)
+    d, w, u = _importance_inputs(depths, weights, samples, generator, deterministic)
+    fine = torch.empty_like(u)
+    native().importance(device_name(d), "float32", d.shape[0], d.shape[1], samples, d.data_ptr(), w.data_ptr(),
+                        u.data_ptr(), fine.data_ptr(), stream_handle(d))
+    return fine.reshape(*depths.shape[:2], samples, 1).to(depths.dtype)
 
 
 def importance_depths(

@@ -94,3 +94,26 @@ def test_superresolution_path_shapes():
     out = G(torch.randn(1, 16), torch.tensor([2]), sample_multiview_poses(1, 2, min_angle_deg=0),
             fov_to_intrinsics(30.0))
     assert out["image"].shape == (1, 2, 3, 32, 32) and out["image_raw"].shape == (1, 2, 3, 16, 16)
+
+
+@pytest.mark.parametrize("name", ["tiny", "shapenet", "imagenet", "eg3d", "eg3d+d", "eg3d+g+d", "eg3d+g+d+mv"])
+def test_every_preset_builds(name):
+    from tri3d.train.config import preset
+
+    cfg = preset(name)
+    cfg.G.num_classes = cfg.D.num_classes = 10
+    cfg.validate()
+    with torch.device("meta"):  # shapes only, no memory
+        G, D = TriplaneGenerator(cfg.G), Discriminator(cfg.D)
+    assert G.config.image_resolution == D.config.image_resolution
+    if name.startswith("eg3d"):
+        assert G.config.extra_blocks == ("+g" in name) and G.config.decoder_layers == (3 if "+d" in name else 1)
+        assert cfg.views == (3 if "+mv" in name else 1)
+
+
+def test_superresolution_follows_a_faded_neural_resolution():
+    G = TriplaneGenerator(small_g(superresolution=True, image_resolution=32, neural_rendering_resolution=16,
+                                  sr_channels=16))
+    out = G(torch.randn(1, 16), torch.tensor([0]), sample_multiview_poses(1, 1, min_angle_deg=0),
+            fov_to_intrinsics(30.0), neural_rendering_resolution=8)
+    assert out["image"].shape == (1, 1, 3, 32, 32) and out["depth"].shape[-1] == 8

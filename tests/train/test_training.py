@@ -20,7 +20,7 @@ def shapes16(tmp_path_factory):
 
 def micro_config(data, run_dir, **kw) -> TrainConfig:
     cfg = TrainConfig(
-        preset="micro", data=str(data), run_dir=str(run_dir), batch=4, total_kimg=0.024, snapshot_kimg=1.0,
+        preset="micro", data=str(data), run_dir=str(run_dir), device="cpu", batch=4, total_kimg=0.024, snapshot_kimg=1.0,
         log_every=1, lr_G=0.004, lr_D=0.004, views=2, min_view_angle_deg=60.0, view_perturb_deg=10.0, fov_deg=30.0,
         r1_interval=2, density_reg_every=2, blur_init_sigma=1.0, blur_fade_kimg=0.02, grid_objects=2,
         G=GeneratorConfig(z_dim=16, w_dim=16, triplane_resolution=16, triplane_channels=8, channel_base=256,

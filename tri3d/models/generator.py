@@ -146,6 +146,9 @@ class TriplaneGenerator(nn.Module):
             features = torch.cat([colour, features[:, :, 3:]], dim=2)
         if self.superres is not None:
             flat = features.flatten(0, 1)
+            sr_in = self.config.neural_rendering_resolution
+            if flat.shape[-1] != sr_in:  # a faded neural resolution: SR always starts from its own input size
+                flat = torch.nn.functional.interpolate(flat, size=(sr_in, sr_in), mode="bilinear", align_corners=False)
             wv = ws.repeat_interleave(V, dim=0)
             image = self.superres(flat, wv, noise_mode).unflatten(0, (B, V))
             image_raw = features[:, :, :3]

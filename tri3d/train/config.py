@@ -89,11 +89,10 @@ def _imagenet() -> TrainConfig:
     """The paper's configuration (EG3D + deeper generator "+g" + deeper decoder "+d" + 3 views)."""
     return TrainConfig(
         preset="imagenet", batch=32, total_kimg=25000, snapshot_kimg=200, log_every=50, r1_gamma=1.0, views=3,
-        camera_radius=2.7, fov_deg=18.837, neural_rendering_resolution_initial=64,
-        neural_rendering_resolution_fade_kimg=1000,
+        camera_radius=2.7, fov_deg=18.837,
         G=GeneratorConfig(z_dim=512, w_dim=512, triplane_resolution=256, triplane_channels=32, channel_base=32768,
                           channel_max=512, extra_blocks=True, decoder_layers=3, image_resolution=128,
-                          neural_rendering_resolution=128, superresolution=True,
+                          neural_rendering_resolution=64, superresolution=True,
                           renderer=RendererConfig(depth_samples=48, importance_samples=48, ray_chunk=1 << 16,
                                                   precision="tf32")),
         D=DiscriminatorConfig(image_resolution=128, channel_base=32768, channel_max=512),

@@ -42,6 +42,7 @@ TRAIN_OVERRIDES = {
     "r1_gamma": ("r1_gamma", _nonneg_float, "R1 regularization weight"),
     "workers": ("num_workers", int, "data loader worker processes"),
     "log_every": ("log_every", _positive_int, "steps between stats.jsonl rows"),
+    "precision": ("precision", str, "fp32 or bf16 (autocast for synthesis and D's high-resolution blocks)"),
     "metrics": ("metrics_detector", str, "score each snapshot with this detector ('shapes' or a TorchScript path)"),
 }
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -131,3 +132,18 @@ def test_metrics_at_each_snapshot(shapes16, tmp_path, monkeypatch):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert all(r["fid"] > 0 and 0 <= r["class_accuracy"] <= 1 for r in rows)
+
+
+def test_bf16_autocast_runs_the_intended_layers_and_stays_finite(shapes16, tmp_path):
+    trainer = Trainer(micro_config(shapes16, tmp_path, precision="bf16"), progress=False)
+    seen = {}
+    trainer.G.synthesis.register_forward_hook(lambda m, i, o: seen.__setitem__("synthesis", o.dtype))
+    trainer.G.decoder.register_forward_hook(lambda m, i, o: seen.__setitem__("decoder", o[0].dtype))
+    trainer.D.blocks[0].register_forward_hook(lambda m, i, o: seen.__setitem__("D first block", o.dtype))
+    trainer.D.out.register_forward_hook(lambda m, i, o: seen.__setitem__("D head", o.dtype))
+    loader = iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4, shuffle=True))
+    losses = [trainer.train_step(*next(loader)) for _ in range(4)]
+    assert seen == {"synthesis": torch.bfloat16, "decoder": torch.float32, "D first block": torch.bfloat16,
+                    "D head": torch.float32}
+    assert all(np.isfinite(s["loss_G"]) and np.isfinite(s["loss_D"]) for s in losses)
+    assert all(torch.isfinite(p).all() for p in trainer.G.parameters())

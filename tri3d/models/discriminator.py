@@ -20,6 +20,7 @@ class DiscriminatorConfig:
     cmap_dim: int = 256
     mbstd_group: int = 4
     mapping_layers: int = 2
+    mixed_resolutions: int = 4  # with ``mixed_dtype`` set, this many highest-resolution blocks run in it (EG3D's fp16 layers)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiscriminatorConfig":
@@ -84,6 +85,7 @@ class Discriminator(nn.Module):
         c4 = channels(4)
         out_dim = config.cmap_dim if config.num_classes > 0 else 1
         self.mbstd_group = config.mbstd_group
+        self.mixed_dtype: torch.dtype | None = None  # e.g. torch.bfloat16: high-resolution blocks under autocast
         self.conv = Conv2dLayer(c4 + 1, c4, 3)
         self.fc = FullyConnected(c4 * 16, c4)
         self.out = FullyConnected(c4, out_dim, activation=False)
@@ -99,8 +101,12 @@ class Discriminator(nn.Module):
         if img.dim() != 4 or img.shape[1:] != (3, R, R):
             raise ValueError(f"img must have shape [N, 3, {R}, {R}], got {list(img.shape)}")
         x = None
-        for block in self.blocks:
-            x = block(x, img)
+        dtype = self.mixed_dtype
+        for k, block in enumerate(self.blocks):
+            mixed = dtype is not None and k < self.config.mixed_resolutions
+            with torch.autocast(img.device.type, dtype=dtype or torch.bfloat16, enabled=mixed):
+                x = block(x, img)
+            x = x.float()
         x = self.conv(minibatch_stddev(x, self.mbstd_group))
         x = self.out(self.fc(x.flatten(1)))
         if self.cmap is None:

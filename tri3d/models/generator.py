@@ -97,6 +97,7 @@ class TriplaneGenerator(nn.Module):
         self.decoder = TriplaneDecoder(config.triplane_channels, config.decoder_hidden, config.decoder_layers,
                                        32 if config.superresolution else 3, config.decoder_lr_multiplier)
         self.renderer = TriplaneRenderer(**asdict(config.renderer))
+        self.synthesis_dtype: torch.dtype | None = None  # e.g. torch.bfloat16 for mixed-precision training
 
     @contextlib.contextmanager
     def deterministic_rendering(self) -> Iterator[None]:
@@ -109,7 +110,12 @@ class TriplaneGenerator(nn.Module):
             self.renderer.deterministic = previous
 
     def planes(self, ws: Tensor, noise_mode: str = "random") -> Tensor:  # [B, num_ws, w_dim] -> [B, 3, C, R, R]
-        img = self.synthesis(ws, noise_mode)
+        """The triplane (fp32). With ``synthesis_dtype`` set (bf16 training), the synthesis
+        network runs under autocast in that dtype; decoding and compositing stay fp32."""
+        dtype = self.synthesis_dtype
+        with torch.autocast(ws.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            img = self.synthesis(ws, noise_mode)
+        img = img.float()
         B, _, R, _ = img.shape
         return img.reshape(B, 3, self.config.triplane_channels, R, R)
 

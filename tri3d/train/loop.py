@@ -96,6 +96,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.G = TriplaneGenerator(cfg.G).to(self.device)
         self.D = Discriminator(cfg.D).to(self.device)
+        if cfg.precision == "bf16":
+            self.G.synthesis_dtype = self.D.mixed_dtype = torch.bfloat16
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_G, betas=betas, eps=1e-8)

@@ -117,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--mesh-resolution", type=_positive_int, default=128)
     inv.add_argument("--device", default="auto")
 
+    bench = sub.add_parser("bench", help="benchmarks")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    btrain = bsub.add_parser("train", help="time training iterations of a preset, per stage")
+    btrain.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    btrain.add_argument("--steps", type=_positive_int, default=20)
+    btrain.add_argument("--warmup", type=int, default=3)
+    btrain.add_argument("--batch", type=_positive_int, default=None)
+    btrain.add_argument("--device", default="auto")
+    btrain.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    btrain.add_argument("--impl", choices=["auto", "ref"], default="auto", help="ref: force the reference paths")
+    btrain.add_argument("--json", default=None, help="also write the result here")
+
     demo = sub.add_parser("demo", help="render random triplanes from sphere poses to a PNG grid")
     demo.add_argument("--out", default="runs/demo.png", help="PNG path (default: runs/demo.png)")
     demo.add_argument("--objects", type=_positive_int, default=2)
@@ -265,6 +277,22 @@ def cmd_invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import os
+
+    from tri3d.train.bench import bench_train, format_table
+
+    if args.impl == "ref":
+        os.environ["TRI3D_IMPL"] = "ref"
+    result = bench_train(args.preset, steps=args.steps, warmup=args.warmup, batch=args.batch, device=args.device,
+                         precision=args.precision)
+    result["impl"] = args.impl
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tri3d.demo import render_demo
 
@@ -277,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"train": cmd_train, "dataset": cmd_dataset, "generate": cmd_generate, "metrics": cmd_metrics,
-                    "invert": cmd_invert, "demo": cmd_demo}
+                    "invert": cmd_invert, "bench": cmd_bench, "demo": cmd_demo}
         return commands[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"tri3d {args.command}: error: {err}", file=sys.stderr)

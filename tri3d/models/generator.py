@@ -141,7 +141,8 @@ class TriplaneGenerator(nn.Module):
                    generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Render from given ``ws`` (used by inversion and by ``forward``)."""
         res = neural_rendering_resolution or self.config.neural_rendering_resolution
-        planes = self.planes(ws, noise_mode)
+        with self.renderer.timer.stage("synthesis"):
+            planes = self.planes(ws, noise_mode)
         out = self.renderer.render_field(self.field(planes), cam2world, intrinsics, res, batch=planes.shape[0],
                                          generator=generator)
         features = out["rgb"]  # [B, V, C_out, r, r] in [-1, 1]
@@ -167,6 +168,7 @@ class TriplaneGenerator(nn.Module):
                 truncation_psi: float = 1.0, neural_rendering_resolution: int | None = None,
                 noise_mode: str = "random", update_w_avg: bool = False,
                 generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
+        with self.renderer.timer.stage("mapping"):
+            ws = self.mapping(z, c, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
         return self.synthesize(ws, cam2world, intrinsics, neural_rendering_resolution=neural_rendering_resolution,
                                noise_mode=noise_mode, generator=generator)

@@ -11,6 +11,7 @@ from tri3d.ops._checks import check_tensor
 from tri3d.ops.triplane import PLANE_AXES, PRECISIONS
 from tri3d.render.rays import pixel_rays
 from tri3d.render.sampling import check_near_far, importance_depths, merge_samples, stratified_depths
+from tri3d.utils.timing import NullTimer
 
 # A radiance field: world points [B, N, 3] -> (sigma_raw [B, N, 1], rgb [B, N, C]).
 Field = Callable[[Tensor], "tuple[Tensor, Tensor]"]
@@ -72,6 +73,7 @@ class TriplaneRenderer(nn.Module):
         self.ray_chunk = ray_chunk
         self.deterministic = deterministic
         self.precision = precision
+        self.timer = NullTimer()  # set a StageTimer to time sample+decode / composite / importance
 
     def forward(
         self,
@@ -165,13 +167,20 @@ class TriplaneRenderer(nn.Module):
             B, r, self.depth_samples, self.near, self.far, device=origins.device, dtype=origins.dtype,
             generator=generator, deterministic=self.deterministic,
         )
-        sigma, rgb = self._query(field, origins, dirs, depths)
-        out_rgb, out_depth, weights = composite(sigma, rgb, depths)
-        if self.importance_samples > 0:
-            fine = importance_depths(
-                depths, weights, self.importance_samples, generator=generator, deterministic=self.deterministic
-            )
-            sigma_f, rgb_f = self._query(field, origins, dirs, fine)
-            depths, sigma, rgb = merge_samples(depths, sigma, rgb, fine, sigma_f, rgb_f)
+        timer = self.timer
+        with timer.stage("sample+decode"):
+            sigma, rgb = self._query(field, origins, dirs, depths)
+        with timer.stage("composite"):
             out_rgb, out_depth, weights = composite(sigma, rgb, depths)
+        if self.importance_samples > 0:
+            with timer.stage("importance"):
+                fine = importance_depths(
+                    depths, weights, self.importance_samples, generator=generator, deterministic=self.deterministic
+                )
+            with timer.stage("sample+decode"):
+                sigma_f, rgb_f = self._query(field, origins, dirs, fine)
+            with timer.stage("importance"):
+                depths, sigma, rgb = merge_samples(depths, sigma, rgb, fine, sigma_f, rgb_f)
+            with timer.stage("composite"):
+                out_rgb, out_depth, weights = composite(sigma, rgb, depths)
         return out_rgb, out_depth, weights.sum(dim=2)

@@ -29,6 +29,7 @@ from tri3d.train.loss import (
     generator_loss,
     r1_penalty,
 )
+from tri3d.utils.timing import StageTimer
 
 
 def resolve_device(name: str) -> torch.device:
@@ -99,6 +100,8 @@ class Trainer:
         if cfg.precision == "bf16":
             self.G.synthesis_dtype = self.D.mixed_dtype = torch.bfloat16
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.timer = StageTimer(self.device)
+        self.G.renderer.timer = self.timer  # the EMA copy keeps the no-op timer
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_G, betas=betas, eps=1e-8)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8)
@@ -201,8 +204,10 @@ class Trainer:
         # Generator step: non-saturating loss, mean over objects and views.
         G.requires_grad_(True)
         D.requires_grad_(False)
+        timer = self.timer
         fake, out = self.generate(G, z, c_gen, views)
-        fake_scores = d_scores_multiview(D, fake, c_gen, sigma)
+        with timer.stage("discriminator"):
+            fake_scores = d_scores_multiview(D, fake, c_gen, sigma)
         loss_G = generator_loss(fake_scores)
         stats = {"loss_G": loss_G.item(), "D_fake": fake_scores.mean().item(), "views": views}
         if cfg.density_reg > 0 and self.step % cfg.density_reg_every == 0:
@@ -210,24 +215,30 @@ class Trainer:
             loss_G = loss_G + cfg.density_reg * reg
             stats["density_reg"] = reg.item()
         self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        self.opt_G.step()
+        with timer.stage("backward"):
+            loss_G.backward()
+        with timer.stage("optimizer"):
+            self.opt_G.step()
 
         # Discriminator step (+ lazy R1 every r1_interval steps, scaled by the interval).
         G.requires_grad_(False)
         D.requires_grad_(True)
-        fake_scores = d_scores_multiview(D, fake.detach(), c_gen, sigma)
-        real_scores = D(blur_images(real, sigma), c_real)
+        with timer.stage("discriminator"):
+            fake_scores = d_scores_multiview(D, fake.detach(), c_gen, sigma)
+            real_scores = D(blur_images(real, sigma), c_real)
         loss_D = discriminator_fake_loss(fake_scores) + discriminator_real_loss(real_scores)
         stats.update(loss_D=loss_D.item(), D_real=real_scores.mean().item())
         if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
             real_r = real.detach().requires_grad_(True)
-            r1 = r1_penalty(D(blur_images(real_r, sigma), c_real), real_r)
+            with timer.stage("discriminator"):
+                r1 = r1_penalty(D(blur_images(real_r, sigma), c_real), real_r)
             loss_D = loss_D + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
             stats["r1"] = r1.item()
         self.opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        self.opt_D.step()
+        with timer.stage("backward"):
+            loss_D.backward()
+        with timer.stage("optimizer"):
+            self.opt_D.step()
         G.requires_grad_(True)
 
         self.nimg += B
@@ -266,6 +277,8 @@ class Trainer:
         keys = sorted({k for s in window for k in s})
         row = {k: sum(s[k] for s in window if k in s) / sum(1 for s in window if k in s) for k in keys}
         dt = max(time.perf_counter() - t0, 1e-9)
+        steps = max(len(window), 1)
+        row.update({f"time_{k}_ms": v / steps for k, v in self.timer.summary().items()})
         row.update(step=self.step, kimg=self.cur_kimg, sec_per_kimg=dt / max((self.nimg - nimg0) / 1000, 1e-9),
                    images_per_s=(self.nimg - nimg0) / dt, peak_memory_mb=peak_memory_mb(self.device),
                    neural_resolution=self.neural_resolution_now())

@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None, help=help_)
     train.add_argument("--skip-bad", action="store_true", help="skip unreadable / mismatched images and count them")
     train.add_argument("--resume", default=None, help="run folder or snapshot to continue from")
-    train.add_argument("--gpus", type=_positive_int, default=1, help="GPUs on this machine")
+    train.add_argument("--config", default=None, help="a config.json (e.g. from a run) to start from instead of --preset")
+    train.add_argument("--gpus", type=_positive_int, default=1,
+                       help="processes on this machine (one per GPU; gloo processes with --device cpu)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
 
@@ -145,6 +147,14 @@ def train_config(args: argparse.Namespace):
 
     if args.resume:
         cfg = TrainConfig.from_dict(checkpoint.load_config(checkpoint.find_snapshot(args.resume)))
+    elif args.config:
+        path = Path(args.config)
+        if not path.exists():
+            raise FileNotFoundError(f"config not found: {path}")
+        try:
+            cfg = TrainConfig.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError) as err:
+            raise ValueError(f"{path}: not a tri3d training config ({err})") from err
     else:
         cfg = preset(args.preset)
     for flag, (field, _, _) in TRAIN_OVERRIDES.items():
@@ -157,20 +167,40 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.gpus > 1:
-        raise SystemExit("tri3d train: --gpus > 1 needs the distributed launcher, which is not implemented yet")
+    import os
+
     cfg = train_config(args)
     if args.dry_run:
         print(cfg.to_json())
         return 0
+    if args.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        if cfg.batch % args.gpus:
+            raise ValueError(f"--batch ({cfg.batch}) must be divisible by --gpus ({args.gpus})")
+        from tri3d.train.distributed import spawn
+
+        spawn(args.gpus, _without_gpus(args.argv))
+        return 0
     from tri3d.train.loop import Trainer
 
     trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
-    if trainer.dataset.skipped:
+    if trainer.dataset.skipped and trainer.dist.is_main:
         print(f"skipped {len(trainer.dataset.skipped)} bad images", file=sys.stderr)
     run = trainer.train()
-    print(f"run folder: {run}")
+    if trainer.dist.is_main:
+        print(f"run folder: {run}")
     return 0
+
+
+def _without_gpus(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--gpus":
+            skip = True
+        elif not a.startswith("--gpus="):
+            out.append(a)
+    return out
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
@@ -302,7 +332,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         commands = {"train": cmd_train, "dataset": cmd_dataset, "generate": cmd_generate, "metrics": cmd_metrics,
                     "invert": cmd_invert, "bench": cmd_bench, "demo": cmd_demo}

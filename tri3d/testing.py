@@ -29,3 +29,23 @@ def assert_fused_close(fused: Tensor, ref_same: Tensor, ref64: Tensor, floor: fl
     bound = max(2 * e_ref, floor)
     if e_fused > bound:
         raise AssertionError(f"{name}: fused error {e_fused:.3g} > bound {bound:.3g} (ref error {e_ref:.3g}, floor {floor:g})")
+
+
+def micro_train_config(data, run_dir, **kw):
+    """A training config small enough for unit tests and smoke runs (16 px, 4 objects)."""
+    from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
+    from tri3d.train.config import TrainConfig
+
+    cfg = TrainConfig(
+        preset="micro", data=str(data), run_dir=str(run_dir), device="cpu", batch=4, total_kimg=0.024, snapshot_kimg=1.0,
+        log_every=1, lr_G=0.004, lr_D=0.004, views=2, min_view_angle_deg=60.0, view_perturb_deg=10.0, fov_deg=30.0,
+        r1_interval=2, density_reg_every=2, blur_init_sigma=1.0, blur_fade_kimg=0.02, grid_objects=2,
+        G=GeneratorConfig(z_dim=16, w_dim=16, triplane_resolution=16, triplane_channels=8, channel_base=256,
+                          channel_max=32, extra_blocks=True, decoder_hidden=16, decoder_layers=3, image_resolution=16,
+                          neural_rendering_resolution=16, background="learned",
+                          renderer=RendererConfig(depth_samples=6, importance_samples=6, near=2.0, far=3.4)),
+        D=DiscriminatorConfig(image_resolution=16, channel_base=256, channel_max=32, cmap_dim=16),
+    )
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg

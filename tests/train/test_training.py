@@ -8,31 +8,14 @@ import pytest
 import torch
 
 from tri3d.data.shapes import make_shapes_dataset
-from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
 from tri3d.train import checkpoint
-from tri3d.train.config import TrainConfig
+from tri3d.testing import micro_train_config as micro_config
 from tri3d.train.loop import Trainer
 
 
 @pytest.fixture(scope="module")
 def shapes16(tmp_path_factory):
     return make_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", resolution=16, per_class=4, seed=0)
-
-
-def micro_config(data, run_dir, **kw) -> TrainConfig:
-    cfg = TrainConfig(
-        preset="micro", data=str(data), run_dir=str(run_dir), device="cpu", batch=4, total_kimg=0.024, snapshot_kimg=1.0,
-        log_every=1, lr_G=0.004, lr_D=0.004, views=2, min_view_angle_deg=60.0, view_perturb_deg=10.0, fov_deg=30.0,
-        r1_interval=2, density_reg_every=2, blur_init_sigma=1.0, blur_fade_kimg=0.02, grid_objects=2,
-        G=GeneratorConfig(z_dim=16, w_dim=16, triplane_resolution=16, triplane_channels=8, channel_base=256,
-                          channel_max=32, extra_blocks=True, decoder_hidden=16, decoder_layers=3, image_resolution=16,
-                          neural_rendering_resolution=16, background="learned",
-                          renderer=RendererConfig(depth_samples=6, importance_samples=6, near=2.0, far=3.4)),
-        D=DiscriminatorConfig(image_resolution=16, channel_base=256, channel_max=32, cmap_dim=16),
-    )
-    for k, v in kw.items():
-        setattr(cfg, k, v)
-    return cfg
 
 
 def read_stats(run_dir):

@@ -49,15 +49,19 @@ class DiscriminatorBlock(nn.Module):
 
 
 def minibatch_stddev(x: Tensor, group_size: int) -> Tensor:  # [N, C, H, W] -> [N, C + 1, H, W]
-    """Append the mean over channels and pixels of the per-group feature standard deviation."""
+    """Append the mean over channels and pixels of the per-group feature standard deviation.
+
+    Groups are consecutive samples (StyleGAN strides them), so a group never spans two
+    ranks' slices of a batch and multi-process training matches single-process training.
+    """
     N, C, H, W = x.shape
     G = max(1, min(group_size, N))
     while N % G:
         G -= 1
-    y = x.reshape(G, N // G, C, H, W)
-    y = (y - y.mean(dim=0)).square().mean(dim=0)
+    y = x.reshape(N // G, G, C, H, W)
+    y = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)
     y = (y + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [N/G]
-    y = y.reshape(-1, 1, 1, 1).repeat(G, 1, H, W)
+    y = y.repeat_interleave(G).reshape(N, 1, 1, 1).expand(N, 1, H, W)
     return torch.cat([x, y], dim=1)
 
 

@@ -28,6 +28,7 @@ class RendererConfig:
     plane_axes: str = "xyz"
     ray_chunk: int | None = None
     precision: str = "ieee"
+    deterministic: bool = False
 
 
 @dataclass

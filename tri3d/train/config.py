@@ -46,6 +46,7 @@ class TrainConfig:
     num_workers: int = 0
     skip_bad: bool = False
     grid_objects: int = 4
+    noise_mode: str = "random"  # synthesis noise in training; "const" makes runs independent of the process count
     precision: str = "fp32"  # "bf16": autocast for synthesis and D's high-resolution blocks (no loss scaling)
     metrics_detector: str | None = None  # e.g. "shapes" or a TorchScript path: metrics at every snapshot
     metrics_num_gen: int = 1000
@@ -75,7 +76,8 @@ class TrainConfig:
             ("density_reg_every", self.density_reg_every >= 1), ("views", 1 <= self.views <= 16),
             ("multiview_start_kimg", self.multiview_start_kimg >= 0), ("camera_radius", self.camera_radius > 0),
             ("fov_deg", 0 < self.fov_deg < 180), ("num_workers", self.num_workers >= 0),
-            ("grid_objects", self.grid_objects >= 1), ("precision", self.precision in ("fp32", "bf16")), ("shapes_per_class", self.shapes_per_class >= 1),
+            ("grid_objects", self.grid_objects >= 1), ("precision", self.precision in ("fp32", "bf16")),
+            ("noise_mode", self.noise_mode in ("random", "const", "none")), ("shapes_per_class", self.shapes_per_class >= 1),
             ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
             ("G.image_resolution == D.image_resolution", self.G.image_resolution == self.D.image_resolution),
             ("G.num_classes == D.num_classes", self.G.num_classes == self.D.num_classes),

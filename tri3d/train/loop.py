@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import resource
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tri3d.data import ImageDataset
@@ -29,6 +31,7 @@ from tri3d.train.loss import (
     generator_loss,
     r1_penalty,
 )
+from tri3d.train.distributed import all_reduce_mean_, barrier, check_fault_injection, init_from_env, rank_device
 from tri3d.utils.timing import StageTimer
 
 
@@ -56,16 +59,20 @@ def load_dataset(cfg: TrainConfig) -> ImageDataset:
 
 class StepBatchSampler(torch.utils.data.Sampler):
     """Batch indices as a pure function of (seed, step): resuming at any step replays the
-    same data order, with or without loader workers."""
+    same data order, with or without loader workers. With ``world > 1`` each rank gets its
+    slice of the same global batch."""
 
-    def __init__(self, size: int, batch: int, seed: int, start_step: int):
+    def __init__(self, size: int, batch: int, seed: int, start_step: int, rank: int = 0, world: int = 1):
         self.size, self.batch, self.seed, self.start_step = size, batch, seed, start_step
+        self.rank, self.world = rank, world
 
     def __iter__(self):
         step = self.start_step
+        local = self.batch // self.world
         while True:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            yield torch.randint(self.size, (self.batch,), generator=g).tolist()
+            indices = torch.randint(self.size, (self.batch,), generator=g)
+            yield indices[self.rank * local : (self.rank + 1) * local].tolist()
             step += 1
 
 
@@ -84,8 +91,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, *, resume: str | Path | None = None, run_dir: str | Path | None = None,
                  progress: bool = True):
         cfg.validate()
-        self.cfg, self.progress = cfg, progress
-        self.device = resolve_device(cfg.device)
+        self.dist = init_from_env(cfg.device)
+        if cfg.batch % self.dist.world_size:
+            raise ValueError(f"batch ({cfg.batch}) must be divisible by the number of processes ({self.dist.world_size})")
+        self.cfg, self.progress = cfg, progress and self.dist.is_main
+        self.device = rank_device(self.dist, cfg.device) if self.dist.enabled else resolve_device(cfg.device)
         self.dataset = load_dataset(cfg)
         if self.dataset.resolution != cfg.G.image_resolution:
             raise ValueError(f"dataset {self.dataset.path} has resolution {self.dataset.resolution}, the config "
@@ -107,13 +117,29 @@ class Trainer:
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8)
         self.intrinsics = fov_to_intrinsics(cfg.fov_deg).to(self.device)
         self.step, self.nimg = 0, 0
+        # Draws that define a step (latents, classes, cameras) come from this stream, the same
+        # on every rank; per-sample draws inside the networks use the global RNG.
+        self.shared_rng = torch.Generator().manual_seed(cfg.seed + 1)
         if resume is not None:
             self._resume(Path(resume))
             self.run_dir = Path(run_dir) if run_dir else checkpoint.find_snapshot(resume).parent
         else:
-            self.run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.run_dir, cfg.preset)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.run_dir = Path(run_dir) if run_dir else self._shared_new_run_dir()
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self._tb = None
+        self.G_ddp, self.D_ddp = self.G, self.D
+        if self.dist.enabled:
+            self.G_ddp, self.D_ddp = wrap_ddp(self.G, self.device), wrap_ddp(self.D, self.device)
+            # Per-rank seeds for per-sample draws (noise, jitter), a function of (seed, step, rank).
+            torch.manual_seed(cfg.seed * 7919 + self.step * 104729 + self.dist.rank)
+
+    def _shared_new_run_dir(self) -> Path:
+        """A new numbered run folder, chosen by rank 0 and shared with the other ranks."""
+        path = [str(new_run_dir(self.cfg.run_dir, self.cfg.preset)) if self.dist.is_main else None]
+        if self.dist.enabled:
+            torch.distributed.broadcast_object_list(path, src=0)
+        return Path(path[0])
 
     # ---------------------------------------------------------------- state
     def _resume(self, path: Path) -> None:
@@ -125,17 +151,21 @@ class Trainer:
         self.opt_D.load_state_dict(state["opt_D"])
         self.step, self.nimg = int(state["step"]), int(state["nimg"])
         torch.set_rng_state(state["rng_cpu"])
+        self.shared_rng.set_state(state["rng_shared"])
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
 
     def train_state(self) -> dict:
         return {
             "step": self.step, "nimg": self.nimg, "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
+            "rng_cpu": torch.get_rng_state(), "rng_shared": self.shared_rng.get_state(),
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }
 
-    def save_snapshot(self) -> Path:
+    def save_snapshot(self) -> Path | None:
+        """Rank 0 writes the snapshot, the sample grid and (optionally) metrics."""
+        if not self.dist.is_main:
+            return None
         path = checkpoint.save_snapshot(self.run_dir, self.step, self.cfg.to_dict(),
                                         {"G": self.G, "G_ema": self.G_ema, "D": self.D}, self.train_state())
         self.save_grid(self.run_dir / f"samples-{self.step:08d}.png")
@@ -172,15 +202,24 @@ class Trainer:
         return int(round(initial * (1 - alpha) + final * alpha))
 
     def sample_cameras(self, batch: int, views: int) -> torch.Tensor:  # [batch, views, 4, 4]
+        """This rank's slice of ``batch * world_size`` cameras drawn from the shared stream."""
         min_angle = self.cfg.min_view_angle_deg if views > 1 else 0.0
-        return sample_multiview_poses(batch, views, self.cfg.camera_radius, min_angle, self.cfg.view_perturb_deg
-                                      ).to(self.device)
+        cams = sample_multiview_poses(batch * self.dist.world_size, views, self.cfg.camera_radius, min_angle,
+                                      self.cfg.view_perturb_deg, generator=self.shared_rng)
+        return self._my_slice(cams).to(self.device)
+
+    def _my_slice(self, t: torch.Tensor) -> torch.Tensor:
+        n = t.shape[0] // self.dist.world_size
+        return t[self.dist.rank * n : (self.dist.rank + 1) * n]
 
     # ---------------------------------------------------------------- one iteration
     def generate(self, G, z, c, views: int):
         nr = self.neural_resolution_now()
+        training = G is self.G_ddp
         out = G(z, c, self.sample_cameras(z.shape[0], views), self.intrinsics, neural_rendering_resolution=nr,
-                update_w_avg=G is self.G)
+                update_w_avg=training, noise_mode=self.cfg.noise_mode)
+        if training:  # the mean of the ranks' updates equals the update with the global batch
+            all_reduce_mean_(self.G.mapping.w_avg)
         image = out["image"]
         res = self.cfg.G.image_resolution
         if image.shape[-1] != res:  # faded neural resolution without super-resolution
@@ -190,22 +229,26 @@ class Trainer:
         return image, out
 
     def train_step(self, real_u8: torch.Tensor, c_real: torch.Tensor) -> dict[str, float]:
+        """One G step and one D step on this rank's slice of the global batch."""
         cfg, G, D = self.cfg, self.G, self.D
+        check_fault_injection(self.dist)
         B = real_u8.shape[0]
+        world = self.dist.world_size
         real = real_u8.to(self.device).float() / 127.5 - 1
         c_real = c_real.to(self.device) if cfg.G.num_classes > 0 else None
         sigma = blur_sigma(self.cur_kimg, cfg.blur_init_sigma, cfg.blur_fade_kimg)
         views = self.views_now()
-        z = torch.randn(B, cfg.G.z_dim, device=self.device)
+        z = self._my_slice(torch.randn(B * world, cfg.G.z_dim, generator=self.shared_rng)).to(self.device)
         c_gen = None
         if cfg.G.num_classes > 0:
-            c_gen = self.dataset.labels[torch.randint(len(self.dataset), (B,))].to(self.device)
+            pick = torch.randint(len(self.dataset), (B * world,), generator=self.shared_rng)
+            c_gen = self._my_slice(self.dataset.labels[pick]).to(self.device)
 
         # Generator step: non-saturating loss, mean over objects and views.
         G.requires_grad_(True)
         D.requires_grad_(False)
         timer = self.timer
-        fake, out = self.generate(G, z, c_gen, views)
+        fake, out = self.generate(self.G_ddp, z, c_gen, views)
         with timer.stage("discriminator"):
             fake_scores = d_scores_multiview(D, fake, c_gen, sigma)
         loss_G = generator_loss(fake_scores)
@@ -223,15 +266,21 @@ class Trainer:
         # Discriminator step (+ lazy R1 every r1_interval steps, scaled by the interval).
         G.requires_grad_(False)
         D.requires_grad_(True)
+        # One D forward over fakes and reals (DDP: one forward per backward); lazy R1 reads
+        # its gradient from the same forward. Minibatch-std groups are consecutive, so with
+        # batch sizes that are multiples of the group size they never mix fakes and reals.
+        r1_step = cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0
+        real_in = real.detach().requires_grad_(r1_step)
+        fake_flat = fake.detach().flatten(0, 1)
+        c_all = None if c_gen is None else torch.cat([c_gen.repeat_interleave(views), c_real])
         with timer.stage("discriminator"):
-            fake_scores = d_scores_multiview(D, fake.detach(), c_gen, sigma)
-            real_scores = D(blur_images(real, sigma), c_real)
+            scores = self.D_ddp(blur_images(torch.cat([fake_flat, real_in]), sigma), c_all)
+        fake_scores, real_scores = scores[: fake_flat.shape[0]].reshape(B, views), scores[fake_flat.shape[0]:]
         loss_D = discriminator_fake_loss(fake_scores) + discriminator_real_loss(real_scores)
         stats.update(loss_D=loss_D.item(), D_real=real_scores.mean().item())
-        if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
-            real_r = real.detach().requires_grad_(True)
+        if r1_step:
             with timer.stage("discriminator"):
-                r1 = r1_penalty(D(blur_images(real_r, sigma), c_real), real_r)
+                r1 = r1_penalty(real_scores, real_in)
             loss_D = loss_D + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
             stats["r1"] = r1.item()
         self.opt_D.zero_grad(set_to_none=True)
@@ -241,9 +290,9 @@ class Trainer:
             self.opt_D.step()
         G.requires_grad_(True)
 
-        self.nimg += B
+        self.nimg += B * world
         self.step += 1
-        self._update_ema(B)
+        self._update_ema(B * world)
         return stats
 
     @torch.no_grad()
@@ -276,12 +325,17 @@ class Trainer:
     def _log(self, window: list[dict], t0: float, nimg0: int) -> None:
         keys = sorted({k for s in window for k in s})
         row = {k: sum(s[k] for s in window if k in s) / sum(1 for s in window if k in s) for k in keys}
+        if self.dist.enabled:  # every rank saw a slice of the batch: log the global means
+            values = torch.tensor([row[k] for k in keys], dtype=torch.float64, device=self.device)
+            row = dict(zip(keys, all_reduce_mean_(values).tolist()))
         dt = max(time.perf_counter() - t0, 1e-9)
         steps = max(len(window), 1)
         row.update({f"time_{k}_ms": v / steps for k, v in self.timer.summary().items()})
         row.update(step=self.step, kimg=self.cur_kimg, sec_per_kimg=dt / max((self.nimg - nimg0) / 1000, 1e-9),
                    images_per_s=(self.nimg - nimg0) / dt, peak_memory_mb=peak_memory_mb(self.device),
                    neural_resolution=self.neural_resolution_now())
+        if not self.dist.is_main:
+            return
         with open(self.run_dir / "stats.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         if self._tb is not None:
@@ -291,15 +345,17 @@ class Trainer:
     def train(self) -> Path:
         """Run until ``total_kimg``; snapshot every ``snapshot_kimg`` and at the end."""
         cfg = self.cfg
-        (self.run_dir / "config.json").write_text(cfg.to_json())
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+        if self.dist.is_main:
+            (self.run_dir / "config.json").write_text(cfg.to_json())
+            try:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir))
-        except ImportError:
-            self._tb = None
+                self._tb = SummaryWriter(str(self.run_dir))
+            except ImportError:
+                self._tb = None
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=StepBatchSampler(len(self.dataset), cfg.batch, cfg.seed, self.step),
+            self.dataset, batch_sampler=StepBatchSampler(len(self.dataset), cfg.batch, cfg.seed, self.step,
+                                                         self.dist.rank, self.dist.world_size),
             num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(cfg.seed),  # its worker seed must not draw from the global RNG
         )
@@ -322,7 +378,31 @@ class Trainer:
         bar.close()
         if self._tb is not None:
             self._tb.close()
+        self._record_rank_checksums()
+        barrier()
         return self.run_dir
+
+    @torch.no_grad()
+    def _record_rank_checksums(self) -> None:
+        """With several ranks, rank 0 writes every rank's G/D parameter checksum to
+        ``ranks.json`` (they must be identical: DDP keeps the replicas in sync)."""
+        if not self.dist.enabled:
+            return
+        local = torch.tensor([sum(p.double().sum().item() for p in m.parameters()) for m in (self.G, self.D)],
+                             dtype=torch.float64, device=self.device)
+        gathered = [torch.zeros_like(local) for _ in range(self.dist.world_size)]
+        torch.distributed.all_gather(gathered, local)
+        if self.dist.is_main:
+            (self.run_dir / "ranks.json").write_text(json.dumps({"G": [g[0].item() for g in gathered],
+                                                                 "D": [g[1].item() for g in gathered]}))
+
+
+def wrap_ddp(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel:
+    """DDP without per-forward buffer broadcasts (``w_avg`` is all-reduced explicitly)."""
+    ids = [device.index] if device.type == "cuda" else None
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
+    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -1,0 +1,99 @@
+"""Multi-process training on PyTorch's own engine: torchrun or ``--gpus N`` spawning,
+DistributedDataParallel, NCCL on GPUs and gloo on CPU.
+
+Each rank works on its slice of the global batch. The random draws that define a step
+(data indices, latents, classes, cameras) are made at global size from a stream that is
+identical on every rank and then sliced, so N ranks with global batch B follow the same
+trajectory as one process with batch B (per-sample synthesis noise, stratified jitter and
+density-regularization points are drawn per rank).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+FAULT_ENV = "TRI3D_DEBUG_FAIL_RANK"  # fault injection for testing the launcher: that rank raises
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_from_env(device: str) -> DistEnv:
+    """Join the process group described by torchrun-style variables (RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR, MASTER_PORT); a single process when WORLD_SIZE is unset or 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistEnv()
+    env = DistEnv(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", os.environ["RANK"])))
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(env.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", rank=env.rank, world_size=world)
+    return env
+
+
+def rank_device(env: DistEnv, device: str) -> torch.device:
+    if device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", env.local_rank) if env.enabled else torch.device("cuda" if device == "auto" else device)
+
+
+def all_reduce_mean_(t: torch.Tensor) -> torch.Tensor:
+    """In-place mean of ``t`` over all ranks (no-op without a process group)."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t)
+        t.div_(dist.get_world_size())
+    return t
+
+
+def barrier() -> None:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawned(local_rank: int, world: int, port: int, argv: list[str]) -> None:
+    os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from tri3d.cli import main
+
+    try:
+        code = main(argv)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if code:
+        raise SystemExit(code)
+
+
+def spawn(nprocs: int, argv: list[str]) -> None:
+    """Run ``tri3d <argv>`` in ``nprocs`` local processes (what ``--gpus N`` does). An
+    exception in any rank stops the whole job and is re-raised here with its traceback."""
+    torch.multiprocessing.spawn(_spawned, args=(nprocs, free_port(), argv), nprocs=nprocs, join=True)
+
+
+def check_fault_injection(env: DistEnv) -> None:
+    if os.environ.get(FAULT_ENV) == str(env.rank) and env.enabled:
+        raise RuntimeError(f"{FAULT_ENV}: rank {env.rank} fails on purpose")

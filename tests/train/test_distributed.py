@@ -71,3 +71,16 @@ def test_two_rank_snapshot_resumes_on_one_rank(config_file, tmp_path):
     for r in rows:
         by_step.setdefault(r["step"], []).append(r["loss_G"])
     assert len(by_step[2]) == 2 and by_step[2][0] == pytest.approx(by_step[2][1], rel=1e-4)
+
+
+def test_metrics_and_peak_memory_are_gathered_over_ranks(config_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRI3D_CACHE", str(tmp_path / "cache"))
+    cfg = json.loads(config_file.read_text())
+    cfg.update(metrics_detector="shapes", metrics_num_gen=21)
+    path = tmp_path / "metrics_config.json"
+    path.write_text(json.dumps(cfg))
+    run_dir = run(path, tmp_path / "m", "--gpus", "2")
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 3] and all(r["num_gen"] == 21 and r["fid"] > 0 for r in rows)
+    stats = [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert all(len(s["peak_memory_mb_per_rank"]) == 2 for s in stats)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from tri3d.data.shapes import default_cache_dir
 from tri3d.metrics.scores import feature_stats, frechet_distance, inception_score, kernel_inception_distance
@@ -64,20 +65,40 @@ def generate_views(G, labels: torch.Tensor, num: int, *, radius: float, fov_deg:
     return torch.cat(images), torch.cat(classes)
 
 
+def _gather(items) -> list:
+    """All ranks' ``items`` in rank order (just ``[items]`` without a process group)."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return [items]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, items)
+    return out
+
+
 def evaluate(G, dataset, detector, *, num_gen: int = 1000, radius: float, fov_deg: float, seed: int = 0,
-             kid_subsets: int = 100, is_splits: int = 10, cache_dir: Path | None = None) -> dict:
+             kid_subsets: int = 100, is_splits: int = 10, cache_dir: Path | None = None) -> dict | None:
     """FID, KID, IS (when the detector has logits) and, for the shapes detector, the class
-    accuracy of generated views."""
+    accuracy of generated views. Called on every rank of a process group, each rank renders
+    its share of ``num_gen`` (its own latents); rank 0 gathers and returns the scores
+    (other ranks return None)."""
     t0 = time.perf_counter()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    share = num_gen // world + (1 if rank < num_gen % world else 0)
+    images, labels = generate_views(G, dataset.labels, share, radius=radius, fov_deg=fov_deg,
+                                    seed=seed + 1_000_003 * rank)
+    feats = np.concatenate([detector.features(b).cpu().numpy() for b in images.split(256)]).astype(np.float64)
+    logits_local = torch.cat([detector.logits(b).cpu() for b in images.split(256)]).numpy()
+    gathered = _gather((feats, logits_local, labels.numpy()))
+    if rank != 0:
+        return None
+    fake = np.concatenate([g[0] for g in gathered])
+    logits = torch.from_numpy(np.concatenate([g[1] for g in gathered]))
+    classes = torch.from_numpy(np.concatenate([g[2] for g in gathered]))
     real = real_features(dataset, detector, cache_dir=cache_dir)
-    fake_images, classes = generate_views(G, dataset.labels, num_gen, radius=radius, fov_deg=fov_deg, seed=seed)
-    fake = np.concatenate([detector.features(b).cpu().numpy() for b in fake_images.split(256)]).astype(np.float64)
     result = {
         "fid": frechet_distance(*feature_stats(real), *feature_stats(fake)),
         "kid": kernel_inception_distance(real, fake, num_subsets=kid_subsets),
         "num_gen": num_gen, "num_real": int(real.shape[0]), "detector": detector.name,
     }
-    logits = torch.cat([detector.logits(b).cpu() for b in fake_images.split(256)])
     if num_gen >= is_splits:
         result["is_mean"], result["is_std"] = inception_score(logits.numpy(), splits=is_splits)
     if getattr(detector, "accuracy", None) is not None and G.config.num_classes:

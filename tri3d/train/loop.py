@@ -162,25 +162,32 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }
 
-    def save_snapshot(self) -> Path | None:
-        """Rank 0 writes the snapshot, the sample grid and (optionally) metrics."""
-        if not self.dist.is_main:
-            return None
-        path = checkpoint.save_snapshot(self.run_dir, self.step, self.cfg.to_dict(),
-                                        {"G": self.G, "G_ema": self.G_ema, "D": self.D}, self.train_state())
-        self.save_grid(self.run_dir / f"samples-{self.step:08d}.png")
+    def save_snapshot(self) -> Path:
+        """Rank 0 writes the snapshot and the sample grid; metrics (optional) use every rank."""
+        path = self.run_dir / f"snapshot-{self.step:08d}"
+        if self.dist.is_main:
+            path = checkpoint.save_snapshot(self.run_dir, self.step, self.cfg.to_dict(),
+                                            {"G": self.G, "G_ema": self.G_ema, "D": self.D}, self.train_state())
+            self.save_grid(self.run_dir / f"samples-{self.step:08d}.png")
         if self.cfg.metrics_detector is not None:
             self.run_metrics(path)
         return path
 
-    def run_metrics(self, snapshot: Path) -> dict:
-        """Score the EMA generator (``metrics_detector``) into ``metrics.jsonl``."""
+    def run_metrics(self, snapshot: Path) -> dict | None:
+        """Score the EMA generator (``metrics_detector``) into ``metrics.jsonl``; every rank
+        renders its share, rank 0 gathers, scores and writes."""
         from tri3d.metrics.detector import load_detector
         from tri3d.metrics.evaluate import append_jsonl, evaluate
 
+        if self.dist.enabled and self.cfg.metrics_detector == "shapes" and not self.dist.is_main:
+            barrier()  # rank 0 trains (or loads) the cached shapes detector first
         detector = load_detector(self.cfg.metrics_detector, dataset=self.dataset, device=self.device)
+        if self.dist.enabled and self.cfg.metrics_detector == "shapes" and self.dist.is_main:
+            barrier()
         result = evaluate(self.G_ema, self.dataset, detector, num_gen=self.cfg.metrics_num_gen,
                           radius=self.cfg.camera_radius, fov_deg=self.cfg.fov_deg)
+        if result is None:
+            return None
         result.update(snapshot=str(snapshot), step=self.step, kimg=self.cur_kimg)
         append_jsonl(self.run_dir / "metrics.jsonl", result)
         return result
@@ -331,8 +338,13 @@ class Trainer:
         dt = max(time.perf_counter() - t0, 1e-9)
         steps = max(len(window), 1)
         row.update({f"time_{k}_ms": v / steps for k, v in self.timer.summary().items()})
+        peak = torch.tensor([peak_memory_mb(self.device)], dtype=torch.float64, device=self.device)
+        if self.dist.enabled:
+            peaks = [torch.zeros_like(peak) for _ in range(self.dist.world_size)]
+            torch.distributed.all_gather(peaks, peak)
+            row["peak_memory_mb_per_rank"] = [p.item() for p in peaks]
         row.update(step=self.step, kimg=self.cur_kimg, sec_per_kimg=dt / max((self.nimg - nimg0) / 1000, 1e-9),
-                   images_per_s=(self.nimg - nimg0) / dt, peak_memory_mb=peak_memory_mb(self.device),
+                   images_per_s=(self.nimg - nimg0) / dt, peak_memory_mb=peak.item(),
                    neural_resolution=self.neural_resolution_now())
         if not self.dist.is_main:
             return

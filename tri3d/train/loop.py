@@ -352,7 +352,8 @@ class Trainer:
             f.write(json.dumps(row) + "\n")
         if self._tb is not None:
             for k, v in row.items():
-                self._tb.add_scalar(k, v, self.nimg)
+                if isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, self.nimg)
 
     def train(self) -> Path:
         """Run until ``total_kimg``; snapshot every ``snapshot_kimg`` and at the end."""

@@ -99,14 +99,17 @@ def invert(G, target: Tensor, *, c: int | None, cam2world: Tensor, intrinsics: T
     opt = torch.optim.Adam([w_param], lr=cfg.lr_w, betas=(0.9, 0.999))
     result = InversionResult(ws=ws_init, ws_init=ws_init, G=G_frozen)
     bar = tqdm(total=cfg.w_steps + cfg.pti_steps, disable=not progress, unit="step")
-    for _ in range(cfg.w_steps):
-        loss = loss_fn(render(G_frozen, expand(w_param), cam2world, intrinsics)["image"][:, 0])
-        opt.zero_grad(set_to_none=True)
+
+    def step(optimizer: torch.optim.Optimizer, loss: Tensor, stage: str) -> None:
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        result.losses["w"].append(loss.item())
+        optimizer.step()
+        result.losses[stage].append(loss.item())
         bar.update(1)
-        bar.set_postfix(stage="w", loss=f"{loss.item():.4f}")
+        bar.set_postfix(stage=stage, loss=f"{loss.item():.4f}")
+
+    for _ in range(cfg.w_steps):
+        step(opt, loss_fn(render(G_frozen, expand(w_param), cam2world, intrinsics)["image"][:, 0]), "w")
     pivot = expand(w_param.detach())
 
     G_tuned = copy.deepcopy(G_frozen).train().requires_grad_(True)
@@ -127,12 +130,7 @@ def invert(G, target: Tensor, *, c: int | None, cam2world: Tensor, intrinsics: T
                 ref_img = render(G_frozen, w_near, cam2world, intrinsics)["image"][:, 0]
             near = render(G_tuned, w_near, cam2world, intrinsics)["image"][:, 0]
             loss = loss + cfg.locality_weight * F.mse_loss(near, ref_img)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        result.losses["pti"].append(loss.item())
-        bar.update(1)
-        bar.set_postfix(stage="pti", loss=f"{loss.item():.4f}")
+        step(opt, loss, "pti")
     bar.close()
     result.ws, result.G = pivot, G_tuned.eval().requires_grad_(False)
     return result

@@ -16,7 +16,13 @@ from tri3d.ops._dispatch import always, resolve_impl
 from tri3d.ops.upfirdn import setup_filter, upsample2d
 
 DEMOD_EPS = 1e-8
-_RESAMPLE = setup_filter([1, 3, 3, 1])
+_RESAMPLE: dict[torch.device, Tensor] = {}
+
+
+def _resample_filter(device: torch.device) -> Tensor:  # [4, 4], one copy per device (no per-call transfer)
+    if device not in _RESAMPLE:
+        _RESAMPLE[device] = setup_filter([1, 3, 3, 1]).to(device)
+    return _RESAMPLE[device]
 
 
 def demodulation(weight: Tensor, styles: Tensor) -> Tensor:  # [O, I, k, k], [N, I] -> [N, O]
@@ -50,7 +56,7 @@ def modulated_conv2d_ref(
     w = weight.to(x.dtype)
     x = x * styles.to(x.dtype)[:, :, None, None]
     if up == 2:
-        x = upsample2d(x, _RESAMPLE.to(x.device))
+        x = upsample2d(x, _resample_filter(x.device))
     x = F.conv2d(x, w, padding=padding)
     if demodulate:
         x = x * demodulation(w, styles.to(x.dtype))[:, :, None, None]

@@ -239,9 +239,11 @@ def triplane_decode_fused(
             "xyz requires grad, but the fused triplane_decode has no gradient w.r.t. coordinates; "
             "detach xyz or use impl='ref'"
         )
-    params, n_hidden, n_out = pack_decoder(decoder.effective_layers())
-    if params[0].shape[0] < planes.shape[2] or decoder.effective_layers()[0][0].shape[1] != planes.shape[2]:
-        raise ValueError(f"decoder expects {decoder.effective_layers()[0][0].shape[1]} input channels, planes have {planes.shape[2]}")
+    layers = decoder.effective_layers()
+    c_in = layers[0][0].shape[1]
+    if c_in != planes.shape[2]:
+        raise ValueError(f"decoder expects {c_in} input channels, planes have {planes.shape[2]}")
+    params, n_hidden, n_out = pack_decoder(layers)
     B, N, _ = xyz.shape
     planes_cl = planes.permute(0, 1, 3, 4, 2).contiguous()  # channels-last: one texel's C contiguous
     coords = xyz.reshape(B * N, 3).float().contiguous()

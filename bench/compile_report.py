@@ -22,10 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.pop("TRITON_INTERPRET", None)
     from tri3d.kernels.aot import compile_kernel
-    from tri3d.kernels.triplane_mlp import kernel_specs
+    from tri3d.kernels import modconv, triplane_mlp
 
     rows = []
-    for spec in kernel_specs():
+    for spec in triplane_mlp.kernel_specs() + modconv.kernel_specs():
         if args.match not in spec.name:
             continue
         for arch in args.arch:

@@ -19,30 +19,26 @@ Layout contract of the launch functions (the op layer builds these):
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
+
+from tri3d.kernels.common import dot as _dot
+from tri3d.kernels.common import kernel_precision as _kernel_precision
 
 RGB_PAD = 1e-3
 RGB_PAD_C = tl.constexpr(RGB_PAD)
 PRECISIONS = ("ieee", "tf32", "bf16")
 
 
+def kernel_precision(precision: str) -> str:
+    """The PRECISION constexpr of the triplane kernels (ieee, tf32 or bf16 operands)."""
+    return _kernel_precision(precision, PRECISIONS)
+
+
 @triton.jit
 def _softplus(x):
     return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
-
-
-@triton.jit
-def _dot(a, b, PRECISION: tl.constexpr):
-    if PRECISION == "bf16":
-        return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), out_dtype=tl.float32)
-    elif PRECISION == "bf16_emulated":  # bf16 rounding of the operands, fp32 dot (interpreter)
-        return tl.dot(a.to(tl.bfloat16).to(tl.float32), b.to(tl.bfloat16).to(tl.float32), input_precision="ieee")
-    else:
-        return tl.dot(a, b, input_precision=PRECISION)
 
 
 @triton.jit
@@ -332,16 +328,6 @@ def _add_weight_grads(
         tl.atomic_add(grad_bh_ptr + offs_h, acc_b1)
     tl.atomic_add(grad_w0_ptr + offs_c[:, None] * HP + offs_h[None, :], acc_w0)
     tl.atomic_add(grad_b0_ptr + offs_h, acc_b0)
-
-
-def kernel_precision(precision: str) -> str:
-    """The PRECISION constexpr for a requested precision. Triton's interpreter multiplies
-    bf16 operands wrongly, so there bf16 dots round the operands and multiply in fp32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "bf16" and os.environ.get("TRITON_INTERPRET", "0") == "1":
-        return "bf16_emulated"
-    return precision
 
 
 def pad_dim(n: int) -> int:

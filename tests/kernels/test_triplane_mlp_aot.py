@@ -7,37 +7,17 @@ default block sizes; the exact-fp32 path ("ieee", for tests) only has to compile
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 pytest.importorskip("triton")
 
-SCRIPT = r"""
-import json, sys
-from dataclasses import asdict
-from tri3d.kernels.aot import compile_kernel
-from tri3d.kernels.triplane_mlp import kernel_specs
-rows = []
-for spec in kernel_specs():
-    fast = "dot=ieee" not in spec.name
-    for arch in ((80, 90) if fast else (90,)):
-        if not fast and "nh3" not in spec.name:
-            continue
-        rows.append(asdict(compile_kernel(spec, arch)) | {"fast": fast})
-json.dump(rows, sys.stdout)
-"""
-
 
 @pytest.fixture(scope="module")
-def reports():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-4000:]
-    return json.loads(out.stdout)
+def reports(compile_reports):
+    # fast paths for both archs; the exact-fp32 path only for sm_90 and 3 hidden layers
+    rows = compile_reports("tri3d.kernels.triplane_mlp",
+                           "lambda n: (80, 90) if 'dot=ieee' not in n else ((90,) if 'nh3' in n else ())")
+    return [r | {"fast": "dot=ieee" not in r["name"]} for r in rows]
 
 
 def test_fast_paths_compile_without_spills_and_use_mma(reports):

@@ -116,7 +116,7 @@ def test_coordinate_grad_and_bad_input_rejected(device):
 
 
 def test_auto_picks_triton_only_on_cuda(monkeypatch):
-    from tri3d.ops.triplane import triton_auto_unavailable, triton_unavailable
+    from tri3d.ops._dispatch import triton_auto_unavailable, triton_unavailable
 
     assert triton_unavailable(torch.device("cuda")) is None
     assert triton_auto_unavailable(torch.device("cuda")) is None

@@ -30,13 +30,16 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random") -> Tensor:  # [N, I, h, w], [N, w_dim]
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up)
+        noise = None
         if noise_mode == "random":
-            x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
-                                dtype=x.dtype) * self.noise_strength
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device)
         elif noise_mode == "const":
-            x = x + self.noise_const.to(x.dtype) * self.noise_strength
-        return bias_lrelu_ref(x, self.bias, clamp=self.conv_clamp)
+            noise = self.noise_const[None, None]
+        return modulated_conv2d(
+            x, self.weight, styles, demodulate=True, up=self.up, bias=self.bias, noise=noise,
+            noise_strength=self.noise_strength if noise is not None else None, activation="lrelu",
+            clamp=self.conv_clamp,
+        )
 
 
 class ToRGBLayer(nn.Module):
@@ -52,8 +55,8 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False)
-        return bias_lrelu_ref(x, self.bias, gain=1.0, linear=True, clamp=self.conv_clamp)
+        return modulated_conv2d(x, self.weight, styles, demodulate=False, bias=self.bias, activation="linear",
+                                clamp=self.conv_clamp)
 
 
 class Conv2dLayer(nn.Module):

@@ -8,6 +8,7 @@ to the reference path everywhere (explicit requests still get what they name).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Callable, Mapping
 
@@ -63,3 +64,22 @@ def resolve_impl(op: str, impl: str, device: torch.device, paths: Mapping[str, P
     if reason is not None:
         raise RuntimeError(f"{op}: impl={impl!r} is unavailable on {device}: {reason}")
     return impl
+
+
+def triton_unavailable(device: torch.device) -> str | None:
+    """Availability probe of an explicit ``impl="triton"`` request (``None`` when it can
+    run on ``device``): CUDA tensors, or CPU tensors under Triton's interpreter."""
+    if importlib.util.find_spec("triton") is None:
+        return "the triton package is not installed"
+    if device.type == "cuda":
+        return None
+    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1":
+        return None
+    return "Triton kernels run on CUDA tensors (or on CPU tensors under TRITON_INTERPRET=1)"
+
+
+def triton_auto_unavailable(device: torch.device) -> str | None:
+    """Probe for ``impl="auto"``: only real GPU runs; the interpreter is never chosen implicitly."""
+    if device.type != "cuda":
+        return "auto uses Triton only on CUDA tensors"
+    return triton_unavailable(device)

@@ -7,8 +7,6 @@ Numerics (DESIGN.md): world ``xyz`` in ``[-box_warp/2, box_warp/2]^3`` maps to
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 from typing import Optional
 
 import torch
@@ -16,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tri3d.ops._checks import check_finite, check_same_size, check_tensor, value_checks_on
-from tri3d.ops._dispatch import always, resolve_impl
+from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
 
 # Coordinate indices (u, v) each plane is read at.
 PLANE_AXES: dict[str, tuple[tuple[int, int], ...]] = {
@@ -100,25 +98,6 @@ def triplane_decode_ref(
 
 PRECISIONS = ("ieee", "tf32", "bf16")
 MAX_HIDDEN = 3
-
-
-def triton_unavailable(device: torch.device) -> str | None:
-    """Availability probe of an explicit ``impl="triton"`` request (``None`` when it can
-    run on ``device``): CUDA tensors, or CPU tensors under Triton's interpreter."""
-    if importlib.util.find_spec("triton") is None:
-        return "the triton package is not installed"
-    if device.type == "cuda":
-        return None
-    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1":
-        return None
-    return "Triton kernels run on CUDA tensors (or on CPU tensors under TRITON_INTERPRET=1)"
-
-
-def triton_auto_unavailable(device: torch.device) -> str | None:
-    """Probe for ``impl="auto"``: only real GPU runs; the interpreter is never chosen implicitly."""
-    if device.type != "cuda":
-        return "auto uses Triton only on CUDA tensors"
-    return triton_unavailable(device)
 
 
 def _pad2(w: Tensor, rows: int, cols: int) -> Tensor:  # [r, c] -> [rows, cols], row-major

@@ -1,0 +1,52 @@
+"""The synthesis network runs its up=1 modulated convolutions through the fused kernel
+whenever ``impl="auto"`` picks Triton (CUDA; here the interpreter stands in for it)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import tri3d.ops.modconv as modconv
+from tri3d.models.layers import SynthesisLayer, ToRGBLayer
+from tri3d.models.synthesis import SynthesisNetwork
+from tri3d.ops._dispatch import triton_unavailable
+from tri3d.testing import FLOORS, assert_fused_close
+
+pytest.importorskip("triton")
+
+
+def outputs_and_grads(net, ws, cotangent):
+    img = net(ws, noise_mode="const")
+    grads = torch.autograd.grad((img * cotangent.to(img.dtype)).sum(), list(net.parameters()))
+    return [img, *grads]
+
+
+def test_auto_sends_every_up1_layer_to_the_fused_kernel(device, monkeypatch):
+    torch.manual_seed(0)
+    net = SynthesisNetwork(w_dim=16, img_resolution=16, img_channels=24, channel_base=256, channel_max=32,
+                           extra_blocks=True)
+    with torch.no_grad():
+        for p in net.parameters():  # non-zero biases and noise strengths so every term counts
+            if p.dim() <= 1:
+                p.normal_(0.0, 0.3)
+    ws = torch.randn(3, net.num_ws, 16)
+    cot = torch.randn(3, 24, 16, 16)
+    ref64 = outputs_and_grads(copy.deepcopy(net).double(), ws.double(), cot.double())
+    monkeypatch.setenv("TRI3D_IMPL", "ref")
+    ref = outputs_and_grads(net, ws, cot)
+    monkeypatch.delenv("TRI3D_IMPL")
+
+    calls = []
+    fused_fn = modconv.modulated_conv2d_fused
+    monkeypatch.setattr(modconv, "modulated_conv2d_fused", lambda *a, **k: calls.append(1) or fused_fn(*a, **k))
+    if device.type == "cpu":  # auto never picks the interpreter on its own
+        monkeypatch.setattr(modconv, "triton_auto_unavailable", triton_unavailable)
+    net_d = copy.deepcopy(net).to(device)
+    fused = outputs_and_grads(net_d, ws.to(device), cot.to(device))
+
+    up1 = [m for m in net.modules() if isinstance(m, ToRGBLayer) or (isinstance(m, SynthesisLayer) and m.up == 1)]
+    assert len(calls) == len(up1) == 15  # of 17: the 2 up-sampling convs stay on the reference path
+    names = ["img"] + [n for n, _ in net.named_parameters()]
+    for name, f, r, r64 in zip(names, fused, ref, ref64):
+        assert_fused_close(f.cpu(), r, r64, FLOORS["fp32"], name)

@@ -1,0 +1,167 @@
+"""Fused Triton modulated convolution vs the fp64 reference (interpreter on CPU, real on CUDA).
+
+Forward and the gradients w.r.t. input, weight, styles, bias and noise strength are
+checked with random cotangents against the DESIGN.md tolerance rule, at channel counts
+and image sizes that are not multiples of the kernels' blocks.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tri3d.ops import modulated_conv2d, modulated_conv2d_ref
+from tri3d.testing import FLOORS, assert_fused_close
+
+pytest.importorskip("triton")
+
+NAMES = ("y", "grad x", "grad weight", "grad styles", "grad bias", "grad noise_strength")
+
+
+def make_case(*, N=2, I=37, O=45, H=5, W=7, k=3, demodulate=True, noise="sample", activation="lrelu", clamp=1.0,
+              seed=0):
+    g = torch.Generator().manual_seed(seed)
+    styles = torch.randn(N, I, generator=g) * 0.5 + 1.0
+    if not demodulate:  # ToRGB scales its styles by 1 / sqrt(I)
+        styles = styles / I**0.5
+    nz = {"sample": N, "shared": 1, None: 0}[noise]
+    return dict(
+        x=torch.randn(N, I, H, W, generator=g),
+        weight=torch.randn(O, I, k, k, generator=g),
+        styles=styles,
+        bias=torch.randn(O, generator=g) * 0.3,
+        noise=torch.randn(nz, 1, H, W, generator=g) if nz else None,
+        noise_strength=torch.tensor(0.4),
+        cotangent=torch.randn(N, O, H, W, generator=g),
+        options=dict(demodulate=demodulate, activation=activation, clamp=clamp),
+    )
+
+
+def run(case, *, dtype, device, impl, param_dtype=torch.float32, **kw):
+    """Output and gradients w.r.t. x, weight, styles, bias and noise strength."""
+    x = case["x"].to(device, dtype).requires_grad_()
+    params = [case[n].to(device, param_dtype).requires_grad_() for n in ("weight", "styles", "bias", "noise_strength")]
+    weight, styles, bias, ns = params
+    noise = case["noise"].to(device, param_dtype) if case["noise"] is not None else None
+    y = modulated_conv2d(x, weight, styles, bias=bias, noise=noise, noise_strength=ns if noise is not None else None,
+                         impl=impl, **case["options"], **kw)
+    loss = (y.to(param_dtype) * case["cotangent"].to(device, param_dtype)).sum()
+    grads = torch.autograd.grad(loss, [x, *params], allow_unused=True)
+    out = [y, *grads]
+    if noise is None:
+        out[-1] = torch.zeros_like(ns)  # no noise: the strength gets no gradient on either path
+    return out
+
+
+def compare(case, device, *, dtype=torch.float32, floor_key="fp32", **kw):
+    ref64 = run(case, dtype=torch.float64, param_dtype=torch.float64, device="cpu", impl="ref")
+    ref_same = run(case, dtype=dtype, device="cpu", impl="ref")
+    fused = run(case, dtype=dtype, device=device, impl="triton", **kw)
+    for name, f, r, r64 in zip(NAMES, fused, ref_same, ref64):
+        assert_fused_close(f.cpu().float(), r.float(), r64, FLOORS[floor_key], name)
+    return fused
+
+
+@pytest.mark.parametrize("noise", ["sample", "shared", None])
+def test_synthesis_layer_fp32(device, noise):
+    case = make_case(noise=noise, seed=1)
+    fused = compare(case, device)
+    assert fused[0].is_contiguous(memory_format=torch.channels_last)
+    y64 = fused[0].double()
+    assert (y64.abs() <= 1.0).all() and (y64.abs() == 1.0).any()  # the clamp was active
+
+
+def test_torgb_fp32_k1_linear_no_demodulation(device):
+    compare(make_case(k=1, demodulate=False, noise=None, activation="linear", clamp=4.0, O=11, seed=2), device)
+
+
+def test_several_blocks_per_dimension(device):
+    # I = 70 and O = 67 span three 32-wide and two 64-wide blocks; 9 x 11 pixels > one 64-pixel block
+    compare(make_case(N=3, I=70, O=67, H=9, W=11, clamp=None, seed=3), device)
+
+
+def test_bf16_activations(device):
+    compare(make_case(seed=4), device, dtype=torch.bfloat16, floor_key="bf16")
+
+
+def test_fp16_activations(device):
+    compare(make_case(seed=5, clamp=None), device, dtype=torch.float16, floor_key="fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="TF32 rounding happens only on a GPU")
+def test_tf32_operands():
+    compare(make_case(seed=6), torch.device("cuda"), floor_key="tf32", precision="tf32")
+
+
+def test_runs_in_the_autocast_dtype(device):
+    case = make_case(seed=7, clamp=None)
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        fused = run(case, dtype=torch.float32, device=device, impl="triton")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref_same = run(case, dtype=torch.float32, device="cpu", impl="ref")
+    ref64 = run(case, dtype=torch.float64, param_dtype=torch.float64, device="cpu", impl="ref")
+    assert fused[0].dtype == torch.bfloat16  # activations stay bf16 (the reference promotes at demodulation)
+    assert fused[1].dtype == torch.float32  # the gradient arrives in x's own dtype
+    for name, f, r, r64 in zip(NAMES, fused, ref_same, ref64):
+        assert_fused_close(f.cpu().float(), r.float(), r64, FLOORS["bf16"], name)
+
+
+def test_reference_epilogue_gradcheck():
+    case = make_case(N=2, I=3, O=4, H=4, W=3, seed=8)
+    d = {k: (v.double().requires_grad_() if k != "noise" else v.double()) for k, v in case.items()
+         if isinstance(v, torch.Tensor) and k != "cotangent"}
+
+    def f(x, weight, styles, bias, ns):
+        return modulated_conv2d_ref(x, weight, styles, bias=bias, noise=d["noise"], noise_strength=ns,
+                                    activation="lrelu", clamp=None)
+
+    assert torch.autograd.gradcheck(f, (d["x"], d["weight"], d["styles"], d["bias"], d["noise_strength"]))
+
+
+def test_dispatch_and_argument_errors(device, monkeypatch):
+    case = make_case()
+    x, w, s = case["x"].to(device), case["weight"].to(device), case["styles"].to(device)
+    if device.type == "cpu":
+        assert modulated_conv2d(x, w, s).is_contiguous()  # auto on CPU: the reference, NCHW
+    with pytest.raises(RuntimeError, match="up=1 only"):
+        modulated_conv2d(x, w, s, up=2, impl="triton")
+    with pytest.raises(RuntimeError, match="padding"):
+        modulated_conv2d(x, w, s, padding=0, impl="triton")
+    with pytest.raises(RuntimeError, match="float64"):
+        modulated_conv2d(x.double(), w.double(), s.double(), impl="triton")
+    noise = case["noise"].to(device)
+    with pytest.raises(ValueError, match="noise requires grad"):
+        modulated_conv2d(x, w, s, noise=noise.requires_grad_(), noise_strength=torch.tensor(1.0), impl="triton")
+    with pytest.raises(ValueError, match="noise must have shape"):
+        modulated_conv2d(x, w, s, noise=noise[..., :3].detach(), noise_strength=torch.tensor(1.0))
+    with pytest.raises(ValueError, match="noise needs noise_strength"):
+        modulated_conv2d(x, w, s, noise=noise.detach())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        modulated_conv2d(x, w, s, precision="fp8", impl="triton")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        modulated_conv2d(x, w, s, activation="relu")
+
+
+def test_custom_op_checks_and_compiles_without_graph_break(device):
+    case = make_case(N=2, I=20, O=18, H=4, W=5)
+    x = case["x"].to(device).permute(0, 2, 3, 1).contiguous().requires_grad_()
+    w = case["weight"].to(device).permute(2, 3, 1, 0).reshape(9, 20, 18).contiguous().requires_grad_()
+    s = case["styles"].to(device).requires_grad_()
+    d = torch.rand(2, 18, device=device).add_(0.5).requires_grad_()
+    b = case["bias"].to(device).requires_grad_()
+    noise = case["noise"].to(device)[:, 0].contiguous()
+    ns = torch.tensor([0.4], device=device, requires_grad=True)
+    args = (x, w, s, d, b, noise, ns, 3, 1, 0.2, 2**0.5, 1.0, "ieee")
+    torch.library.opcheck(torch.ops.tri3d.modconv_fwd.default, args)
+
+    weight, styles = (case[n].to(device).requires_grad_() for n in ("weight", "styles"))
+    xin = case["x"].to(device)
+
+    def layer(x):
+        return modulated_conv2d(x, weight, styles, activation="lrelu", clamp=1.0, impl="triton")
+
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    y_c = compiled(xin)
+    g_c = torch.autograd.grad(y_c.square().sum(), [weight, styles])
+    y_e = layer(xin)
+    g_e = torch.autograd.grad(y_e.square().sum(), [weight, styles])
+    torch.testing.assert_close((y_c, *g_c), (y_e, *g_e))

@@ -16,7 +16,7 @@ def main(path: str) -> int:
     print("|---|---:|---:|---:|---:|---:|")
     for b in data["benchmarks"]:
         e = b["extra_info"]
-        rate = e.get("points_per_s") or e.get("rays_per_s") or e.get("images_per_s")
+        rate = e.get("points_per_s") or e.get("rays_per_s") or e.get("pixels_per_s") or e.get("images_per_s")
         print(
             f"| {b['name']} | {fmt(e.get('ms'), '.3f')} | {fmt(e.get('peak_mb'), '.1f')} | {fmt(rate, '.3g')} "
             f"| {fmt(e.get('roofline_floor_ms'), '.3f')} | {fmt(e.get('roofline_fraction'), '.2f')} |"

@@ -40,6 +40,7 @@ def test_auto_sends_every_up1_layer_to_the_fused_kernel(device, monkeypatch):
     calls = []
     fused_fn = modconv.modulated_conv2d_fused
     monkeypatch.setattr(modconv, "modulated_conv2d_fused", lambda *a, **k: calls.append(1) or fused_fn(*a, **k))
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # exact fp32 dots on CUDA too
     if device.type == "cpu":  # auto never picks the interpreter on its own
         monkeypatch.setattr(modconv, "triton_auto_unavailable", triton_unavailable)
     net_d = copy.deepcopy(net).to(device)

@@ -38,9 +38,14 @@ def _resample_filter(device: torch.device) -> Tensor:  # [4, 4], one copy per de
 
 
 def demodulation(weight: Tensor, styles: Tensor) -> Tensor:  # [O, I, k, k], [N, I] -> [N, O]
-    """Per-sample, per-output-channel demodulation coefficients."""
-    w = weight.unsqueeze(0) * styles[:, None, :, None, None]
-    return (w.square().sum(dim=(2, 3, 4)) + DEMOD_EPS).rsqrt()
+    """Per-sample, per-output-channel demodulation coefficients.
+
+    ``sum_{i,k} (w[o,i,k] s[n,i])^2 = (s^2 @ (sum_k w^2)^T)[n, o]``: one small matmul and
+    no ``[N, O, I, k, k]`` temporary. Computed in at least fp32, outside autocast."""
+    dtype = torch.promote_types(torch.promote_types(weight.dtype, styles.dtype), torch.float32)
+    with torch.autocast(styles.device.type, enabled=False):
+        w_sq = weight.to(dtype).square().sum(dim=(2, 3))  # [O, I]
+        return (styles.to(dtype).square() @ w_sq.t() + DEMOD_EPS).rsqrt()
 
 
 def _default_gain(activation: str, gain: float | None) -> float:
@@ -99,7 +104,7 @@ def modulated_conv2d_ref(
         x = upsample2d(x, _resample_filter(x.device))
     x = F.conv2d(x, w, padding=padding)
     if demodulate:
-        x = x * demodulation(w, styles.to(x.dtype))[:, :, None, None]
+        x = x * demodulation(weight, styles).to(x.dtype)[:, :, None, None]
     if noise is not None:
         x = x + noise.to(x.dtype) * noise_strength.to(x.dtype).reshape([])
     gain = _default_gain(activation, gain)
@@ -243,8 +248,7 @@ def modulated_conv2d_fused(
         w32 = weight.float()
         w_tap = w32.permute(2, 3, 1, 0).reshape(k * k, I, O).contiguous()
         s32 = styles.float().contiguous()
-        # sum_{i,k} (w s)^2 = (s^2) @ (sum_k w^2)^T: no [N, O, I, k, k] temporary
-        demod = (s32.square() @ w32.square().sum(dim=(2, 3)).t() + DEMOD_EPS).rsqrt() if demodulate else None
+        demod = demodulation(w32, s32) if demodulate else None
         b32 = bias.float() if bias is not None else x.new_zeros(O, dtype=torch.float32)
         nz = noise.float().reshape(noise.shape[0], H, W).contiguous() if noise is not None else None
         ns = noise_strength.float().reshape(1) if noise is not None else None

@@ -377,6 +377,10 @@ def modconv_backward(
     return g_x, g_w.transpose(1, 2), g_s, g_d, g_b, g_ns
 
 
+def _pointer_types(fp32: tuple[str, ...], act: tuple[str, ...], act_dtype: str) -> dict[str, str]:
+    return {n: "fp32" for n in fp32} | {n: act_dtype for n in act}
+
+
 def kernel_specs(configs: dict | None = None) -> list:
     """The specializations the AOT compile check builds: k = 3 with demodulation and
     noise (synthesis layers) and k = 1 without (ToRGB), for bf16, fp16 and tf32 operands,
@@ -386,39 +390,38 @@ def kernel_specs(configs: dict | None = None) -> list:
     cfg = {"fwd": FWD_CONFIG, "dgrad": DGRAD_CONFIG, "wgrad": WGRAD_CONFIG} | (configs or {})
     sizes = {n: "i32" for n in ("H", "W", "I", "O", "KS", "PAD")}
     act = {"alpha": "fp32", "gain": "fp32", "clamp": "fp32"}
-    f32 = lambda *names: {n: "fp32" for n in names}  # noqa: E731
     specs = []
     for act_dtype, precision in (("bf16", "bf16"), ("fp16", "fp16"), ("fp32", "tf32")):
         for demod in (True, False):
             label = f"{'k3 demod' if demod else 'k1 torgb'} act={act_dtype} dot={precision}"
-            ptrs = f32("s_ptr", "d_ptr", "b_ptr", "noise_ptr", "ns_ptr") | {n: act_dtype for n in ("x_ptr", "w_ptr",
-                                                                                              "y_ptr")}
             flags = dict(DEMOD=demod, PRECISION=precision)
             f = cfg["fwd"]
             specs.append(KernelSpec(
-                f"modconv fwd {label}", modconv_fwd_kernel, ptrs, sizes | act | {"noise_stride": "i32"},
+                f"modconv fwd {label}", modconv_fwd_kernel,
+                _pointer_types(("s_ptr", "d_ptr", "b_ptr", "noise_ptr", "ns_ptr"), ("x_ptr", "w_ptr", "y_ptr"),
+                               act_dtype),
+                sizes | act | {"noise_stride": "i32"},
                 flags | dict(HAS_NOISE=demod, BLOCK_M=f["block_m"], BLOCK_O=f["block_o"], BLOCK_I=f["block_i"]),
                 f["num_warps"],
             ))
             f = cfg["dgrad"]
             specs.append(KernelSpec(
                 f"modconv dgrad {label}", modconv_dgrad_kernel,
-                f32("s_ptr", "d_ptr") | {n: act_dtype for n in ("gz_ptr", "wt_ptr", "gx_ptr")}, sizes,
+                _pointer_types(("s_ptr", "d_ptr"), ("gz_ptr", "wt_ptr", "gx_ptr"), act_dtype), sizes,
                 flags | dict(BLOCK_M=f["block_m"], BLOCK_I=f["block_i"], BLOCK_O=f["block_o"]), f["num_warps"],
             ))
             f = cfg["wgrad"]
             specs.append(KernelSpec(
                 f"modconv wgrad {label}", modconv_wgrad_kernel,
-                f32("wt_ptr", "s_ptr", "d_ptr", "gw_ptr", "gs_ptr", "gd_ptr") | {"gz_ptr": act_dtype,
-                                                                                 "x_ptr": act_dtype},
+                _pointer_types(("wt_ptr", "s_ptr", "d_ptr", "gw_ptr", "gs_ptr", "gd_ptr"), ("gz_ptr", "x_ptr"),
+                               act_dtype),
                 sizes | {"splits": "i32"},
                 flags | dict(BLOCK_M=f["block_m"], BLOCK_O=f["block_o"], BLOCK_I=f["block_i"]), f["num_warps"],
             ))
         c = ACT_CONFIG
         specs.append(KernelSpec(
             f"modconv act-bwd act={act_dtype}", modconv_act_bwd_kernel,
-            f32("noise_ptr", "gb_part_ptr", "gns_part_ptr") | {"gy_ptr": act_dtype, "y_ptr": act_dtype,
-                                                               "gz_ptr": act_dtype},
+            _pointer_types(("noise_ptr", "gb_part_ptr", "gns_part_ptr"), ("gy_ptr", "y_ptr", "gz_ptr"), act_dtype),
             {"M": "i32", "HW": "i32", "O": "i32", "noise_stride": "i32"} | act,
             dict(HAS_NOISE=True, BLOCK_M=c["block_m"], BLOCK_O=c["block_o"]), c["num_warps"],
         ))

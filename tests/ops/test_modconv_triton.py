@@ -167,3 +167,19 @@ def test_custom_op_checks_and_compiles_without_graph_break(device):
     y_e = layer(xin)
     g_e = torch.autograd.grad(y_e.square().sum(), [weight, styles])
     torch.testing.assert_close((y_c, *g_c), (y_e, *g_e))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_shapes(device, seed):
+    # random layer shapes, kernel sizes 1/3/5, with or without demodulation, noise and clamp
+    g = torch.Generator().manual_seed(100 + seed)
+
+    def pick(lo: int, hi: int) -> int:
+        return int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+    k = (1, 3, 5)[pick(0, 2)]
+    demodulate = bool(pick(0, 1))
+    case = make_case(N=pick(1, 3), I=pick(1, 70), O=pick(1, 70), H=pick(1, 10), W=pick(1, 10), k=k,
+                     demodulate=demodulate, noise=(None, "sample", "shared")[pick(0, 2)],
+                     activation="lrelu" if demodulate else "linear", clamp=(None, 1.0)[pick(0, 1)], seed=seed)
+    compare(case, device)

@@ -32,4 +32,8 @@ echo "== benches"
 python -m pytest -q bench --benchmark-json "$out/bench.json" --benchmark-columns=median,rounds > "$out/bench.txt" 2>&1 || status=1
 tail -5 "$out/bench.txt"
 python bench/summarize.py "$out/bench.json" | tee "$out/summary.md"
+
+echo "== modconv launch-configuration sweep"
+timeout 900 python bench/tune_modconv.py --json "$out/tune_modconv.json" > "$out/tune_modconv.md" 2>&1 || status=1
+tail -30 "$out/tune_modconv.md"
 exit $status

@@ -321,11 +321,14 @@ def modconv_backward(
     clamp: float | None,
     precision: str,
     need_input_grad: bool = True,
+    configs: dict | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
     """Launch the three backward passes. Returns ``(g_x [N, H, W, I] or None,
     g_weight [KK, I, O], g_styles [N, I], g_demod [N, O] or None, g_bias [O],
-    g_noise_strength [1] or None)``, all fp32 except ``g_x`` (``x``'s dtype)."""
+    g_noise_strength [1] or None)``, all fp32 except ``g_x`` (``x``'s dtype). ``configs``
+    may replace the launch configuration of "act", "dgrad" and "wgrad"."""
     _check_layouts(x, weight, grad_y, y, styles, demod, noise)
+    cfg = {"act": ACT_CONFIG, "dgrad": DGRAD_CONFIG, "wgrad": WGRAD_CONFIG} | (configs or {})
     N, H, W, I = x.shape
     KK, _, O = weight.shape
     M, HW, dev = N * H * W, H * W, x.device
@@ -341,7 +344,7 @@ def modconv_backward(
         g_ns = torch.zeros(1, device=dev) if has_noise else None
         return (torch.zeros_like(x) if need_input_grad else None), g_w.transpose(1, 2), g_s, g_d, g_b, g_ns
 
-    c = ACT_CONFIG
+    c = cfg["act"]
     grid_act = (triton.cdiv(M, c["block_m"]), triton.cdiv(O, c["block_o"]))
     gz = torch.empty_like(y)
     gb_part = torch.empty(grid_act[0], O, device=dev, dtype=torch.float32)
@@ -357,7 +360,7 @@ def modconv_backward(
     d_arg = demod if demod is not None else styles
     g_x = None
     if need_input_grad:
-        c = DGRAD_CONFIG
+        c = cfg["dgrad"]
         g_x = torch.empty_like(x)
         modconv_dgrad_kernel[(triton.cdiv(HW, c["block_m"]), triton.cdiv(I, c["block_i"]), N)](
             gz, _operand_weight(w_t, x.dtype, precision), styles, d_arg, g_x, H, W, I, O, kernel_size, padding,
@@ -365,7 +368,7 @@ def modconv_backward(
             BLOCK_M=c["block_m"], BLOCK_I=c["block_i"], BLOCK_O=c["block_o"], num_warps=c["num_warps"],
         )
 
-    c = WGRAD_CONFIG
+    c = cfg["wgrad"]
     base = (triton.cdiv(O, c["block_o"]), KK * triton.cdiv(I, c["block_i"]))
     splits = _wgrad_splits(x, N * base[0] * base[1], triton.cdiv(HW, c["block_m"]))
     modconv_wgrad_kernel[(N * splits, *base)](

@@ -40,12 +40,14 @@ def _resample_filter(device: torch.device) -> Tensor:  # [4, 4], one copy per de
 def demodulation(weight: Tensor, styles: Tensor) -> Tensor:  # [O, I, k, k], [N, I] -> [N, O]
     """Per-sample, per-output-channel demodulation coefficients.
 
-    ``sum_{i,k} (w[o,i,k] s[n,i])^2 = (s^2 @ (sum_k w^2)^T)[n, o]``: one small matmul and
-    no ``[N, O, I, k, k]`` temporary. Computed in at least fp32, outside autocast."""
+    ``sum_{i,k} (w[o,i,k] s[n,i])^2 = sum_i s[n,i]^2 sum_k w[o,i,k]^2``: an ``[N, O, I]``
+    temporary instead of ``[N, O, I, k, k]``. A per-sample reduction rather than a matmul,
+    so a sample's coefficients do not depend on the batch it is in (a data-parallel run
+    then matches a single-process one). Computed in at least fp32, outside autocast."""
     dtype = torch.promote_types(torch.promote_types(weight.dtype, styles.dtype), torch.float32)
     with torch.autocast(styles.device.type, enabled=False):
         w_sq = weight.to(dtype).square().sum(dim=(2, 3))  # [O, I]
-        return (styles.to(dtype).square() @ w_sq.t() + DEMOD_EPS).rsqrt()
+        return ((styles.to(dtype).square()[:, None, :] * w_sq).sum(dim=2) + DEMOD_EPS).rsqrt()
 
 
 def _default_gain(activation: str, gain: float | None) -> float:

@@ -79,10 +79,13 @@ def _spawned(local_rank: int, world: int, port: int, argv: list[str]) -> None:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     from tri3d.cli import main
 
+    code = 1
     try:
         code = main(argv)
     finally:
         if dist.is_initialized():
+            if code == 0:  # both ranks finished: tear down together (a rank leaving early aborts the other's gloo threads)
+                dist.barrier()
             dist.destroy_process_group()
     if code:
         raise SystemExit(code)

@@ -183,3 +183,19 @@ def test_random_shapes(device, seed):
                      demodulate=demodulate, noise=(None, "sample", "shared")[pick(0, 2)],
                      activation="lrelu" if demodulate else "linear", clamp=(None, 1.0)[pick(0, 1)], seed=seed)
     compare(case, device)
+
+
+def test_auto_leaves_exact_fp32_to_cudnn(monkeypatch):
+    from tri3d.ops.modconv import _triton_reason
+
+    x, w = torch.zeros(1, 4, 3, 3), torch.zeros(5, 4, 3, 3)
+    cuda = torch.device("cuda")  # the probe only reads the device type: no GPU needed
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert _triton_reason(x, w, 1, None, None, explicit=False)(cuda) is None  # fp32 -> TF32 dots
+    assert "cuDNN" in _triton_reason(x, w, 1, None, "ieee", explicit=False)(cuda)
+    assert _triton_reason(x.bfloat16(), w, 1, None, None, explicit=False)(cuda) is None
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert "cuDNN" in _triton_reason(x, w, 1, None, None, explicit=False)(cuda)
+    assert _triton_reason(x.bfloat16(), w, 1, None, None, explicit=False)(cuda) is None
+    assert _triton_reason(x, w, 1, None, None, explicit=True)(cuda) is None  # an explicit request still runs
+    assert "up=1" in _triton_reason(x, w, 2, None, None, explicit=False)(cuda)

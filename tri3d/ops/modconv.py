@@ -260,8 +260,10 @@ def modulated_conv2d_fused(
     return y.permute(0, 3, 1, 2)
 
 
-def _triton_reason(x: object, weight: object, up: int, padding: int | None, explicit: bool):
-    """Availability probe of the Triton path for these arguments."""
+def _triton_reason(x: object, weight: object, up: int, padding: int | None, precision: str | None, explicit: bool):
+    """Availability probe of the Triton path for these arguments. ``auto`` also leaves
+    exact-fp32 convolutions (fp32 activations with TF32 disabled for cuDNN, or
+    ``precision="ieee"``) to cuDNN: exact fp32 dots run on FMA units and spill."""
     device_probe = triton_unavailable if explicit else triton_auto_unavailable
 
     def probe(device: torch.device) -> str | None:
@@ -272,6 +274,10 @@ def _triton_reason(x: object, weight: object, up: int, padding: int | None, expl
             return "the fused kernel covers odd kernel sizes with padding = k // 2 only"
         if isinstance(x, Tensor) and x.dtype == torch.float64:
             return "the fused kernel has no float64 path"
+        if not explicit and isinstance(x, Tensor):
+            chosen = precision or default_precision(_compute_dtype(x), device)
+            if chosen == "ieee":
+                return "exact fp32 convolutions are left to cuDNN (enable TF32 or use bf16 for the fused kernel)"
         return device_probe(device)
 
     return probe
@@ -311,13 +317,14 @@ def modulated_conv2d(
         clamp: clamp the output to ``[-clamp, clamp]`` (None: no clamp).
         precision: dot operands of the Triton path: "ieee", "tf32", "bf16" or "fp16"
             (default: from the activation dtype; fp32 follows ``cudnn.allow_tf32``).
-        impl: "auto" (Triton on CUDA for ``up=1``, else the reference), "ref" or "triton".
+        impl: "auto" (Triton on CUDA for ``up=1`` with bf16/fp16/TF32 dots, else the
+            reference), "ref" or "triton".
 
     Returns:
         ``[N, O, H * up, W * up]``; channels-last memory from the Triton path.
     """
     device = x.device if isinstance(x, Tensor) else torch.device("cpu")
-    paths = {"triton": _triton_reason(x, weight, up, padding, explicit=impl == "triton"), "ref": always}
+    paths = {"triton": _triton_reason(x, weight, up, padding, precision, explicit=impl == "triton"), "ref": always}
     epilogue = dict(bias=bias, noise=noise, noise_strength=noise_strength, activation=activation, gain=gain,
                     clamp=clamp)
     if resolve_impl("modulated_conv2d", impl, device, paths) == "triton":

@@ -80,8 +80,6 @@ def make_layer(kind: str, I: int, O: int, k: int, R: int, dtype: torch.dtype, de
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
 def test_modconv_layer(benchmark, shape, impl, dtype, mode):
-    if not CUDA and dtype == torch.bfloat16 and impl == "ref":
-        pytest.skip("bf16 convolutions on 2 CPU cores say nothing")
     device = "cuda" if CUDA else "cpu"
     x, weight, styles, bias, kw = make_layer(*shape, dtype, device)
     params = (weight, styles, bias)

@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--out", required=True, help="output folder")
     inv.add_argument("--class", dest="cls", type=int, default=None, help="class label (default: predicted)")
     inv.add_argument("--classifier", default="shapes",
-                     help="'shapes' or a TorchScript classifier (uint8 images -> logits) to predict the class")
+                     help="'shapes' or a TorchScript detector with the Inception call signature "
+                          "(uint8 images, no_output_bias=True -> class probabilities) to predict the class")
     inv.add_argument("--pose", default="front", help="'front' or 'AZIMUTH,ELEVATION' degrees")
     inv.add_argument("--vgg", default=None, help="TorchScript vgg16.pt for LPIPS (default: offline fallback)")
     inv.add_argument("--w-steps", type=int, default=300)

@@ -9,24 +9,28 @@ import torch
 from tri3d.data import ImageDataset
 from tri3d.data.shapes import make_shapes_dataset
 from tri3d.metrics.detector import load_detector
-from tri3d.metrics.evaluate import evaluate, real_features
+from tri3d.metrics.evaluate import evaluate, generate_views, real_features
 from tri3d.models import GeneratorConfig, RendererConfig, TriplaneGenerator
 
 
 class StandIn(torch.nn.Module):
-    """Same call signature as inception-2015-12-05.pt: uint8 images in, features or logits out."""
+    """Behaves as inception-2015-12-05.pt does: uint8 images in; ``return_features=True``
+    gives features, ``no_output_bias=True`` the softmax probabilities of the logits
+    without their output bias, otherwise the logits."""
 
     def __init__(self):
         super().__init__()
-        self.proj = torch.nn.Linear(3, 8)
+        self.proj = torch.nn.Linear(3, 8, bias=False)
         self.cls = torch.nn.Linear(8, 4)
+        with torch.no_grad():
+            self.cls.weight.mul_(10)  # confident predictions: IS well above 1
 
     def forward(self, x: torch.Tensor, return_features: bool = False, no_output_bias: bool = False):
-        f = self.proj(x.float().mean(dim=(2, 3)) / 255)
+        f = self.proj(torch.log1p(x.float().mean(dim=(2, 3))))
         if return_features:
             return f
         if no_output_bias:
-            return f @ self.cls.weight.T
+            return torch.softmax(f @ self.cls.weight.T, dim=1)
         return self.cls(f)
 
 
@@ -39,10 +43,42 @@ def test_torchscript_detector_loads_and_calls(tmp_path):
     ref = StandIn()
     ref.load_state_dict(module.state_dict())
     torch.testing.assert_close(det.features(imgs), ref(imgs, return_features=True))
-    torch.testing.assert_close(det.logits(imgs), ref(imgs, no_output_bias=True))
+    torch.testing.assert_close(det.probabilities(imgs), ref(imgs, no_output_bias=True))
     (tmp_path / "bad.pt").write_bytes(b"nope")
     with pytest.raises(ValueError, match="bad.pt: not a TorchScript detector"):
         load_detector(str(tmp_path / "bad.pt"))
+
+
+def _tiny_generator(num_classes: int = 5) -> TriplaneGenerator:
+    torch.manual_seed(0)
+    return TriplaneGenerator(GeneratorConfig(z_dim=8, w_dim=8, num_classes=num_classes, triplane_resolution=8,
+                                             triplane_channels=4, channel_base=64, channel_max=8, decoder_hidden=8,
+                                             image_resolution=16, neural_rendering_resolution=16,
+                                             renderer=RendererConfig(depth_samples=4, importance_samples=4,
+                                                                     near=2.0, far=3.4)))
+
+
+def test_inception_score_reads_the_detectors_probabilities(tmp_path):
+    """IS of the pipeline equals IS computed by hand from the stand-in's probabilities of
+    the same generated views (a log-softmax applied on top of them gives IS ~ 1)."""
+    path = tmp_path / "det.pt"
+    torch.manual_seed(0)
+    module = torch.jit.script(StandIn())
+    module.save(str(path))
+    ds = ImageDataset(make_shapes_dataset(tmp_path / "s", resolution=16, per_class=4, seed=1))
+    G = _tiny_generator()
+    G.synthesis.blocks[0].const.data.mul_(50)  # images that vary in colour, so the stand-in's classes vary
+    result = evaluate(G, ds, load_detector(str(path)), num_gen=40, radius=2.7, fov_deg=30.0, kid_subsets=2,
+                      cache_dir=tmp_path)
+    images, _ = generate_views(G, ds.labels, 40, radius=2.7, fov_deg=30.0)
+    with torch.no_grad():
+        p = module(images, no_output_bias=True).double().numpy()
+    scores = []
+    for i in range(10):
+        part = p[i * 4 : (i + 1) * 4]
+        scores.append(np.exp((part * (np.log(part) - np.log(part.mean(axis=0)))).sum(axis=1).mean()))
+    assert result["is_mean"] == pytest.approx(np.mean(scores), rel=1e-6)
+    assert result["is_mean"] > 1.02  # a log-softmax over the probabilities would give < 1.001
 
 
 def test_missing_detector_says_where_to_put_it(tmp_path, monkeypatch):
@@ -61,12 +97,7 @@ def test_shapes_detector_and_pipeline(tmp_path):
     assert feats.shape == (300, 128)
     np.testing.assert_array_equal(real_features(ds, det, cache_dir=tmp_path), feats)
     # Real images scored against themselves vs a random generator.
-    torch.manual_seed(0)
-    G = TriplaneGenerator(GeneratorConfig(z_dim=8, w_dim=8, num_classes=5, triplane_resolution=8, triplane_channels=4,
-                                          channel_base=64, channel_max=8, decoder_hidden=8, image_resolution=16,
-                                          neural_rendering_resolution=16,
-                                          renderer=RendererConfig(depth_samples=4, importance_samples=4, near=2.0,
-                                                                  far=3.4)))
+    G = _tiny_generator()
     result = evaluate(G, ds, det, num_gen=40, radius=2.7, fov_deg=30.0, kid_subsets=5, cache_dir=tmp_path)
     assert result["fid"] > 0 and np.isfinite(result["kid"]) and 1 <= result["is_mean"] <= 5
     assert 0 <= result["class_accuracy"] <= 1

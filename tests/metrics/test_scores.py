@@ -1,6 +1,8 @@
 """FID / KID / IS against closed forms, scipy and direct computations."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import linalg
@@ -57,13 +59,55 @@ def test_kid_matches_direct_unbiased_estimator():
     assert abs(kernel_inception_distance(same[:1000], same[1000:], num_subsets=20)) < 0.05 * shifted
 
 
-def test_inception_score_on_hand_built_logits():
+def test_feature_stats_divide_by_n_as_stylegan2_ada():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 3)) * [1.0, 2.0, 0.5] + [1.0, -2.0, 3.0]
+    mu, sigma = feature_stats(x)
+    n = x.shape[0]
+    naive = np.zeros((3, 3))
+    for row in x:  # (1/N) sum (x - mu)(x - mu)^T, written out
+        d = row - x.sum(axis=0) / n
+        naive += np.outer(d, d) / n
+    np.testing.assert_allclose(mu, x.sum(axis=0) / n, rtol=1e-14)
+    np.testing.assert_allclose(sigma, naive, rtol=1e-12, atol=1e-14)
+    # N-1 (np.cov's default) would be 7/6 times larger.
+    assert not np.allclose(sigma, np.cov(x, rowvar=False))
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_inception_score_on_hand_built_probabilities():
     k = 10
-    confident = np.full((100, k), -50.0)
-    confident[np.arange(100), np.arange(100) % k] = 50.0  # one-hot, uniform over classes
-    mean, std = inception_score(confident, splits=10)
-    assert mean == pytest.approx(k, rel=1e-6) and std < 1e-6
-    uniform = np.zeros((100, k))
-    assert inception_score(uniform, splits=10)[0] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="logits"):
+    onehot = np.zeros((100, k))
+    onehot[np.arange(100), np.arange(100) % k] = 1.0  # confident, uniform over classes
+    mean, std = inception_score(onehot, splits=10)
+    assert mean == pytest.approx(k, rel=1e-12) and std < 1e-12
+    assert inception_score(np.full((100, k), 1 / k), splits=10)[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="probabilities"):
         inception_score(np.zeros((5, k)), splits=10)
+    with pytest.raises(ValueError, match="softmax"):
+        inception_score(np.random.default_rng(0).standard_normal((20, k)), splits=10)
+
+
+def test_inception_score_splits_at_stylegan2_ada_boundaries():
+    rng = np.random.default_rng(4)
+    n, k, splits = 23, 5, 10  # 23 is not divisible by 10: boundaries i * 23 // 10
+    p = _softmax(rng.standard_normal((n, k)) * 3)
+    scores = []
+    for i in range(splits):
+        rows = range(i * n // splits, (i + 1) * n // splits)
+        marginal = [sum(p[r][j] for r in rows) / len(rows) for j in range(k)]
+        kl = sum(sum(p[r][j] * (math.log(p[r][j]) - math.log(marginal[j])) for j in range(k)) for r in rows)
+        scores.append(math.exp(kl / len(rows)))
+    mean, std = inception_score(p, splits=splits)
+    assert mean == pytest.approx(np.mean(scores), rel=1e-12)
+    assert std == pytest.approx(np.std(scores), rel=1e-10)
+    # numpy's array_split (sizes 3,3,3,2,...) gives another answer: the boundaries matter here.
+    other = []
+    for part in np.array_split(p, splits):
+        m = part.mean(axis=0)
+        other.append(np.exp((part * (np.log(part) - np.log(m))).sum(axis=1).mean()))
+    assert abs(np.mean(other) - mean) > 1e-6

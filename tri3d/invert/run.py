@@ -49,9 +49,9 @@ def parse_pose(text: str, radius: float) -> torch.Tensor:  # -> [4, 4]
 
 
 def predict_class(classifier, target: torch.Tensor) -> int:
-    """Class of ``target`` ([-1, 1]) from a detector-like object with ``logits(uint8 images)``."""
+    """Class of ``target`` ([-1, 1]) from a detector with ``probabilities(uint8 images)``."""
     images = ((target.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[None]
-    return int(classifier.logits(images).argmax(dim=1)[0])
+    return int(classifier.probabilities(images).argmax(dim=1)[0])
 
 
 def run_inversion(G, train_cfg, target: torch.Tensor, *, c: int | None, pose: torch.Tensor, out_dir: str | Path,

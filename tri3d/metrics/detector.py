@@ -3,10 +3,15 @@
 - The standard one is the TorchScript Inception used by the StyleGAN2-ADA / EG3D metrics
   (``inception-2015-12-05.pt``): ``detector(images_uint8, return_features=True)`` gives the
   2048-d pool features (FID, KID), ``detector(images_uint8, no_output_bias=True)`` the
-  logits without output bias (IS). tri3d never downloads it: pass a path.
+  softmax class *probabilities* of the logits without output bias (IS). tri3d never
+  downloads it: pass a path.
 - ``"shapes"``: a small CNN classifier trained once on the embedded shapes set and cached;
   its penultimate features give FID/KID-style numbers and its predictions the class
   accuracy of generated views, on any machine.
+
+Every detector has ``features(uint8 images) -> [N, D]`` and ``probabilities(uint8
+images) -> [N, K]`` (rows sum to 1): IS and class predictions read probabilities, whatever
+the network computes internally.
 """
 from __future__ import annotations
 
@@ -41,7 +46,8 @@ class TorchScriptDetector:
         return self.module(images.to(self.device), return_features=True).float()
 
     @torch.no_grad()
-    def logits(self, images: Tensor) -> Tensor:  # [N, 3, H, W] uint8 -> [N, K]
+    def probabilities(self, images: Tensor) -> Tensor:  # [N, 3, H, W] uint8 -> [N, K]
+        """The StyleGAN2-ADA convention: ``no_output_bias=True`` returns softmax probabilities."""
         return self.module(images.to(self.device), no_output_bias=True).float()
 
 
@@ -82,8 +88,8 @@ class ShapesDetector:
         return self.model.embed(images)
 
     @torch.no_grad()
-    def logits(self, images: Tensor) -> Tensor:
-        return self.model(images)
+    def probabilities(self, images: Tensor) -> Tensor:
+        return self.model(images).softmax(dim=1)
 
 
 def _file_digest(path: Path) -> str:

@@ -76,7 +76,7 @@ def _gather(items) -> list:
 
 def evaluate(G, dataset, detector, *, num_gen: int = 1000, radius: float, fov_deg: float, seed: int = 0,
              kid_subsets: int = 100, is_splits: int = 10, cache_dir: Path | None = None) -> dict | None:
-    """FID, KID, IS (when the detector has logits) and, for the shapes detector, the class
+    """FID, KID, IS (on the detector's class probabilities) and, for the shapes detector, the class
     accuracy of generated views. Called on every rank of a process group, each rank renders
     its share of ``num_gen`` (its own latents); rank 0 gathers and returns the scores
     (other ranks return None)."""
@@ -86,12 +86,12 @@ def evaluate(G, dataset, detector, *, num_gen: int = 1000, radius: float, fov_de
     images, labels = generate_views(G, dataset.labels, share, radius=radius, fov_deg=fov_deg,
                                     seed=seed + 1_000_003 * rank)
     feats = np.concatenate([detector.features(b).cpu().numpy() for b in images.split(256)]).astype(np.float64)
-    logits_local = torch.cat([detector.logits(b).cpu() for b in images.split(256)]).numpy()
-    gathered = _gather((feats, logits_local, labels.numpy()))
+    probs_local = torch.cat([detector.probabilities(b).cpu() for b in images.split(256)]).numpy()
+    gathered = _gather((feats, probs_local, labels.numpy()))
     if rank != 0:
         return None
     fake = np.concatenate([g[0] for g in gathered])
-    logits = torch.from_numpy(np.concatenate([g[1] for g in gathered]))
+    probs = torch.from_numpy(np.concatenate([g[1] for g in gathered]))
     classes = torch.from_numpy(np.concatenate([g[2] for g in gathered]))
     real = real_features(dataset, detector, cache_dir=cache_dir)
     result = {
@@ -100,9 +100,9 @@ def evaluate(G, dataset, detector, *, num_gen: int = 1000, radius: float, fov_de
         "num_gen": num_gen, "num_real": int(real.shape[0]), "detector": detector.name,
     }
     if num_gen >= is_splits:
-        result["is_mean"], result["is_std"] = inception_score(logits.numpy(), splits=is_splits)
+        result["is_mean"], result["is_std"] = inception_score(probs.numpy(), splits=is_splits)
     if getattr(detector, "accuracy", None) is not None and G.config.num_classes:
-        result["class_accuracy"] = float((logits.argmax(1) == classes).float().mean())
+        result["class_accuracy"] = float((probs.argmax(1) == classes).float().mean())
         result["detector_accuracy_on_reals"] = detector.accuracy
     result["seconds"] = time.perf_counter() - t0
     return result

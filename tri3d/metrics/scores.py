@@ -2,10 +2,13 @@
 
 - FID: ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))``, with ``tr (S1 S2)^(1/2)``
   computed as the sum of square roots of the eigenvalues of ``S1^(1/2) S2 S1^(1/2)``
-  (symmetric PSD, so no complex sqrtm is needed).
+  (symmetric PSD, so no complex sqrtm is needed). The covariances divide by N (raw second
+  moments minus the outer product of the mean), as StyleGAN2-ADA's statistics do.
 - KID: unbiased MMD^2 with the cubic polynomial kernel ``k(x, y) = (x.y / d + 1)^3``,
   averaged over random subsets (100 subsets of at most 1000, as StyleGAN's metrics).
-- IS: ``exp(E_x KL(p(y|x) || p(y)))`` per split, mean and std over splits.
+- IS: ``exp(E_x KL(p(y|x) || p(y)))`` per split on the detector's class probabilities,
+  split ``i`` holding rows ``[i * N // splits, (i + 1) * N // splits)`` (StyleGAN2-ADA's
+  boundaries); mean and std over splits.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [N,
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[0] < 2:
         raise ValueError(f"features must be [N >= 2, D], got {features.shape}")
-    return features.mean(axis=0), np.cov(features, rowvar=False)
+    mean = features.mean(axis=0)
+    return mean, features.T @ features / features.shape[0] - np.outer(mean, mean)
 
 
 def _psd_sqrt(a: np.ndarray) -> np.ndarray:
@@ -56,17 +60,19 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, *, num_subsets
     return float(total / num_subsets)
 
 
-def inception_score(logits: np.ndarray, *, splits: int = 10) -> tuple[float, float]:
-    """IS from classifier logits ``[N, K]``: (mean, std) over ``splits`` contiguous splits."""
-    logits = np.asarray(logits, np.float64)
-    if logits.ndim != 2 or logits.shape[0] < splits:
-        raise ValueError(f"logits must be [N >= splits, K], got {logits.shape} with splits={splits}")
-    logp = logits - logits.max(axis=1, keepdims=True)
-    logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
-    p = np.exp(logp)
+def inception_score(probabilities: np.ndarray, *, splits: int = 10) -> tuple[float, float]:
+    """IS from class probabilities ``[N, K]`` (rows sum to 1): (mean, std) over ``splits``."""
+    p = np.asarray(probabilities, np.float64)
+    if p.ndim != 2 or p.shape[0] < splits:
+        raise ValueError(f"probabilities must be [N >= splits, K], got {p.shape} with splits={splits}")
+    if p.min() < 0 or not np.allclose(p.sum(axis=1), 1, atol=1e-3):
+        raise ValueError("probabilities must be non-negative rows that sum to 1 (apply softmax to logits first)")
+    n = p.shape[0]
     scores = []
-    for part_logp, part_p in zip(np.array_split(logp, splits), np.array_split(p, splits)):
-        log_marginal = np.log(part_p.mean(axis=0) + 1e-30)
-        kl = (part_p * (part_logp - log_marginal)).sum(axis=1).mean()
-        scores.append(np.exp(kl))
+    for i in range(splits):
+        part = p[i * n // splits : (i + 1) * n // splits]
+        marginal = part.mean(axis=0, keepdims=True)
+        seen = part > 0  # 0 * log 0 = 0
+        kl = part * (np.log(np.where(seen, part, 1.0)) - np.log(np.where(seen, marginal, 1.0)))
+        scores.append(np.exp(kl.sum(axis=1).mean()))
     return float(np.mean(scores)), float(np.std(scores))

@@ -30,6 +30,40 @@ def test_matches_reference_with_same_uniforms(native_ext, S, deterministic):
     assert (cpp >= mids[:, :, :1] - 1e-6).all() and (cpp <= mids[:, :, -1:] + 1e-6).all()
 
 
+def naive_importance(depths, weights, u):
+    """EG3D's inverse-CDF sampling of one ray written out in Python floats (fp64)."""
+    L = len(weights)
+    smooth = [(max(weights[max(j - 1, 0)], weights[j]) + max(weights[j], weights[min(j + 1, L - 1)])) / 2 + 0.01
+              for j in range(L)]
+    density = [a + 1e-5 for a in smooth[1:-1]]
+    total = sum(density)
+    cdf = [0.0]
+    for p in density:
+        cdf.append(cdf[-1] + p / total)
+    mids = [(depths[k] + depths[k + 1]) / 2 for k in range(len(depths) - 1)]
+    K = len(density)
+    out = []
+    for x in u:
+        idx = sum(1 for c in cdf if c <= x)
+        below, above = max(idx - 1, 0), min(idx, K)
+        denom = cdf[above] - cdf[below]
+        denom = 1.0 if denom < 1e-5 else denom
+        out.append(mids[below] + (x - cdf[below]) / denom * (mids[above] - mids[below]))
+    return out
+
+
+@pytest.mark.parametrize("impl", ["ref", "cpp"])
+def test_fp64_inputs_sample_in_fp64(native_ext, impl):
+    depths, weights = coarse(1, 6, 9, seed=3)
+    depths, weights = depths.double(), weights.double()
+    out = importance_depths(depths, weights, 7, generator=torch.Generator().manual_seed(4), impl=impl)
+    assert out.dtype == torch.float64
+    u = torch.rand(6, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for r in range(6):
+        expected = naive_importance(depths[0, r, :, 0].tolist(), weights[0, r, :, 0].tolist(), u[r].tolist())
+        np.testing.assert_allclose(out[0, r, :, 0].numpy(), expected, rtol=0, atol=1e-12)
+
+
 def test_follows_the_smoothed_pdf(native_ext):
     S, n = 12, 100_000
     depths = torch.linspace(2.0, 3.1, S).reshape(1, 1, S, 1)

@@ -91,19 +91,22 @@ def _check_importance_args(depths: Tensor, weights: Tensor, samples: int) -> Non
         raise ValueError(f"samples must be >= 1, got {samples}")
 
 
-def _cdf_levels(rays: int, samples: int, device: torch.device, generator, deterministic: bool) -> Tensor:  # [rays, samples]
+def _cdf_levels(rays: int, samples: int, device: torch.device, dtype: torch.dtype, generator,
+                deterministic: bool) -> Tensor:  # [rays, samples]
     if deterministic:
-        return torch.linspace(0, 1, samples, device=device).expand(rays, samples).contiguous()
-    return torch.rand(rays, samples, device=device, generator=generator)
+        return torch.linspace(0, 1, samples, device=device, dtype=dtype).expand(rays, samples).contiguous()
+    return torch.rand(rays, samples, device=device, dtype=dtype, generator=generator)
 
 
 def _importance_inputs(depths: Tensor, weights: Tensor, samples: int, generator, deterministic: bool):
-    """Validated flat fp32 ``(depths [M, S], weights [M, S-1], cdf levels [M, samples])``."""
+    """Validated flat ``(depths [M, S], weights [M, S-1], cdf levels [M, samples])`` in the
+    compute dtype: fp64 when either input is fp64, else fp32."""
     _check_importance_args(depths, weights, samples)
     B, R, S, _ = depths.shape
-    d = depths.detach().reshape(B * R, S).float().contiguous()
-    w = weights.detach().reshape(B * R, S - 1).float().contiguous()
-    return d, w, _cdf_levels(B * R, samples, d.device, generator, deterministic)
+    dtype = torch.float64 if torch.float64 in (depths.dtype, weights.dtype) else torch.float32
+    d = depths.detach().reshape(B * R, S).to(dtype).contiguous()
+    w = weights.detach().reshape(B * R, S - 1).to(dtype).contiguous()
+    return d, w, _cdf_levels(B * R, samples, d.device, dtype, generator, deterministic)
 
 
 def importance_depths_ref(
@@ -114,7 +117,7 @@ def importance_depths_ref(
     generator: torch.Generator | None = None,
     deterministic: bool = False,
 ) -> Tensor:  # [B, R, samples, 1]
-    """Reference importance sampler (fp32, no gradient flows through it)."""
+    """Reference importance sampler (fp64 if an input is fp64, else fp32; no gradient)."""
     d, w, u = _importance_inputs(depths, weights, samples, generator, deterministic)
     mids = (d[:, 1:] + d[:, :-1]) / 2
     fine = sample_pdf(mids, smooth_weights(w)[:, 1:-1], u)
@@ -132,7 +135,7 @@ def importance_depths_native(
     """Native importance sampler (C++ / CUDA); draws the same uniforms as the reference."""
     d, w, u = _importance_inputs(depths, weights, samples, generator, deterministic)
     fine = torch.empty_like(u)
-    native().importance(device_name(d), "float32", d.shape[0], d.shape[1], samples, d.data_ptr(), w.data_ptr(),
+    native().importance(device_name(d), "float64" if d.dtype == torch.float64 else "float32", d.shape[0], d.shape[1], samples, d.data_ptr(), w.data_ptr(),
                         u.data_ptr(), fine.data_ptr(), stream_handle(d))
     return fine.reshape(*depths.shape[:2], samples, 1).to(depths.dtype)
 

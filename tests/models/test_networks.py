@@ -15,6 +15,8 @@ from tri3d.models import (
     SynthesisNetwork,
     TriplaneGenerator,
 )
+from tri3d.models.layers import ToRGBLayer
+from tri3d.models.superres import SuperResolution
 from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
 
 
@@ -36,8 +38,49 @@ def test_extra_blocks_roughly_double_synthesis(res):
     deeper = SynthesisNetwork(512, res, 96, extra_blocks=True)
     ratio = count(deeper) / count(plain)
     assert 1.8 < ratio < 2.3, ratio
-    assert deeper.num_ws == 2 * plain.num_ws + 1  # every extra block: 2 convs + ToRGB; the 4x4 block has one conv
+    # StyleGAN2 indexing: one w per conv + the last ToRGB. Every extra block adds 2 convs.
+    assert plain.num_ws == 2 * len(plain.blocks)  # the 4x4 block has one conv, the last ToRGB one more
+    assert deeper.num_ws == plain.num_ws + 2 * len(plain.blocks)
     assert len(deeper.blocks) == 2 * len(plain.blocks)
+
+
+def test_num_ws_of_eg3d_triplane_synthesis_is_14():
+    assert SynthesisNetwork(512, 256, 96).num_ws == 14
+
+
+@pytest.mark.parametrize("extra_blocks", [False, True])
+def test_torgb_reads_the_w_of_the_next_blocks_first_conv(extra_blocks):
+    """Record which w every layer's affine receives; StyleGAN2: convs read 0, 1, 2, ... in
+    order and a block's ToRGB reads the index after its own last conv."""
+    net = SynthesisNetwork(8, 16, 3, channel_base=64, channel_max=8, extra_blocks=extra_blocks)
+    ws = torch.arange(net.num_ws, dtype=torch.float32)[None, :, None].expand(1, -1, 8).contiguous()
+    seen = []
+    for block in net.blocks:
+        layers = [block.conv0, block.conv1, block.torgb] if block.conv0 is not None else [block.conv1, block.torgb]
+        for layer in layers:
+            layer.affine.register_forward_hook(lambda m, inp, out, layer=layer: seen.append((layer, int(inp[0][0, 0]))))
+    net(ws, noise_mode="none")
+    convs = [i for layer, i in seen if not isinstance(layer, ToRGBLayer)]
+    assert convs == list(range(net.num_ws - 1))
+    expected_torgb, done = [], 0
+    for block in net.blocks:
+        done += 1 if block.conv0 is None else 2
+        expected_torgb.append(done)
+    assert [i for layer, i in seen if isinstance(layer, ToRGBLayer)] == expected_torgb
+    assert expected_torgb[-1] == net.num_ws - 1
+
+
+def test_superresolution_has_eg3d_structure():
+    """EG3D's 64 -> 128 module: a 128-channel block at 64x64 without up-sampling, then a
+    64-channel up-sampling block; 574,954 parameters at EG3D's defaults (w_dim 512, 32
+    feature channels)."""
+    sr = SuperResolution(32, 64, 128, 512, 128)
+    assert count(sr) == 574_954
+    b0, b1 = sr.blocks
+    assert (b0.up, b0.resolution, b0.conv1.weight.shape[0]) == (1, 64, 128)
+    assert (b1.up, b1.resolution, b1.conv1.weight.shape[0]) == (2, 128, 64)
+    out = SuperResolution(8, 8, 16, 16, 16)(torch.randn(2, 8, 8, 8), torch.randn(2, 3, 16), noise_mode="none")
+    assert out.shape == (2, 3, 16, 16)
 
 
 def test_synthesis_output_is_a_triplane():

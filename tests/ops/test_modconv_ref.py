@@ -33,16 +33,38 @@ def test_matches_grouped_formulation(k, demod):
     torch.testing.assert_close(modulated_conv2d(x, w, s, demodulate=demod), grouped_modconv(x, w, s, demod))
 
 
-def test_up2_is_fir_upsample_then_conv_and_gradcheck():
+def transposed_modconv_then_fir(x, weight, styles, demodulate=True):
+    """StyleGAN2's up=2 layer, formulated independently: per-sample (demodulated)
+    weights, a stride-2 transposed convolution, then the [1, 3, 3, 1] FIR filter
+    (gain 4, one pixel of padding per side) written as a plain depthwise convolution."""
+    N, I, H, W = x.shape
+    O, _, k, _ = weight.shape
+    w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
+    if demodulate:
+        w = w * (w.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
+    w = w.transpose(1, 2).reshape(N * I, O, k, k)  # conv_transpose2d's [in, out / groups, k, k]
+    y = F.conv_transpose2d(x.reshape(1, N * I, H, W), w, stride=2, groups=N)  # [1, N*O, 2H+1, 2W+1]
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=x.dtype)
+    fir = (torch.outer(taps, taps) / 64 * 4)[None, None].repeat(N * O, 1, 1, 1)
+    y = F.conv2d(F.pad(y, (1, 1, 1, 1)), fir, groups=N * O)
+    return y.reshape(N, O, 2 * H, 2 * W)
+
+
+@pytest.mark.parametrize("demod", [True, False])
+def test_up2_is_stylegan2_transposed_conv_then_fir_including_borders(demod):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 3, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
     s = (torch.rand(2, 3, generator=g, dtype=torch.float64) + 0.5).requires_grad_()
-    up = modulated_conv2d_ref(x, w, s, up=2)
+    up = modulated_conv2d_ref(x, w, s, up=2, demodulate=demod)
     assert up.shape == (2, 2, 8, 10)
-    want = grouped_modconv(upsample2d(x, setup_filter([1, 3, 3, 1]).double()), w, s)
-    torch.testing.assert_close(up, want)
-    assert torch.autograd.gradcheck(lambda a, b, c: modulated_conv2d_ref(a, b, c, up=2), (x, w, s))
+    torch.testing.assert_close(up, transposed_modconv_then_fir(x, w, s, demod), rtol=1e-12, atol=1e-12)
+    # Upsampling first and zero-padding again for the (flipped) 3x3 conv agrees inside and
+    # differs on the one-pixel border.
+    twice_padded = grouped_modconv(upsample2d(x, setup_filter([1, 3, 3, 1]).double()), w.flip([2, 3]), s, demod)
+    assert (up - twice_padded)[..., 1:-1, 1:-1].abs().max() < 1e-12
+    assert (up - twice_padded).abs().max() > 1e-3
+    assert torch.autograd.gradcheck(lambda a, b, c: modulated_conv2d_ref(a, b, c, up=2, demodulate=demod), (x, w, s))
 
 
 def naive_upfirdn(x, f, up, down, pad):

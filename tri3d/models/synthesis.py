@@ -14,7 +14,8 @@ class SynthesisBlock(nn.Module):
     """Two modulated convs (the first upsamples 2x unless ``up=1``) + skip-connected ToRGB.
 
     The first block of the network starts from a learned 4x4 constant and has one conv.
-    Consumes ``num_ws`` = convs + 1 (ToRGB) styles.
+    Reads ``num_conv + num_torgb`` consecutive ``w``s; as in StyleGAN2, the ToRGB's ``w``
+    is the one the next block's first convolution reads (blocks advance by ``num_conv``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int, *,
@@ -29,9 +30,10 @@ class SynthesisBlock(nn.Module):
         self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp)
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
         self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]), persistent=False)
-        self.num_ws = (1 if first else 2) + 1
+        self.num_conv, self.num_torgb = (1 if first else 2), 1
 
-    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor,  # ws: [N, num_conv + num_torgb, w_dim]
+                noise_mode: str) -> tuple[Tensor, Tensor]:
         w = iter(ws.unbind(dim=1))
         if self.first:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
@@ -49,7 +51,8 @@ class SynthesisNetwork(nn.Module):
     """Blocks from 4x4 to ``img_resolution``; with ``extra_blocks`` a non-upsampling block
     follows every block (the paper's deeper "+g" generator).
 
-    Channels at resolution r: ``min(channel_base // r, channel_max)``.
+    Channels at resolution r: ``min(channel_base // r, channel_max)``. ``num_ws`` is the
+    number of convolutions + 1 (StyleGAN2's indexing: 14 for a 256x256 network).
     """
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, *, channel_base: int = 32768,
@@ -72,7 +75,7 @@ class SynthesisNetwork(nn.Module):
                 blocks.append(SynthesisBlock(channels(res), channels(res), w_dim, res, img_channels, up=1,
                                              conv_clamp=conv_clamp))
         self.blocks = nn.ModuleList(blocks)
-        self.num_ws = sum(b.num_ws for b in self.blocks)
+        self.num_ws = num_ws_of(self.blocks)
 
     def forward(self, ws: Tensor, noise_mode: str = "random") -> Tensor:  # [N, num_ws, w_dim] -> [N, C, R, R]
         if ws.dim() != 3 or ws.shape[1] != self.num_ws:
@@ -80,8 +83,20 @@ class SynthesisNetwork(nn.Module):
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         x = img = None
-        i = 0
-        for block in self.blocks:
-            x, img = block(x, img, ws[:, i : i + block.num_ws], noise_mode)
-            i += block.num_ws
+        for block, block_ws in zip(self.blocks, split_ws(self.blocks, ws)):
+            x, img = block(x, img, block_ws, noise_mode)
         return img
+
+
+def num_ws_of(blocks: nn.ModuleList) -> int:
+    """``w``s read by a chain of blocks: one per convolution plus the last block's ToRGB."""
+    return sum(b.num_conv for b in blocks) + blocks[-1].num_torgb
+
+
+def split_ws(blocks: nn.ModuleList, ws: Tensor) -> list[Tensor]:  # ws: [N, num_ws, w_dim]
+    """Each block's ``[N, num_conv + num_torgb, w_dim]`` window, advancing by ``num_conv``."""
+    out, i = [], 0
+    for block in blocks:
+        out.append(ws.narrow(1, i, block.num_conv + block.num_torgb))
+        i += block.num_conv
+    return out

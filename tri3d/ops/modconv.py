@@ -3,7 +3,9 @@
 Non-grouped formulation (the training reference): scale the input channels by the
 per-sample styles, convolve with the shared weight, then scale each output channel by
 the demodulation coefficient ``d[n, o] = 1 / sqrt(sum_{i,k} (w[o,i,k] s[n,i])^2 + 1e-8)``.
-``up=2`` FIR-upsamples the input ([1, 3, 3, 1]) before the convolution. The optional
+``up=2`` is StyleGAN2's transposed convolution followed by the [1, 3, 3, 1] FIR filter,
+padded once: ``upfirdn(x, f, up=2, padding=(p + 2, p + 1) per axis, gain=4)`` then a
+flipped-kernel convolution without padding (a true convolution; ``p = k // 2``). The optional
 epilogue is a synthesis layer's: ``+ noise * noise_strength``, ``+ bias``, activation
 (leaky ReLU 0.2 or linear) times ``gain``, clamp to ``[-clamp, clamp]``.
 
@@ -23,7 +25,7 @@ from torch import Tensor
 from tri3d.ops._checks import check_same_size, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
 from tri3d.ops.bias_act import LRELU_ALPHA, LRELU_GAIN, bias_lrelu_ref
-from tri3d.ops.upfirdn import setup_filter, upsample2d
+from tri3d.ops.upfirdn import setup_filter, upfirdn2d_ref
 
 DEMOD_EPS = 1e-8
 ACTIVATIONS = ("linear", "lrelu")
@@ -102,9 +104,12 @@ def modulated_conv2d_ref(
     padding = weight.shape[-1] // 2 if padding is None else padding
     w = weight.to(x.dtype)
     x = x * styles.to(x.dtype)[:, :, None, None]
-    if up == 2:
-        x = upsample2d(x, _resample_filter(x.device))
-    x = F.conv2d(x, w, padding=padding)
+    if up == 2:  # zero-insert, pad once, FIR, then the flipped kernel over the valid region
+        pad = (padding + 2, padding + 1) * 2
+        x = upfirdn2d_ref(x, _resample_filter(x.device), up=2, padding=pad, gain=4)
+        x = F.conv2d(x, w.flip([2, 3]))
+    else:
+        x = F.conv2d(x, w, padding=padding)
     if demodulate:
         x = x * demodulation(weight, styles).to(x.dtype)[:, :, None, None]
     if noise is not None:

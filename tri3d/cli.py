@@ -90,13 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mesh-resolution", type=_positive_int, default=256)
     gen.add_argument("--device", default="auto")
 
-    met = sub.add_parser("metrics", help="FID / KID / IS (and class accuracy with --detector shapes)")
+    met = sub.add_parser("metrics", help="FID / KID / IS (with --detector shapes also rgb and depth-only class "
+                                         "accuracy and depth FID / KID)")
     met.add_argument("--ckpt", required=True, help="run folder (newest snapshot) or snapshot folder")
     met.add_argument("--detector", default=None,
                      help="'shapes', or a TorchScript inception-2015-12-05.pt (default: $TRI3D_DETECTOR or the cache)")
     met.add_argument("--data", default=None, help="dataset (default: the run's)")
     met.add_argument("--num-gen", type=_positive_int, default=1000, help="generated images (default 1000)")
     met.add_argument("--init", action="store_true", help="score the untrained generator of the same config")
+    met.add_argument("--inversion", type=_positive_int, default=None, metavar="N",
+                     help="also invert N held-out shapes images with their true cameras (PTI) and report perceptual "
+                          "distance and relative depth error before/after (the paper's Table 3)")
+    met.add_argument("--vgg", default=None, help="TorchScript vgg16.pt for the inversion's LPIPS (default: offline "
+                                                 "fallback)")
     met.add_argument("--device", default="auto")
 
     inv = sub.add_parser("invert", help="single-view 3D reconstruction by pivotal tuning inversion")
@@ -131,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     btrain.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     btrain.add_argument("--impl", choices=["auto", "ref"], default="auto", help="ref: force the reference paths")
     btrain.add_argument("--json", default=None, help="also write the result here")
+
+    plot = sub.add_parser("plot", help="draw a run's learning curves (metrics.jsonl) to a PNG")
+    plot.add_argument("run", help="run folder holding metrics.jsonl")
+    plot.add_argument("--out", default=None, help="PNG path (default: RUN/learning_curve.png)")
 
     demo = sub.add_parser("demo", help="render random triplanes from sphere poses to a PNG grid")
     demo.add_argument("--out", default="runs/demo.png", help="PNG path (default: runs/demo.png)")
@@ -167,12 +177,26 @@ def train_config(args: argparse.Namespace):
     return cfg
 
 
+def network_summary(cfg) -> str:
+    """Structure and parameter counts of the config's G and D (built on the meta device)."""
+    import torch
+
+    from tri3d.models import Discriminator, TriplaneGenerator
+    from tri3d.models.summary import describe_networks
+
+    with torch.device("meta"):
+        G, D = TriplaneGenerator(cfg.G), Discriminator(cfg.D)
+    note = "" if cfg.G.num_classes else "\n(classes come from the dataset: the class-conditional layers are not counted)"
+    return describe_networks(G, D) + note
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
     cfg = train_config(args)
-    if args.dry_run:
+    if args.dry_run:  # the config on stdout (reusable with --config), the networks it builds on stderr
         print(cfg.to_json())
+        print(network_summary(cfg), file=sys.stderr)
         return 0
     if args.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         if cfg.batch % args.gpus:
@@ -236,7 +260,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     import torch
 
     from tri3d.export.generate import load_generator
-    from tri3d.metrics.detector import load_detector
+    from tri3d.metrics.detector import load_detector, load_metric_detectors
     from tri3d.metrics.evaluate import append_jsonl, evaluate
     from tri3d.models import TriplaneGenerator
     from tri3d.train.loop import load_dataset, resolve_device
@@ -249,8 +273,20 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.init:
         torch.manual_seed(cfg.seed)
         G = TriplaneGenerator(cfg.G).to(device).eval().requires_grad_(False)
-    detector = load_detector(args.detector, dataset=dataset, device=device)
-    result = evaluate(G, dataset, detector, num_gen=args.num_gen, radius=cfg.camera_radius, fov_deg=cfg.fov_deg)
+    detector, depth_judge = load_metric_detectors(args.detector, dataset=dataset, device=device,
+                                                  judge=cfg.metrics_judge)
+    result = evaluate(G, dataset, detector, depth_judge=depth_judge, num_gen=args.num_gen, radius=cfg.camera_radius,
+                      fov_deg=cfg.fov_deg)
+    if args.inversion is not None:
+        from tri3d.invert.run import make_perceptual
+        from tri3d.metrics.inversion import evaluate_inversion
+
+        if cfg.data is not None:
+            raise ValueError("--inversion needs a run trained on the embedded shapes set (held-out ground truth)")
+        judge = detector if args.detector == "shapes" else load_detector("shapes", dataset=dataset, device=device,
+                                                                         judge=cfg.metrics_judge)
+        result.update(evaluate_inversion(G, cfg, args.inversion, make_perceptual(args.vgg, judge, device),
+                                         judge=cfg.metrics_judge))
     result.update(snapshot=str(snap), init=args.init)
     append_jsonl(snap.parent / "metrics.jsonl", result)
     print(json.dumps(result))
@@ -291,7 +327,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
                 raise ValueError(f"--depth must be a [{res}, {res}] array, got {list(ref_depth.shape)}")
     if target.shape[-1] != res:
         raise ValueError(f"the image is {target.shape[-1]} pixels, the generator makes {res}")
-    detector = load_detector("shapes", dataset=dataset) if dataset is not None else None
+    detector = load_detector("shapes", dataset=dataset, judge=cfg.metrics_judge) if dataset is not None else None
     c = args.cls
     if c is None and G.config.num_classes:
         classifier = detector if args.classifier == "shapes" else load_detector(args.classifier, device=device)
@@ -324,6 +360,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from tri3d.export.plot import plot_learning_curve
+
+    print(f"wrote {plot_learning_curve(args.run, args.out)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tri3d.demo import render_demo
 
@@ -338,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         commands = {"train": cmd_train, "dataset": cmd_dataset, "generate": cmd_generate, "metrics": cmd_metrics,
-                    "invert": cmd_invert, "bench": cmd_bench, "demo": cmd_demo}
+                    "invert": cmd_invert, "bench": cmd_bench, "plot": cmd_plot, "demo": cmd_demo}
         return commands[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"tri3d {args.command}: error: {err}", file=sys.stderr)

@@ -33,6 +33,7 @@ def assert_fused_close(fused: Tensor, ref_same: Tensor, ref64: Tensor, floor: fl
 
 def micro_train_config(data, run_dir, **kw):
     """A training config small enough for unit tests and smoke runs (16 px, 4 objects)."""
+    from tri3d.metrics.shapes_judges import JudgeConfig
     from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
     from tri3d.train.config import TrainConfig
 
@@ -45,6 +46,7 @@ def micro_train_config(data, run_dir, **kw):
                           neural_rendering_resolution=16, background="learned",
                           renderer=RendererConfig(depth_samples=6, importance_samples=6, near=2.0, far=3.4)),
         D=DiscriminatorConfig(image_resolution=16, channel_base=256, channel_max=32, cmap_dim=16),
+        metrics_judge=JudgeConfig(train_per_class=20, heldout_per_class=4, steps=40),
     )
     for k, v in kw.items():
         setattr(cfg, k, v)

@@ -8,8 +8,10 @@ import torch
 
 from tri3d.data import ImageDataset
 from tri3d.data.shapes import make_shapes_dataset
-from tri3d.metrics.detector import load_detector
-from tri3d.metrics.evaluate import evaluate, generate_views, real_features
+from tri3d.metrics.detector import load_detector, load_metric_detectors
+from tri3d.metrics.evaluate import evaluate, generate_views, real_depth_features, real_features
+from tri3d.metrics.scores import feature_stats, frechet_distance
+from tri3d.metrics.shapes_judges import JudgeConfig
 from tri3d.models import GeneratorConfig, RendererConfig, TriplaneGenerator
 
 
@@ -70,7 +72,7 @@ def test_inception_score_reads_the_detectors_probabilities(tmp_path):
     G.synthesis.blocks[0].const.data.mul_(50)  # images that vary in colour, so the stand-in's classes vary
     result = evaluate(G, ds, load_detector(str(path)), num_gen=40, radius=2.7, fov_deg=30.0, kid_subsets=2,
                       cache_dir=tmp_path)
-    images, _ = generate_views(G, ds.labels, 40, radius=2.7, fov_deg=30.0)
+    images, _, _ = generate_views(G, ds.labels, 40, radius=2.7, fov_deg=30.0)
     with torch.no_grad():
         p = module(images, no_output_bias=True).double().numpy()
     scores = []
@@ -87,17 +89,28 @@ def test_missing_detector_says_where_to_put_it(tmp_path, monkeypatch):
         load_detector(None, cache_dir=tmp_path)
 
 
-def test_shapes_detector_and_pipeline(tmp_path):
-    ds = ImageDataset(make_shapes_dataset(tmp_path / "s", resolution=16, per_class=60, seed=1))
-    det = load_detector("shapes", dataset=ds, cache_dir=tmp_path)
-    assert det.accuracy > 0.4  # twice chance (0.2) on held-out 16-pixel images
-    again = load_detector("shapes", dataset=ds, cache_dir=tmp_path)  # cached
+def test_shapes_judges_and_pipeline(tmp_path):
+    """The shapes judges score real images well and tell an untrained generator from the
+    real set, in rgb and in depth."""
+    ds = ImageDataset(make_shapes_dataset(tmp_path / "s", resolution=16, per_class=20, seed=0))
+    judge = JudgeConfig(train_per_class=60, train_seed=11, heldout_per_class=20, heldout_seed=12, steps=300)
+    det, depth_judge = load_metric_detectors("shapes", dataset=ds, cache_dir=tmp_path, judge=judge)
+    assert det.accuracy > 0.6 and depth_judge.accuracy > 0.8  # held-out real images; chance is 0.2
+    again = load_detector("shapes", dataset=ds, cache_dir=tmp_path, judge=judge)  # cached
     assert again.name == det.name and again.accuracy == det.accuracy
     feats = real_features(ds, det, cache_dir=tmp_path)
-    assert feats.shape == (300, 128)
+    assert feats.shape == (100, 128)
     np.testing.assert_array_equal(real_features(ds, det, cache_dir=tmp_path), feats)
-    # Real images scored against themselves vs a random generator.
     G = _tiny_generator()
-    result = evaluate(G, ds, det, num_gen=40, radius=2.7, fov_deg=30.0, kid_subsets=5, cache_dir=tmp_path)
-    assert result["fid"] > 0 and np.isfinite(result["kid"]) and 1 <= result["is_mean"] <= 5
-    assert 0 <= result["class_accuracy"] <= 1
+    result = evaluate(G, ds, det, depth_judge=depth_judge, num_gen=50, radius=2.7, fov_deg=30.0, kid_subsets=5,
+                      cache_dir=tmp_path)
+    # Two halves of the real set are far closer than the real set and an untrained G.
+    halves = frechet_distance(*feature_stats(feats[::2]), *feature_stats(feats[1::2]))
+    assert result["fid"] > 3 * halves
+    depth_feats = real_depth_features(ds, depth_judge, cache_dir=tmp_path)
+    depth_halves = frechet_distance(*feature_stats(depth_feats[::2]), *feature_stats(depth_feats[1::2]))
+    assert result["depth_fid"] > 3 * depth_halves
+    # An untrained G's depth maps are not recognisable shapes.
+    assert result["depth_class_accuracy"] < 0.5 and 0 <= result["depth_flat_fraction"] <= 1
+    assert result["detector_accuracy_on_reals"] == det.accuracy
+    assert result["depth_detector_accuracy_on_reals"] == depth_judge.accuracy

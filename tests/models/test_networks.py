@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import inspect
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tri3d.models import (
     Discriminator,
@@ -119,9 +121,8 @@ def test_mapping_truncation_and_w_avg():
 
 
 def test_discriminator_has_no_pose_input_and_uses_classes():
-    D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=3, channel_base=256, channel_max=32,
-                                          cmap_dim=16))
-    assert list(inspect.signature(D.forward).parameters) == ["img", "c"]
+    D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=3, channel_base=256, channel_max=32))
+    assert list(inspect.signature(D.forward).parameters) == ["img", "c", "img_raw"]
     img = torch.randn(4, 3, 16, 16)
     a = D(img, torch.tensor([0, 1, 2, 0]))
     b = D(img, torch.tensor([1, 1, 2, 0]))
@@ -129,6 +130,46 @@ def test_discriminator_has_no_pose_input_and_uses_classes():
     assert (a[0] - b[0]).abs() > 1e-6 and torch.allclose(a[1:], b[1:])
     with pytest.raises(ValueError, match="img must have shape"):
         D(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="img_raw is only read by a dual"):
+        D(img, torch.zeros(4, dtype=torch.long), torch.randn(4, 3, 8, 8))
+
+
+def test_discriminator_conditioning_is_stylegan2s():
+    """StyleGAN2's D: label -> embedding FC -> second-moment normalization -> 8 leaky-ReLU
+    FCs (lr multiplier 0.01) -> projection with the epilogue output / sqrt(cmap_dim),
+    cmap_dim = the last block's channels. Written out from the parameters in fp64."""
+    torch.manual_seed(3)
+    D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=5, channel_base=256,
+                                          channel_max=32)).double()
+    assert D.cmap_dim == 32 and len(D.cmap.layers) == 8
+    with torch.no_grad():  # non-trivial biases, so their lr multiplier matters
+        for p in D.cmap.parameters():
+            p.add_(torch.randn_like(p))
+    img, c = torch.randn(3, 3, 16, 16, dtype=torch.float64), torch.tensor([4, 0, 2])
+    phi = []
+    D.out.register_forward_hook(lambda m, inp, out: phi.append(out))
+    score = D(img, c)
+    x = torch.eye(5, dtype=torch.float64)[c] @ (D.cmap.embed.linear.weight / math.sqrt(5)).T + D.cmap.embed.linear.bias
+    x = x / (x.square().mean(dim=1, keepdim=True) + 1e-8).sqrt()
+    for layer in D.cmap.layers:
+        w, b = layer.linear.weight, layer.linear.bias
+        x = F.leaky_relu(x @ (w * 0.01 / math.sqrt(32)).T + b * 0.01, 0.2) * math.sqrt(2)
+    torch.testing.assert_close(score, (phi[0] * x).sum(dim=1, keepdim=True) / math.sqrt(32), rtol=1e-12, atol=1e-12)
+
+
+def test_dual_discriminator_reads_image_and_resized_raw_rendering():
+    torch.manual_seed(4)
+    D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=3, channel_base=256, channel_max=32,
+                                          dual=True)).double()
+    assert D.blocks[0].fromrgb.weight.shape[1] == 6
+    img, raw, c = (torch.randn(2, 3, 16, 16, dtype=torch.float64), torch.randn(2, 3, 8, 8, dtype=torch.float64),
+                   torch.tensor([0, 2]))
+    # The raw rendering is resized to the image resolution (bilinear, EG3D's filtered resize).
+    upsampled = F.interpolate(raw, size=(16, 16), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(D(img, c, raw), D(img, c, upsampled), rtol=1e-12, atol=1e-12)
+    assert (D(img, c, raw) - D(img, c, raw + 1)).abs().min() > 1e-6
+    with pytest.raises(ValueError, match="dual discriminator needs img_raw"):
+        D(img, c)
 
 
 def test_superresolution_path_shapes():
@@ -152,6 +193,7 @@ def test_every_preset_builds(name):
     if name.startswith("eg3d"):
         assert G.config.extra_blocks == ("+g" in name) and G.config.decoder_layers == (3 if "+d" in name else 1)
         assert cfg.views == (3 if "+mv" in name else 1)
+    assert D.config.dual == G.config.superresolution  # EG3D: a super-resolving G meets a dual D
 
 
 def test_superresolution_follows_a_faded_neural_resolution():

@@ -11,6 +11,7 @@ from tri3d.train.loss import (
     discriminator_fake_loss,
     generator_loss,
     r1_penalty,
+    real_raw_images,
 )
 
 
@@ -23,8 +24,20 @@ class LinearD(torch.nn.Module):
         self.a = torch.nn.Parameter(torch.randn(3, 8, 8, generator=g))
         self.bias = torch.nn.Parameter(torch.randn(4, generator=g))
 
-    def forward(self, img, c):
+    def forward(self, img, c, img_raw=None):
+        assert img_raw is None
         return (img * self.a).sum(dim=(1, 2, 3))[:, None] + self.bias[c][:, None]
+
+
+class LinearDualD(LinearD):
+    """D(x, raw) = <a, x> + <b, raw> + class bias: R1 reads both gradients."""
+
+    def __init__(self):
+        super().__init__()
+        self.b = torch.nn.Parameter(torch.randn(3, 4, 4, generator=torch.Generator().manual_seed(5)))
+
+    def forward(self, img, c, img_raw=None):
+        return super().forward(img, c) + (img_raw * self.b).sum(dim=(1, 2, 3))[:, None]
 
 
 def test_multiview_loss_is_mean_of_per_view_losses():
@@ -48,6 +61,27 @@ def test_r1_matches_hand_computed_penalty():
     # A quadratic D: D(x) = 0.5 ||x||^2 has gradient x, so R1 = mean ||x||^2.
     quad = 0.5 * real.square().sum(dim=(1, 2, 3))[:, None]
     torch.testing.assert_close(r1_penalty(quad, real), real.detach().square().sum(dim=(1, 2, 3)).mean())
+
+
+def test_r1_of_a_dual_d_sums_both_inputs_gradients():
+    D = LinearDualD()
+    real = torch.randn(6, 3, 8, 8, requires_grad=True)
+    raw = torch.randn(6, 3, 4, 4, requires_grad=True)
+    penalty = r1_penalty(D(real, torch.zeros(6, dtype=torch.long), raw), real, raw)
+    torch.testing.assert_close(penalty, D.a.detach().square().sum() + D.b.detach().square().sum())
+
+
+def test_real_raw_images_resize_down_then_blur():
+    g = torch.Generator().manual_seed(6)
+    real = torch.rand(2, 3, 16, 16, generator=g)
+    # Antialiased 2x bilinear down-sampling of a 16 px image is the mean of 4x4 windows
+    # with tent weights (1, 3, 3, 1) / 8 per axis.
+    tent = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8
+    padded = F.pad(real, (1, 1, 1, 1), mode="replicate")
+    windows = padded.unfold(2, 4, 2).unfold(3, 4, 2)  # [2, 3, 8, 8, 4, 4]
+    expected = (windows * torch.outer(tent, tent)).sum(dim=(-1, -2))
+    torch.testing.assert_close(real_raw_images(real, 8, 0.0)[..., 1:-1, 1:-1], expected[..., 1:-1, 1:-1])
+    torch.testing.assert_close(real_raw_images(real, 8, 1.0), blur_images(real_raw_images(real, 8, 0.0), 1.0))
 
 
 def test_blur_keeps_constants_and_mass_and_fades():

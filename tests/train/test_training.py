@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -93,6 +94,37 @@ def test_crash_while_writing_a_snapshot_keeps_the_previous_one(shapes16, tmp_pat
         assert p.shape == q.shape and torch.isfinite(p).all()
 
 
+def test_snapshot_of_an_older_format_fails_to_load_naming_the_change(shapes16, tmp_path):
+    run = Trainer(micro_config(shapes16, tmp_path, total_kimg=0.004), run_dir=tmp_path / "run",
+                  progress=False).train()
+    snap = checkpoint.find_snapshot(run)
+    config = json.loads((snap / "config.json").read_text())
+    assert config.pop(checkpoint.FORMAT_KEY) == checkpoint.FORMAT_VERSION
+    assert "preset" in checkpoint.load_config(snap)  # the current format loads
+    (snap / "config.json").write_text(json.dumps(config))  # as written before formats were recorded
+    with pytest.raises(ValueError, match="format 1.*num_ws indexing.*dual discriminator"):
+        Trainer(micro_config(shapes16, tmp_path), resume=run, run_dir=tmp_path / "again", progress=False)
+    with pytest.raises(ValueError, match="format 1"):
+        checkpoint.load_config(snap)
+
+
+def test_dual_discrimination_trains_a_super_resolving_generator(shapes16, tmp_path):
+    cfg = micro_config(shapes16, tmp_path, r1_interval=1, blur_init_sigma=1.0, blur_fade_kimg=1.0)
+    cfg.G.superresolution, cfg.G.neural_rendering_resolution, cfg.G.sr_channels = True, 8, 8
+    with pytest.raises(ValueError, match="D.dual"):
+        cfg.validate()
+    cfg.D.dual = True
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.D.blocks[0].fromrgb.weight.shape[1] == 6
+    seen = []
+    trainer.D.register_forward_pre_hook(lambda m, args: seen.append([None if a is None else a.shape for a in args]))
+    real, c = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4)))
+    stats = trainer.train_step(real, c)
+    assert all(math.isfinite(stats[k]) for k in ("loss_G", "loss_D", "r1"))
+    # G step: 4 objects x 2 views, raw 8 px; D step: 8 fakes + 4 reals in one forward.
+    assert seen[0][2] == (8, 3, 8, 8) and seen[1][0] == (12, 3, 16, 16) and seen[1][2] == (12, 3, 8, 8)
+
+
 def test_cli_resolves_and_validates_options(capsys):
     from tri3d.cli import main
 
@@ -100,7 +132,10 @@ def test_cli_resolves_and_validates_options(capsys):
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["views"] == 2 and cfg["G"]["extra_blocks"] and cfg["G"]["decoder_layers"] == 3
     assert main(["train", "--preset", "eg3d", "--dry-run"]) == 0
-    cfg = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    cfg = json.loads(out.out)
+    assert "num_ws 14" in out.err and "dual: image + raw neural rendering" in out.err
+    assert "29.31 M" in out.err and "28.39 M" in out.err  # EG3D: 29.3 M (G) and 28.4 M (pose-free D)
     assert not cfg["G"]["extra_blocks"] and cfg["G"]["decoder_layers"] == 1 and cfg["views"] == 1
     with pytest.raises(SystemExit):
         main(["train", "--views", "0", "--dry-run"])

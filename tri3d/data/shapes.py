@@ -10,7 +10,6 @@ Deterministic for a given (resolution, images per class, seed).
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path

@@ -61,7 +61,7 @@ class FeaturePerceptual:
     def __call__(self, a: Tensor, b: Tensor) -> Tensor:  # [N, 3, H, W] in [-1, 1] -> [N]
         loss = multiscale_pixel_loss(a, b)
         if self.detector is not None:
-            fa = self.detector.model.embed(((a.clamp(-1, 1) + 1) * 127.5))
-            fb = self.detector.model.embed(((b.clamp(-1, 1) + 1) * 127.5))
+            fa = self.detector.model.embed(a.clamp(-1, 1))  # the rgb shapes judge reads [-1, 1] images
+            fb = self.detector.model.embed(b.clamp(-1, 1))
             loss = loss + self.feature_weight * (fa - fb).square().mean(dim=1)
         return loss

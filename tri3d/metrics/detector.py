@@ -5,9 +5,10 @@
   2048-d pool features (FID, KID), ``detector(images_uint8, no_output_bias=True)`` the
   softmax class *probabilities* of the logits without output bias (IS). tri3d never
   downloads it: pass a path.
-- ``"shapes"``: a small CNN classifier trained once on the embedded shapes set and cached;
-  its penultimate features give FID/KID-style numbers and its predictions the class
-  accuracy of generated views, on any machine.
+- ``"shapes"``: the rgb judge of ``tri3d.metrics.shapes_judges`` (a small CNN trained once
+  per resolution on a larger shapes set of another seed, cached); its penultimate features
+  give FID/KID-style numbers and its predictions the class accuracy of generated views, on
+  any machine. Its depth twin scores geometry (``load_metric_detectors``).
 
 Every detector has ``features(uint8 images) -> [N, D]`` and ``probabilities(uint8
 images) -> [N, K]`` (rows sum to 1): IS and class predictions read probabilities, whatever
@@ -20,11 +21,10 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from torch import Tensor, nn
+from torch import Tensor
 
 from tri3d.data.shapes import default_cache_dir
+from tri3d.metrics.shapes_judges import JudgeConfig, load_shapes_judge
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
 
@@ -51,47 +51,6 @@ class TorchScriptDetector:
         return self.module(images.to(self.device), no_output_bias=True).float()
 
 
-def _conv_bn(i: int, o: int) -> list[nn.Module]:
-    return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
-
-
-class ShapesClassifier(nn.Module):
-    """Small CNN (conv-BN-ReLU stages) -> global average pool (the features) -> classes.
-    Each image's mean colour is removed first (backgrounds are random solid colours)."""
-
-    def __init__(self, num_classes: int, width: int = 32):
-        super().__init__()
-        self.body = nn.Sequential(
-            *_conv_bn(3, width), *_conv_bn(width, width), nn.MaxPool2d(2),
-            *_conv_bn(width, 2 * width), *_conv_bn(2 * width, 2 * width), nn.MaxPool2d(2),
-            *_conv_bn(2 * width, 4 * width),
-        )
-        self.head = nn.Linear(4 * width, num_classes)
-
-    def embed(self, images: Tensor) -> Tensor:  # uint8 [N, 3, H, W] -> [N, 4 * width]
-        x = images.float() / 127.5 - 1
-        x = x - x.mean(dim=(2, 3), keepdim=True)
-        return self.body(x).mean(dim=(2, 3))
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.embed(images))
-
-
-class ShapesDetector:
-    """The cached shapes classifier as a detector (features = penultimate layer)."""
-
-    def __init__(self, model: ShapesClassifier, name: str, accuracy: float):
-        self.model, self.name, self.accuracy = model.eval(), name, accuracy  # eval: BN running statistics
-
-    @torch.no_grad()
-    def features(self, images: Tensor) -> Tensor:
-        return self.model.embed(images)
-
-    @torch.no_grad()
-    def probabilities(self, images: Tensor) -> Tensor:
-        return self.model(images).softmax(dim=1)
-
-
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -100,52 +59,14 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def train_shapes_detector(dataset, *, steps: int = 400, seed: int = 0, cache_dir: Path | None = None) -> ShapesDetector:
-    """Train (or load from the cache) the shapes classifier on ``dataset``; 10% held out."""
-    key = hashlib.sha256(f"{dataset.path.resolve()}|{len(dataset)}|{steps}|{seed}".encode()).hexdigest()[:12]
-    cache = (cache_dir or default_cache_dir()) / f"shapes-detector-{key}.safetensors"
-    model = ShapesClassifier(dataset.num_classes)
-    if cache.exists():
-        state = load_file(str(cache))
-        accuracy = float(state.pop("_accuracy").item())
-        model.load_state_dict(state)
-        model.eval()
-        return ShapesDetector(model, f"shapes-{key}", accuracy)
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
-    labels = dataset.labels.clone()
-    order = torch.randperm(len(dataset), generator=g)
-    held = order[: max(1, len(order) // 10)]
-    train = order[len(held):]
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    model.train()
-    for _ in range(steps):
-        batch = train[torch.randint(len(train), (64,), generator=g)]
-        flip = (torch.rand(len(batch), generator=g) < 0.5)[:, None, None, None]
-        x = torch.where(flip, images[batch].flip(3), images[batch])
-        loss = F.cross_entropy(model(x), labels[batch])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        accuracy = (model(images[held]).argmax(1) == labels[held]).float().mean().item()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.tmp")
-    save_file({**model.state_dict(), "_accuracy": torch.tensor([accuracy])}, str(tmp))
-    os.replace(tmp, cache)
-    return ShapesDetector(model, f"shapes-{key}", accuracy)
-
-
 def load_detector(spec: str | None, *, dataset=None, device: torch.device | str = "cpu",
-                  cache_dir: Path | None = None):
-    """``"shapes"`` (needs the shapes ``dataset``), a TorchScript path, or ``None``: the
-    ``TRI3D_DETECTOR`` variable, else ``<cache>/inception-2015-12-05.pt``."""
+                  cache_dir: Path | None = None, judge: JudgeConfig | None = None):
+    """``"shapes"`` (the rgb shapes judge at ``dataset``'s resolution), a TorchScript path,
+    or ``None``: the ``TRI3D_DETECTOR`` variable, else ``<cache>/inception-2015-12-05.pt``."""
     if spec == "shapes":
         if dataset is None:
             raise ValueError("the shapes detector needs the shapes dataset")
-        return train_shapes_detector(dataset, cache_dir=cache_dir)
+        return load_shapes_judge("rgb", dataset.resolution, judge=judge, cache_dir=cache_dir, device=device)
     path = Path(spec or os.environ.get("TRI3D_DETECTOR") or (cache_dir or default_cache_dir()) / INCEPTION_FILE)
     if not path.exists():
         raise FileNotFoundError(
@@ -154,3 +75,14 @@ def load_detector(spec: str | None, *, dataset=None, device: torch.device | str 
             "`--detector shapes` works offline on the shapes set"
         )
     return TorchScriptDetector(path, device)
+
+
+def load_metric_detectors(spec: str | None, *, dataset, device: torch.device | str = "cpu",
+                          cache_dir: Path | None = None, judge: JudgeConfig | None = None):
+    """``(detector, depth_judge)``: with ``"shapes"`` on a dataset that has ground-truth
+    depth (the embedded shapes set), the depth judge too; else ``None`` beside the detector."""
+    detector = load_detector(spec, dataset=dataset, device=device, cache_dir=cache_dir, judge=judge)
+    depth = None
+    if spec == "shapes" and (Path(dataset.path) / "ground_truth.npz").exists():
+        depth = load_shapes_judge("depth", dataset.resolution, judge=judge, cache_dir=cache_dir, device=device)
+    return detector, depth

@@ -1,4 +1,5 @@
-"""Metrics of a generator against its dataset: FID, KID, IS, class accuracy, depth error.
+"""Metrics of a generator against its dataset: FID, KID, IS, class accuracy, and with a
+depth judge (the embedded shapes set) depth FID / KID and depth-only class accuracy.
 
 Generated views are rendered from poses drawn uniformly over the whole sphere (the
 paper's protocol) with classes drawn from the dataset's label distribution. Real-image
@@ -18,6 +19,7 @@ import torch.distributed as dist
 
 from tri3d.data.shapes import default_cache_dir
 from tri3d.metrics.scores import feature_stats, frechet_distance, inception_score, kernel_inception_distance
+from tri3d.metrics.shapes_judges import FLAT_CARD, depth_nearness, shapes_ground_truth
 from tri3d.render.camera import fov_to_intrinsics, sample_sphere_poses
 
 
@@ -47,12 +49,14 @@ def real_features(dataset, detector, *, max_items: int | None = None, batch: int
 
 @torch.no_grad()
 def generate_views(G, labels: torch.Tensor, num: int, *, radius: float, fov_deg: float, batch: int = 32,
-                   seed: int = 0, truncation_psi: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``num`` images (uint8 [num, 3, H, W]) from whole-sphere poses, classes drawn like ``labels``."""
+                   seed: int = 0, truncation_psi: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``num`` views from whole-sphere poses, classes drawn like ``labels``: images (uint8
+    ``[num, 3, H, W]``), classes ``[num]`` and depth nearness ``[num, 1, H, W]`` (see
+    ``depth_nearness``; nearest-resized from the neural rendering resolution)."""
     device = next(G.parameters()).device
     g = torch.Generator().manual_seed(seed)
     K = fov_to_intrinsics(fov_deg).to(device)
-    images, classes = [], []
+    images, classes, nearness = [], [], []
     for start in range(0, num, batch):
         n = min(batch, num - start)
         z = torch.randn(n, G.config.z_dim, generator=g).to(device)
@@ -60,9 +64,29 @@ def generate_views(G, labels: torch.Tensor, num: int, *, radius: float, fov_deg:
         cams = sample_sphere_poses(n, radius, generator=g)[:, None].to(device)
         with G.deterministic_rendering():  # leaves the global RNG (training's stream) untouched
             out = G(z, c, cams, K, truncation_psi=truncation_psi, noise_mode="const")
-        images.append(to_uint8(out["image"][:, 0]).cpu())
+        image = out["image"][:, 0]
+        near = depth_nearness(out["depth"][:, 0], out["opacity"][:, 0])
+        if near.shape[-1] != image.shape[-1]:
+            near = torch.nn.functional.interpolate(near, size=image.shape[-2:], mode="nearest")
+        images.append(to_uint8(image).cpu())
+        nearness.append(near.cpu())
         classes.append(c.cpu() if c is not None else torch.zeros(n, dtype=torch.long))
-    return torch.cat(images), torch.cat(classes)
+    return torch.cat(images), torch.cat(classes), torch.cat(nearness)
+
+
+def real_depth_features(dataset, judge, *, cache_dir: Path | None = None) -> np.ndarray:
+    """Depth-judge features of the dataset's ground-truth nearness maps, cached on disk."""
+    key = hashlib.sha256(f"{Path(dataset.path).resolve()}|{len(dataset)}|{judge.name}".encode()).hexdigest()[:16]
+    cache = (cache_dir or default_cache_dir()) / f"real-depth-features-{key}.npy"
+    if cache.exists():
+        return np.load(cache)
+    nearness, _ = shapes_ground_truth(Path(dataset.path))
+    out = np.concatenate([judge.features(part).cpu().numpy() for part in nearness.split(256)]).astype(np.float64)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, out)
+    os.replace(tmp, cache)
+    return out
 
 
 def _gather(items) -> list:
@@ -74,20 +98,26 @@ def _gather(items) -> list:
     return out
 
 
-def evaluate(G, dataset, detector, *, num_gen: int = 1000, radius: float, fov_deg: float, seed: int = 0,
-             kid_subsets: int = 100, is_splits: int = 10, cache_dir: Path | None = None) -> dict | None:
-    """FID, KID, IS (on the detector's class probabilities) and, for the shapes detector, the class
-    accuracy of generated views. Called on every rank of a process group, each rank renders
-    its share of ``num_gen`` (its own latents); rank 0 gathers and returns the scores
-    (other ranks return None)."""
+def evaluate(G, dataset, detector, *, depth_judge=None, num_gen: int = 1000, radius: float, fov_deg: float,
+             seed: int = 0, kid_subsets: int = 100, is_splits: int = 10, cache_dir: Path | None = None) -> dict | None:
+    """FID, KID, IS (on the detector's class probabilities) and, for a detector that knows
+    its accuracy (the shapes judge), the class accuracy of generated views; with
+    ``depth_judge``, ``depth_fid``, ``depth_kid``, ``depth_class_accuracy`` and
+    ``depth_flat_fraction`` (views the judge calls a flat card). Called on every rank of a
+    process group, each rank renders its share of ``num_gen`` (its own latents); rank 0
+    gathers and returns the scores (other ranks return None)."""
     t0 = time.perf_counter()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     share = num_gen // world + (1 if rank < num_gen % world else 0)
-    images, labels = generate_views(G, dataset.labels, share, radius=radius, fov_deg=fov_deg,
-                                    seed=seed + 1_000_003 * rank)
+    images, labels, nearness = generate_views(G, dataset.labels, share, radius=radius, fov_deg=fov_deg,
+                                              seed=seed + 1_000_003 * rank)
     feats = np.concatenate([detector.features(b).cpu().numpy() for b in images.split(256)]).astype(np.float64)
     probs_local = torch.cat([detector.probabilities(b).cpu() for b in images.split(256)]).numpy()
-    gathered = _gather((feats, probs_local, labels.numpy()))
+    depth_local = None
+    if depth_judge is not None:
+        depth_local = (np.concatenate([depth_judge.features(b).cpu().numpy() for b in nearness.split(256)]),
+                       torch.cat([depth_judge.probabilities(b).cpu() for b in nearness.split(256)]).numpy())
+    gathered = _gather((feats, probs_local, labels.numpy(), depth_local))
     if rank != 0:
         return None
     fake = np.concatenate([g[0] for g in gathered])
@@ -104,6 +134,18 @@ def evaluate(G, dataset, detector, *, num_gen: int = 1000, radius: float, fov_de
     if getattr(detector, "accuracy", None) is not None and G.config.num_classes:
         result["class_accuracy"] = float((probs.argmax(1) == classes).float().mean())
         result["detector_accuracy_on_reals"] = detector.accuracy
+    if depth_judge is not None:
+        fake_depth = np.concatenate([g[3][0] for g in gathered]).astype(np.float64)
+        depth_pred = torch.from_numpy(np.concatenate([g[3][1] for g in gathered])).argmax(1)
+        real_depth = real_depth_features(dataset, depth_judge, cache_dir=cache_dir)
+        result.update(
+            depth_fid=frechet_distance(*feature_stats(real_depth), *feature_stats(fake_depth)),
+            depth_kid=kernel_inception_distance(real_depth, fake_depth, num_subsets=kid_subsets),
+            depth_flat_fraction=float((depth_pred == FLAT_CARD).float().mean()),
+            depth_detector=depth_judge.name, depth_detector_accuracy_on_reals=depth_judge.accuracy,
+        )
+        if G.config.num_classes:
+            result["depth_class_accuracy"] = float((depth_pred == classes).float().mean())
     result["seconds"] = time.perf_counter() - t0
     return result
 

@@ -13,13 +13,15 @@ from tri3d.models.layers import Conv2dLayer, FullyConnected, normalize_2nd_momen
 
 @dataclass
 class DiscriminatorConfig:
-    image_resolution: int = 64
-    num_classes: int = 0
-    channel_base: int = 32768
+    image_resolution: int = 64  # side of the images D scores
+    num_classes: int = 0  # class-conditional by projection when > 0
+    channel_base: int = 32768  # channels at resolution r: min(channel_base // r, channel_max)
     channel_max: int = 512
-    cmap_dim: int = 256
-    mbstd_group: int = 4
-    mapping_layers: int = 2
+    cmap_dim: int | None = None  # class-embedding width; None: the last block's channels (StyleGAN2)
+    mbstd_group: int = 4  # minibatch-stddev group size
+    mapping_layers: int = 8  # depth of the label mapping network (StyleGAN2: 8)
+    mapping_lr_multiplier: float = 0.01  # its learning-rate multiplier (StyleGAN2: 0.01)
+    dual: bool = False  # EG3D's dual discrimination: image + raw neural rendering (6 channels)
     mixed_resolutions: int = 4  # with ``mixed_dtype`` set, this many highest-resolution blocks run in it (EG3D's fp16 layers)
 
     @classmethod
@@ -48,6 +50,13 @@ class DiscriminatorBlock(nn.Module):
         return y + self.conv1(self.conv0(x))
 
 
+def resize_images(img: Tensor, size: int) -> Tensor:  # [N, C, H, W] -> [N, C, size, size]
+    """EG3D's filtered resizing: antialiased bilinear (plain bilinear when up-sampling)."""
+    if img.shape[-1] == size and img.shape[-2] == size:
+        return img
+    return F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
 def minibatch_stddev(x: Tensor, group_size: int) -> Tensor:  # [N, C, H, W] -> [N, C + 1, H, W]
     """Append the mean over channels and pixels of the per-group feature standard deviation.
 
@@ -65,10 +74,28 @@ def minibatch_stddev(x: Tensor, group_size: int) -> Tensor:  # [N, C, H, W] -> [
     return torch.cat([x, y], dim=1)
 
 
+class LabelMapping(nn.Module):
+    """StyleGAN2's label mapping of D: one-hot label -> linear embedding -> second-moment
+    normalization -> ``num_layers`` leaky-ReLU layers (learning-rate multiplier ``lr_mul``)."""
+
+    def __init__(self, num_classes: int, dim: int, num_layers: int, lr_multiplier: float):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = FullyConnected(num_classes, dim, activation=False)
+        self.layers = nn.Sequential(*(FullyConnected(dim, dim, lr_multiplier=lr_multiplier)
+                                      for _ in range(num_layers)))
+
+    def forward(self, c: Tensor) -> Tensor:  # [N] labels -> [N, dim]
+        onehot = F.one_hot(c.long(), self.num_classes).to(self.embed.linear.weight.dtype)
+        return self.layers(normalize_2nd_moment(self.embed(onehot)))
+
+
 class Discriminator(nn.Module):
     """Scores images ``[N, 3, R, R]`` (with class labels ``[N]``). It sees no camera pose.
 
-    Output: ``[N, 1]``; with classes, the projection ``<phi(x), embed(c)> / sqrt(cmap_dim)``.
+    With ``dual``, it also takes the raw neural rendering ``[N, 3, r, r]``, resizes it to
+    ``R`` and scores the 6-channel concatenation (EG3D's dual discriminator).
+    Output: ``[N, 1]``; with classes, the projection ``<phi(x), cmap(c)> / sqrt(cmap_dim)``.
     """
 
     def __init__(self, config: DiscriminatorConfig):
@@ -82,40 +109,47 @@ class Discriminator(nn.Module):
         def channels(res: int) -> int:
             return min(config.channel_base // res, config.channel_max)
 
+        self.img_channels = 6 if config.dual else 3
         self.blocks = nn.ModuleList(
-            DiscriminatorBlock(channels(res), channels(res // 2), from_rgb=res == R)
+            DiscriminatorBlock(channels(res), channels(res // 2), from_rgb=res == R, img_channels=self.img_channels)
             for res in (2**i for i in range(log2, 2, -1))
         )
         c4 = channels(4)
-        out_dim = config.cmap_dim if config.num_classes > 0 else 1
+        self.cmap_dim = config.cmap_dim if config.cmap_dim is not None else c4
+        out_dim = self.cmap_dim if config.num_classes > 0 else 1
         self.mbstd_group = config.mbstd_group
         self.mixed_dtype: torch.dtype | None = None  # e.g. torch.bfloat16: high-resolution blocks under autocast
         self.conv = Conv2dLayer(c4 + 1, c4, 3)
         self.fc = FullyConnected(c4 * 16, c4)
         self.out = FullyConnected(c4, out_dim, activation=False)
-        if config.num_classes > 0:
-            layers = [FullyConnected(config.num_classes, config.cmap_dim, activation=False)]
-            layers += [FullyConnected(config.cmap_dim, config.cmap_dim) for _ in range(config.mapping_layers)]
-            self.cmap = nn.Sequential(*layers)
-        else:
-            self.cmap = None
+        self.cmap = (LabelMapping(config.num_classes, self.cmap_dim, config.mapping_layers,
+                                  config.mapping_lr_multiplier) if config.num_classes > 0 else None)
 
-    def forward(self, img: Tensor, c: Tensor | None = None) -> Tensor:  # [N, 3, R, R], [N] -> [N, 1]
+    def forward(self, img: Tensor,  # [N, 3, R, R]
+                c: Tensor | None = None,  # [N] class labels
+                img_raw: Tensor | None = None,  # [N, 3, r, r] raw neural rendering (dual only)
+                ) -> Tensor:  # [N, 1]
         R = self.config.image_resolution
         if img.dim() != 4 or img.shape[1:] != (3, R, R):
             raise ValueError(f"img must have shape [N, 3, {R}, {R}], got {list(img.shape)}")
+        if self.config.dual:
+            if img_raw is None or img_raw.dim() != 4 or img_raw.shape[:2] != img.shape[:2]:
+                raise ValueError(f"the dual discriminator needs img_raw of shape [{img.shape[0]}, 3, r, r], got "
+                                 f"{None if img_raw is None else list(img_raw.shape)}")
+            img = torch.cat([img, resize_images(img_raw, R)], dim=1)
+        elif img_raw is not None:
+            raise ValueError("img_raw is only read by a dual discriminator (DiscriminatorConfig.dual)")
         x = None
         dtype = self.mixed_dtype
         for k, block in enumerate(self.blocks):
             mixed = dtype is not None and k < self.config.mixed_resolutions
             with torch.autocast(img.device.type, dtype=dtype or torch.bfloat16, enabled=mixed):
                 x = block(x, img)
-            x = x.float()
+            x = x.to(img.dtype)  # back from the mixed dtype (fp32 stays fp32, fp64 stays fp64)
         x = self.conv(minibatch_stddev(x, self.mbstd_group))
         x = self.out(self.fc(x.flatten(1)))
         if self.cmap is None:
             return x
         if c is None or c.shape != (img.shape[0],):
             raise ValueError(f"c must be class labels of shape [{img.shape[0]}]")
-        cmap = self.cmap(normalize_2nd_moment(F.one_hot(c.long(), self.config.num_classes).to(x.dtype)))
-        return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.config.cmap_dim)
+        return (x * self.cmap(c)).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)

@@ -16,6 +16,13 @@ from torch import nn
 
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d+)$")
 WEIGHT_FILES = ("G", "G_ema", "D")
+# Bumped whenever saved weights stop meaning what they meant; ``config.json`` records it.
+FORMAT_KEY = "tri3d_format"
+FORMAT_VERSION = 2
+FORMAT_CHANGES = {
+    2: "StyleGAN2's num_ws indexing (a ToRGB shares the next block's w), EG3D's super-resolution blocks, "
+       "StyleGAN2's label mapping in D (8 layers, normalized embedding) and EG3D's dual discriminator",
+}
 
 
 def save_snapshot(run_dir: str | Path, step: int, config: dict, modules: dict[str, nn.Module],
@@ -26,7 +33,7 @@ def save_snapshot(run_dir: str | Path, step: int, config: dict, modules: dict[st
     final = run_dir / f"snapshot-{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-snapshot-", dir=run_dir))
     try:
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        (tmp / "config.json").write_text(json.dumps({**config, FORMAT_KEY: FORMAT_VERSION}, indent=2))
         for name, module in modules.items():
             state = {k: v.detach().contiguous().cpu().clone() for k, v in module.state_dict().items()}
             save_file(state, str(tmp / f"{name}.safetensors"))
@@ -53,8 +60,20 @@ def find_snapshot(path: str | Path) -> Path:
     return snaps[-1]
 
 
+def check_format(snapshot: Path) -> None:
+    """Raise ``ValueError`` naming what changed when ``snapshot`` was written by a tri3d
+    whose networks differ from this one's (its weights would not mean the same)."""
+    found = json.loads((snapshot / "config.json").read_text()).get(FORMAT_KEY, 1)
+    if found != FORMAT_VERSION:
+        changed = "; ".join(FORMAT_CHANGES[v] for v in range(found + 1, FORMAT_VERSION + 1) if v in FORMAT_CHANGES)
+        raise ValueError(f"{snapshot}: written by tri3d snapshot format {found}, this tri3d reads format "
+                         f"{FORMAT_VERSION}; the networks changed since ({changed}): retrain, the weights cannot "
+                         "be loaded")
+
+
 def load_weights(snapshot: Path, name: str, module: nn.Module, device: torch.device | str = "cpu") -> None:
-    """Load ``<name>.safetensors`` of a snapshot into ``module``."""
+    """Load ``<name>.safetensors`` of a snapshot into ``module`` (all keys, or an error)."""
+    check_format(snapshot)
     file = snapshot / f"{name}.safetensors"
     if not file.exists():
         raise FileNotFoundError(f"{file} is missing")
@@ -62,7 +81,11 @@ def load_weights(snapshot: Path, name: str, module: nn.Module, device: torch.dev
 
 
 def load_config(snapshot: Path) -> dict:
-    return json.loads((snapshot / "config.json").read_text())
+    """The run config of a snapshot (its format checked, the format key removed)."""
+    check_format(snapshot)
+    config = json.loads((snapshot / "config.json").read_text())
+    config.pop(FORMAT_KEY)
+    return config
 
 
 def load_train_state(snapshot: Path) -> dict:

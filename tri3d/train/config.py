@@ -5,6 +5,7 @@ import copy
 import json
 from dataclasses import asdict, dataclass, field
 
+from tri3d.metrics.shapes_judges import JudgeConfig
 from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
 
 
@@ -50,6 +51,7 @@ class TrainConfig:
     precision: str = "fp32"  # "bf16": autocast for synthesis and D's high-resolution blocks (no loss scaling)
     metrics_detector: str | None = None  # e.g. "shapes" or a TorchScript path: metrics at every snapshot
     metrics_num_gen: int = 1000
+    metrics_judge: JudgeConfig = field(default_factory=JudgeConfig)  # how the shapes judges are made
     G: GeneratorConfig = field(default_factory=GeneratorConfig)
     D: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -61,6 +63,7 @@ class TrainConfig:
         d = dict(d)
         d["G"] = GeneratorConfig.from_dict(d["G"])
         d["D"] = DiscriminatorConfig.from_dict(d["D"])
+        d["metrics_judge"] = JudgeConfig.from_dict(d.get("metrics_judge", {}))
         return cls(**d)
 
     def to_json(self) -> str:
@@ -81,6 +84,7 @@ class TrainConfig:
             ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
             ("G.image_resolution == D.image_resolution", self.G.image_resolution == self.D.image_resolution),
             ("G.num_classes == D.num_classes", self.G.num_classes == self.D.num_classes),
+            ("D.dual == G.superresolution (EG3D's dual discrimination)", self.D.dual == self.G.superresolution),
         ]
         for name, ok in checks:
             if not ok:
@@ -98,7 +102,7 @@ def _imagenet() -> TrainConfig:
                           neural_rendering_resolution=64, superresolution=True,
                           renderer=RendererConfig(depth_samples=48, importance_samples=48, ray_chunk=1 << 16,
                                                   precision="tf32")),
-        D=DiscriminatorConfig(image_resolution=128, channel_base=32768, channel_max=512),
+        D=DiscriminatorConfig(image_resolution=128, channel_base=32768, channel_max=512, dual=True),
     )
 
 

@@ -30,6 +30,7 @@ from tri3d.train.loss import (
     discriminator_real_loss,
     generator_loss,
     r1_penalty,
+    real_raw_images,
 )
 from tri3d.train.distributed import all_reduce_mean_, barrier, check_fault_injection, init_from_env, rank_device
 from tri3d.utils.timing import StageTimer
@@ -176,20 +177,23 @@ class Trainer:
     def run_metrics(self, snapshot: Path) -> dict | None:
         """Score the EMA generator (``metrics_detector``) into ``metrics.jsonl``; every rank
         renders its share, rank 0 gathers, scores and writes."""
-        from tri3d.metrics.detector import load_detector
+        from tri3d.metrics.detector import load_metric_detectors
+        from tri3d.export.plot import plot_learning_curve
         from tri3d.metrics.evaluate import append_jsonl, evaluate
 
         if self.dist.enabled and self.cfg.metrics_detector == "shapes" and not self.dist.is_main:
-            barrier()  # rank 0 trains (or loads) the cached shapes detector first
-        detector = load_detector(self.cfg.metrics_detector, dataset=self.dataset, device=self.device)
+            barrier()  # rank 0 trains (or loads) the cached shapes judges first
+        detector, depth_judge = load_metric_detectors(self.cfg.metrics_detector, dataset=self.dataset,
+                                                      device=self.device, judge=self.cfg.metrics_judge)
         if self.dist.enabled and self.cfg.metrics_detector == "shapes" and self.dist.is_main:
             barrier()
-        result = evaluate(self.G_ema, self.dataset, detector, num_gen=self.cfg.metrics_num_gen,
-                          radius=self.cfg.camera_radius, fov_deg=self.cfg.fov_deg)
+        result = evaluate(self.G_ema, self.dataset, detector, depth_judge=depth_judge,
+                          num_gen=self.cfg.metrics_num_gen, radius=self.cfg.camera_radius, fov_deg=self.cfg.fov_deg)
         if result is None:
             return None
         result.update(snapshot=str(snapshot), step=self.step, kimg=self.cur_kimg)
         append_jsonl(self.run_dir / "metrics.jsonl", result)
+        plot_learning_curve(self.run_dir)
         return result
 
     # ---------------------------------------------------------------- schedule
@@ -256,8 +260,9 @@ class Trainer:
         D.requires_grad_(False)
         timer = self.timer
         fake, out = self.generate(self.G_ddp, z, c_gen, views)
+        dual = cfg.D.dual
         with timer.stage("discriminator"):
-            fake_scores = d_scores_multiview(D, fake, c_gen, sigma)
+            fake_scores = d_scores_multiview(D, fake, c_gen, sigma, out["image_raw"] if dual else None)
         loss_G = generator_loss(fake_scores)
         stats = {"loss_G": loss_G.item(), "D_fake": fake_scores.mean().item(), "views": views}
         if cfg.density_reg > 0 and self.step % cfg.density_reg_every == 0:
@@ -280,14 +285,18 @@ class Trainer:
         real_in = real.detach().requires_grad_(r1_step)
         fake_flat = fake.detach().flatten(0, 1)
         c_all = None if c_gen is None else torch.cat([c_gen.repeat_interleave(views), c_real])
+        raw_all, r1_inputs = None, (real_in,)
+        if dual:  # EG3D: the reals' raw image is blurred during the fade, the fakes' is not
+            real_raw = real_raw_images(real, out["image_raw"].shape[-1], sigma).detach().requires_grad_(r1_step)
+            raw_all, r1_inputs = torch.cat([out["image_raw"].detach().flatten(0, 1), real_raw]), (real_in, real_raw)
         with timer.stage("discriminator"):
-            scores = self.D_ddp(blur_images(torch.cat([fake_flat, real_in]), sigma), c_all)
+            scores = self.D_ddp(blur_images(torch.cat([fake_flat, real_in]), sigma), c_all, raw_all)
         fake_scores, real_scores = scores[: fake_flat.shape[0]].reshape(B, views), scores[fake_flat.shape[0]:]
         loss_D = discriminator_fake_loss(fake_scores) + discriminator_real_loss(real_scores)
         stats.update(loss_D=loss_D.item(), D_real=real_scores.mean().item())
         if r1_step:
             with timer.stage("discriminator"):
-                r1 = r1_penalty(real_scores, real_in)
+                r1 = r1_penalty(real_scores, *r1_inputs)
             loss_D = loss_D + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
             stats["r1"] = r1.item()
         self.opt_D.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tri3d.models.discriminator import resize_images
 from tri3d.ops.upfirdn import upfirdn2d_ref
 
 
@@ -32,12 +33,21 @@ def blur_sigma(cur_kimg: float, init_sigma: float, fade_kimg: float) -> float:
     return max(1 - cur_kimg / fade_kimg, 0.0) * init_sigma
 
 
-def d_scores_multiview(D, images: Tensor, c: Tensor | None, sigma: float = 0.0) -> Tensor:
-    """D's logits for every view: images ``[B, V, 3, H, W]`` -> ``[B, V]`` (labels repeated)."""
+def real_raw_images(real: Tensor, resolution: int, sigma: float) -> Tensor:  # [N, 3, R, R] -> [N, 3, r, r]
+    """The dual discriminator's raw input for real images (EG3D): the image resized down to
+    the neural rendering resolution, blurred like D's inputs during the blur fade."""
+    return blur_images(resize_images(real, resolution), sigma)
+
+
+def d_scores_multiview(D, images: Tensor, c: Tensor | None, sigma: float = 0.0,
+                       images_raw: Tensor | None = None) -> Tensor:
+    """D's logits for every view: images ``[B, V, 3, H, W]`` (and, for a dual D, the raw
+    renderings ``[B, V, 3, h, w]``, not blurred, as EG3D) -> ``[B, V]`` (labels repeated)."""
     B, V = images.shape[:2]
     flat = blur_images(images.flatten(0, 1), sigma)
+    raw = None if images_raw is None else images_raw.flatten(0, 1)
     cv = None if c is None else c.repeat_interleave(V)
-    return D(flat, cv).reshape(B, V)
+    return D(flat, cv, raw).reshape(B, V)
 
 
 def generator_loss(fake_scores: Tensor) -> Tensor:  # [B, V]
@@ -54,10 +64,11 @@ def discriminator_real_loss(real_scores: Tensor) -> Tensor:  # [N, 1]
     return F.softplus(-real_scores).mean()
 
 
-def r1_penalty(real_scores: Tensor, real_images: Tensor) -> Tensor:
-    """Per-image squared gradient norm of D at the reals, averaged: E ||grad_x D(x)||^2."""
-    (grad,) = torch.autograd.grad(real_scores.sum(), real_images, create_graph=True)
-    return grad.square().sum(dim=(1, 2, 3)).mean()
+def r1_penalty(real_scores: Tensor, *real_inputs: Tensor) -> Tensor:
+    """Per-image squared gradient norm of D at the reals, averaged: E ||grad_x D(x)||^2,
+    summed over every input D reads (image, and the raw image of a dual D)."""
+    grads = torch.autograd.grad(real_scores.sum(), real_inputs, create_graph=True)
+    return sum(g.square().sum(dim=(1, 2, 3)) for g in grads).mean()
 
 
 def density_regularization(G, planes: Tensor, points: int = 1000, p_dist: float = 0.004,

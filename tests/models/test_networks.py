@@ -180,7 +180,8 @@ def test_superresolution_path_shapes():
     assert out["image"].shape == (1, 2, 3, 32, 32) and out["image_raw"].shape == (1, 2, 3, 16, 16)
 
 
-@pytest.mark.parametrize("name", ["tiny", "shapenet", "imagenet", "eg3d", "eg3d+d", "eg3d+g+d", "eg3d+g+d+mv"])
+@pytest.mark.parametrize("name", ["tiny", "shapenet", "imagenet", "eg3d", "eg3d+d", "eg3d+g+d", "eg3d+g+d+mv",
+                                  "tiny-eg3d", "tiny-eg3d+d", "tiny-eg3d+g+d", "tiny-eg3d+g+d+mv"])
 def test_every_preset_builds(name):
     from tri3d.train.config import preset
 
@@ -190,9 +191,15 @@ def test_every_preset_builds(name):
     with torch.device("meta"):  # shapes only, no memory
         G, D = TriplaneGenerator(cfg.G), Discriminator(cfg.D)
     assert G.config.image_resolution == D.config.image_resolution
-    if name.startswith("eg3d"):
+    if "eg3d" in name:  # the ablation rows: EG3D, +d, +g+d, +g+d+multi-view
         assert G.config.extra_blocks == ("+g" in name) and G.config.decoder_layers == (3 if "+d" in name else 1)
-        assert cfg.views == (3 if "+mv" in name else 1)
+        assert cfg.views == ((2 if name.startswith("tiny") else 3) if "+mv" in name else 1)
+    if name.startswith("tiny-"):  # the tiny rows differ from tiny only in the ablated options
+        ref = preset("tiny")
+        ref.G.num_classes = ref.D.num_classes = 10
+        ref.preset, ref.G.extra_blocks, ref.G.decoder_layers, ref.views = (name, cfg.G.extra_blocks,
+                                                                           cfg.G.decoder_layers, cfg.views)
+        assert ref.to_dict() == cfg.to_dict()
     assert D.config.dual == G.config.superresolution  # EG3D: a super-resolving G meets a dual D
 
 

@@ -140,8 +140,20 @@ def _tiny() -> TrainConfig:
     )
 
 
+def _tiny_ablation(extra_blocks: bool, decoder_layers: int, views: int, name: str) -> TrainConfig:
+    """The paper's ablation rows at tiny size (``tiny`` itself is the last row, +g+d+mv)."""
+    cfg = _tiny()
+    cfg.preset = name
+    cfg.G.extra_blocks, cfg.G.decoder_layers, cfg.views = extra_blocks, decoder_layers, views
+    return cfg
+
+
 PRESETS = {
     "tiny": _tiny,
+    "tiny-eg3d": lambda: _tiny_ablation(False, 1, 1, "tiny-eg3d"),
+    "tiny-eg3d+d": lambda: _tiny_ablation(False, 3, 1, "tiny-eg3d+d"),
+    "tiny-eg3d+g+d": lambda: _tiny_ablation(True, 3, 1, "tiny-eg3d+g+d"),
+    "tiny-eg3d+g+d+mv": lambda: _tiny_ablation(True, 3, 2, "tiny-eg3d+g+d+mv"),
     "shapenet": _shapenet,
     "imagenet": _imagenet,
     "eg3d": lambda: _ablation(False, 1, 1, "eg3d"),

@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from tri3d.export import save_png
 from tri3d.metrics.detector import load_detector
 from tri3d.metrics.evaluate import to_uint8
 from tri3d.models import Discriminator, MappingNetwork, SynthesisNetwork
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=float, default=120.0, help="seconds between evaluations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resolution", type=int, default=None, help="image resolution (default: the preset's)")
+    parser.add_argument("--grid", default=None, help="PNG of 8 samples per class at the end (rows = classes)")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="override config fields, e.g. D.mapping_layers=2 lr_D=0.002 batch=16")
     args = parser.parse_args()
@@ -107,6 +109,12 @@ def main() -> None:
     rows.append({"seconds": round(time.perf_counter() - t0, 1), "kimg": nimg / 1000,
                  "class_accuracy": class_accuracy(mapping, synthesis, judge, K)})
     print(json.dumps(rows[-1]), flush=True)
+    if args.grid:
+        with torch.no_grad():
+            c = torch.arange(K).repeat_interleave(8)
+            images = to_uint8(synthesis(mapping(torch.randn(len(c), g.z_dim), c), noise_mode="const"))
+        R = images.shape[-1]
+        save_png(images.reshape(K, 8, 3, R, R).permute(0, 3, 1, 4, 2).reshape(K * R, 8 * R, 3).numpy(), args.grid)
 
 
 if __name__ == "__main__":

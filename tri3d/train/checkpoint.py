@@ -27,7 +27,12 @@ FORMAT_CHANGES = {
 
 def save_snapshot(run_dir: str | Path, step: int, config: dict, modules: dict[str, nn.Module],
                   train_state: dict) -> Path:
-    """Write ``run_dir/snapshot-<step>`` atomically and return its path."""
+    """Write ``run_dir/snapshot-<step>`` atomically and return its path. Refuses (before
+    writing anything) weights that are not finite."""
+    for name, module in modules.items():
+        for key, value in module.state_dict().items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"refusing to write snapshot-{step:08d}: {name}.{key} holds non-finite values")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"snapshot-{step:08d}"

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import asdict, dataclass, field
 
 from tri3d.metrics.shapes_judges import JudgeConfig
 from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
+
+
+PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # names the run folder: no path separators
 
 
 @dataclass
@@ -49,6 +53,7 @@ class TrainConfig:
     grid_objects: int = 4
     noise_mode: str = "random"  # synthesis noise in training; "const" makes runs independent of the process count
     precision: str = "fp32"  # "bf16": autocast for synthesis and D's high-resolution blocks (no loss scaling)
+    max_nonfinite_steps: int = 20  # steps in a row with non-finite losses/gradients (skipped) that stop the run
     metrics_detector: str | None = None  # e.g. "shapes" or a TorchScript path: metrics at every snapshot
     metrics_num_gen: int = 1000
     metrics_judge: JudgeConfig = field(default_factory=JudgeConfig)  # how the shapes judges are made
@@ -81,11 +86,15 @@ class TrainConfig:
             ("fov_deg", 0 < self.fov_deg < 180), ("num_workers", self.num_workers >= 0),
             ("grid_objects", self.grid_objects >= 1), ("precision", self.precision in ("fp32", "bf16")),
             ("noise_mode", self.noise_mode in ("random", "const", "none")), ("shapes_per_class", self.shapes_per_class >= 1),
+            ("max_nonfinite_steps", self.max_nonfinite_steps >= 1),
             ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
             ("G.image_resolution == D.image_resolution", self.G.image_resolution == self.D.image_resolution),
             ("G.num_classes == D.num_classes", self.G.num_classes == self.D.num_classes),
             ("D.dual == G.superresolution (EG3D's dual discrimination)", self.D.dual == self.G.superresolution),
         ]
+        if not PRESET_NAME.fullmatch(str(self.preset)):
+            raise ValueError(f"invalid training option preset: {self.preset!r} (it names the run folder: letters, "
+                             "digits, '.', '_', '+' and '-', starting with a letter or digit)")
         for name, ok in checks:
             if not ok:
                 value = getattr(self, name, None) if "." not in name else ""

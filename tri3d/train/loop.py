@@ -43,11 +43,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 def new_run_dir(root: str | Path, preset: str) -> Path:
-    """``root/<NNNNN>-<preset>``, numbered after the highest existing run."""
+    """Create and return ``root/<NNNNN>-<preset>``, numbered after the highest existing run.
+
+    The folder is claimed atomically (``mkdir`` without ``exist_ok``): of two runs
+    choosing at the same moment, the second moves on to the next number."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     ids = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name.split("-")[0].isdigit()]
-    return root / f"{max(ids, default=-1) + 1:05d}-{preset}"
+    number = max(ids, default=-1) + 1
+    while True:
+        path = root / f"{number:05d}-{preset}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            number += 1
 
 
 def load_dataset(cfg: TrainConfig) -> ImageDataset:
@@ -118,6 +128,7 @@ class Trainer:
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8)
         self.intrinsics = fov_to_intrinsics(cfg.fov_deg).to(self.device)
         self.step, self.nimg = 0, 0
+        self.nonfinite_steps = self.nonfinite_in_a_row = 0  # steps skipped for non-finite losses or gradients
         # Draws that define a step (latents, classes, cameras) come from this stream, the same
         # on every rank; per-sample draws inside the networks use the global RNG.
         self.shared_rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -273,7 +284,7 @@ class Trainer:
         with timer.stage("backward"):
             loss_G.backward()
         with timer.stage("optimizer"):
-            self.opt_G.step()
+            stats["skipped_G"] = float(not self._apply_if_finite(self.opt_G, G, loss_G))
 
         # Discriminator step (+ lazy R1 every r1_interval steps, scaled by the interval).
         G.requires_grad_(False)
@@ -303,13 +314,38 @@ class Trainer:
         with timer.stage("backward"):
             loss_D.backward()
         with timer.stage("optimizer"):
-            self.opt_D.step()
+            stats["skipped_D"] = float(not self._apply_if_finite(self.opt_D, D, loss_D))
         G.requires_grad_(True)
+        self._count_nonfinite(stats["skipped_G"] or stats["skipped_D"])
 
         self.nimg += B * world
         self.step += 1
         self._update_ema(B * world)
         return stats
+
+    def _apply_if_finite(self, opt: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor) -> bool:
+        """Step ``opt`` only if ``loss`` and every gradient of ``module`` are finite: one
+        reduction (and one sync), agreed by all ranks; otherwise drop the gradients."""
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        total = loss.detach().float().reshape(1)
+        if grads:
+            total = total + torch.stack(torch._foreach_norm(grads)).float().sum()
+        all_reduce_mean_(total)  # a non-finite value on any rank makes every rank skip
+        if bool(torch.isfinite(total)):
+            opt.step()
+            return True
+        opt.zero_grad(set_to_none=True)
+        return False
+
+    def _count_nonfinite(self, skipped: bool) -> None:
+        """Count skipped steps; ``max_nonfinite_steps`` in a row stop the run."""
+        self.nonfinite_steps += int(skipped)
+        self.nonfinite_in_a_row = self.nonfinite_in_a_row + 1 if skipped else 0
+        if self.nonfinite_in_a_row >= self.cfg.max_nonfinite_steps:
+            raise RuntimeError(f"{self.nonfinite_in_a_row} training steps in a row had non-finite losses or "
+                               f"gradients (step {self.step}); stopping. No update was applied in them, and no "
+                               f"snapshot holds non-finite weights: resume from the last one in {self.run_dir}, e.g. "
+                               "with a lower learning rate")
 
     @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
@@ -341,6 +377,7 @@ class Trainer:
     def _log(self, window: list[dict], t0: float, nimg0: int) -> None:
         keys = sorted({k for s in window for k in s})
         row = {k: sum(s[k] for s in window if k in s) / sum(1 for s in window if k in s) for k in keys}
+        row["nonfinite_steps"] = float(self.nonfinite_steps)
         if self.dist.enabled:  # every rank saw a slice of the batch: log the global means
             values = torch.tensor([row[k] for k in keys], dtype=torch.float64, device=self.device)
             row = dict(zip(keys, all_reduce_mean_(values).tolist()))
@@ -357,11 +394,12 @@ class Trainer:
                    neural_resolution=self.neural_resolution_now())
         if not self.dist.is_main:
             return
-        with open(self.run_dir / "stats.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        row = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+        with open(self.run_dir / "stats.jsonl", "a") as f:  # strict JSON: a non-finite mean is null
+            f.write(json.dumps(row, allow_nan=False) + "\n")
         if self._tb is not None:
             for k, v in row.items():
-                if isinstance(v, (int, float)):
+                if isinstance(v, (int, float)):  # null (non-finite) values are not plotted
                     self._tb.add_scalar(k, v, self.nimg)
 
     def train(self) -> Path:

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--resolution", type=_positive_int, default=32)
     shapes.add_argument("--per-class", type=_positive_int, default=200)
     shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--rebuild", action="store_true",
+                        help="replace a tri3d shapes set at --dest made with other parameters (never anything else)")
 
     gen = sub.add_parser("generate", help="multi-view grids, orbit videos and meshes from a trained model")
     gen.add_argument("--ckpt", required=True, help="run folder (newest snapshot) or snapshot folder")
@@ -239,7 +241,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         from tri3d.data.shapes import make_shapes_dataset
 
         path = make_shapes_dataset(args.dest, resolution=args.resolution, per_class=args.per_class, seed=args.seed,
-                                   progress=True)
+                                   progress=True, rebuild=args.rebuild)
         print(f"shapes dataset: {path}")
     return 0
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 
 import numpy as np
@@ -105,3 +106,55 @@ def test_shapes_set_is_deterministic_and_consistent(tmp_path):
         d = gt["depth"][i][covered]
         assert (abs(d - 2.7) < 0.5).all() and np.median(d) < 2.7
         np.testing.assert_allclose(img[empty], np.broadcast_to(gt["background"][i], img[empty].shape), atol=1 / 255)
+
+
+def test_shapes_never_overwrites_what_tri3d_did_not_create(tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(ValueError, match="not empty and not a tri3d shapes set"):
+        make_shapes_dataset(foreign, resolution=8, per_class=1, seed=0)
+    with pytest.raises(ValueError, match="not empty and not a tri3d shapes set"):
+        make_shapes_dataset(foreign, resolution=8, per_class=1, seed=0, rebuild=True)
+    assert (foreign / "thesis.tex").read_text() == "precious" and sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
+
+
+def test_shapes_with_other_parameters_or_incomplete_is_refused_unless_rebuilt(tmp_path):
+    dest = make_shapes_dataset(tmp_path / "s", resolution=8, per_class=1, seed=0)
+    assert make_shapes_dataset(dest, resolution=8, per_class=1, seed=0) == dest  # same parameters: reused
+    with pytest.raises(ValueError, match="other parameters.*--rebuild"):
+        make_shapes_dataset(dest, resolution=8, per_class=2, seed=0)
+    make_shapes_dataset(dest, resolution=8, per_class=2, seed=0, rebuild=True)
+    assert len(ImageDataset(dest)) == 2 * len(CLASS_NAMES)
+    (dest / "images" / "000003.png").unlink()
+    with pytest.raises(ValueError, match="incomplete shapes set \\(1 listed images missing"):
+        make_shapes_dataset(dest, resolution=8, per_class=2, seed=0)
+    make_shapes_dataset(dest, resolution=8, per_class=2, seed=0, rebuild=True)
+    assert len(ImageDataset(dest)) == 2 * len(CLASS_NAMES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.lock", "s"]  # no temporary or old copy left
+
+
+BUILD = """
+import sys, time
+from pathlib import Path
+from tri3d.data.shapes import make_shapes_dataset
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+make_shapes_dataset(sys.argv[1], resolution=8, per_class=6, seed=0, batch=2)
+"""
+
+
+def test_two_processes_building_one_shapes_cache_both_get_the_complete_set(tmp_path):
+    import subprocess
+    import sys
+
+    dest, go = tmp_path / "cache", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(dest), str(go)]) for _ in range(2)]
+    time.sleep(1.0)  # both started and waiting
+    go.touch()  # released together
+    assert [p.wait(timeout=180) for p in procs] == [0, 0]
+    meta = json.loads((dest / "dataset.json").read_text())
+    assert len(meta["labels"]) == 6 * len(CLASS_NAMES)
+    assert all((dest / name).exists() for name, _ in meta["labels"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.lock", "cache", "go"]

@@ -9,9 +9,11 @@ Deterministic for a given (resolution, images per class, seed).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -90,20 +92,85 @@ def shapes_dataset_path(resolution: int = 32, per_class: int = 200, seed: int = 
     return (root or default_cache_dir()) / f"shapes-v{FORMAT_VERSION}-r{resolution}-n{per_class}-s{seed}"
 
 
+def _recorded_parameters(dest: Path) -> dict | None:
+    """The ``generator`` record of a complete shapes set at ``dest`` (every listed image
+    present), or None when ``dest`` holds no dataset.json. Raises on an incomplete one."""
+    meta_file = dest / "dataset.json"
+    if not meta_file.exists():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+        record, labels = meta["generator"], meta["labels"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{dest}: holds a dataset.json that is not a tri3d shapes set ({err})") from err
+    missing = [name for name, _ in labels if not (dest / name).exists()]
+    if missing or not (dest / "ground_truth.npz").exists():
+        raise ValueError(f"{dest}: incomplete shapes set ({len(missing)} listed images missing"
+                         f"{'' if (dest / 'ground_truth.npz').exists() else ', no ground_truth.npz'}); "
+                         "delete it or pass rebuild=True (--rebuild)")
+    return record
+
+
 def make_shapes_dataset(dest: str | Path | None = None, *, resolution: int = 32, per_class: int = 200,
-                        seed: int = 0, batch: int = 25, progress: bool = False) -> Path:
+                        seed: int = 0, batch: int = 25, progress: bool = False, rebuild: bool = False) -> Path:
     """Render the shapes set into ``dest`` (default: the cache folder) once; returns its path.
 
-    Written into a temporary folder and renamed, so an interrupted run leaves nothing
-    that looks complete.
+    An existing set with the same parameters is reused; one with other parameters, an
+    incomplete one, or a non-empty folder that is not a tri3d shapes set is an error
+    (``rebuild=True`` replaces a tri3d shapes set, never anything else). Concurrent builds
+    of the same ``dest`` are serialized by a lock file beside it; each renders into its own
+    temporary folder that is renamed into place, so nothing half-written is ever visible.
     """
     if resolution < 8 or per_class < 1:
         raise ValueError(f"resolution must be >= 8 and per_class >= 1, got {resolution}, {per_class}")
     dest = Path(dest) if dest is not None else shapes_dataset_path(resolution, per_class, seed)
-    if (dest / "dataset.json").exists():
-        return dest
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    wanted = {"format": FORMAT_VERSION, "resolution": resolution, "per_class": per_class, "seed": seed}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / f".{dest.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of the same set finishes first
+        try:
+            record = _recorded_parameters(dest)
+        except ValueError:
+            if not rebuild:
+                raise
+            record = {}
+        if record == wanted and not rebuild:
+            return dest
+        if record is None and dest.exists() and any(dest.iterdir()):
+            raise ValueError(f"{dest}: not empty and not a tri3d shapes set; refusing to write into it (choose "
+                             "another --dest)")
+        if record is not None and record != wanted and not rebuild:
+            raise ValueError(f"{dest}: holds a shapes set with other parameters ({record}); pass --rebuild to "
+                             f"replace it with {wanted}, or choose another --dest")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        try:
+            _render_shapes(tmp, resolution=resolution, per_class=per_class, seed=seed, batch=batch,
+                           progress=progress, record=wanted)
+            _publish(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return dest
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Move the finished set ``tmp`` to ``dest``, replacing an empty folder or a tri3d
+    shapes set (moved aside first, then deleted)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700: give the set the permissions of a plain mkdir
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _render_shapes(tmp: Path, *, resolution: int, per_class: int, seed: int, batch: int, progress: bool,
+                   record: dict) -> None:
+    """Render the images, ``ground_truth.npz`` and ``dataset.json`` into ``tmp``."""
     (tmp / "images").mkdir(parents=True)
     g = torch.Generator().manual_seed(seed)
     renderer = TriplaneRenderer(depth_samples=48, importance_samples=48, near=CAMERA["near"], far=CAMERA["far"],
@@ -139,9 +206,5 @@ def make_shapes_dataset(dest: str | Path | None = None, *, resolution: int = 32,
                 if progress:
                     print(f"shapes: {index}/{per_class * len(CLASS_NAMES)}", flush=True)
     np.savez_compressed(tmp / "ground_truth.npz", intrinsics=K.numpy(), **{k: np.concatenate(v) for k, v in gt.items()})
-    meta = {"labels": labels, "class_names": list(CLASS_NAMES), "camera": CAMERA,
-            "generator": {"format": FORMAT_VERSION, "resolution": resolution, "per_class": per_class, "seed": seed}}
+    meta = {"labels": labels, "class_names": list(CLASS_NAMES), "camera": CAMERA, "generator": record}
     (tmp / "dataset.json").write_text(json.dumps(meta))
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    return dest

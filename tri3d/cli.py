@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 
@@ -378,6 +379,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tri3d.train.errors import TrainingStopped
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -385,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"train": cmd_train, "dataset": cmd_dataset, "generate": cmd_generate, "metrics": cmd_metrics,
                     "invert": cmd_invert, "bench": cmd_bench, "plot": cmd_plot, "demo": cmd_demo}
         return commands[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError, zipfile.BadZipFile, TrainingStopped) as err:  # expected: one line, exit 2
         print(f"tri3d {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -33,6 +33,7 @@ from tri3d.train.loss import (
     real_raw_images,
 )
 from tri3d.train.distributed import all_reduce_mean_, barrier, check_fault_injection, init_from_env, rank_device
+from tri3d.train.errors import TrainingStopped
 from tri3d.utils.timing import StageTimer
 
 
@@ -342,7 +343,7 @@ class Trainer:
         self.nonfinite_steps += int(skipped)
         self.nonfinite_in_a_row = self.nonfinite_in_a_row + 1 if skipped else 0
         if self.nonfinite_in_a_row >= self.cfg.max_nonfinite_steps:
-            raise RuntimeError(f"{self.nonfinite_in_a_row} training steps in a row had non-finite losses or "
+            raise TrainingStopped(f"{self.nonfinite_in_a_row} training steps in a row had non-finite losses or "
                                f"gradients (step {self.step}); stopping. No update was applied in them, and no "
                                f"snapshot holds non-finite weights: resume from the last one in {self.run_dir}, e.g. "
                                "with a lower learning rate")

@@ -55,11 +55,14 @@ class CompileReport:
     shared_bytes: int
     local_bytes: int
     uses_mma: bool
+    membar: int = 0  # MEMBAR instructions in the SASS (fenced atomics put one before each)
+    atomics: int = 0  # global reductions / atomics in the SASS (RED, ATOM)
 
     def row(self) -> str:
         return (
             f"{self.name:<44} sm_{self.arch}  REG {self.registers:>3}  STACK {self.stack_bytes:>5}  "
-            f"LOCAL {self.local_bytes:>5}  SHARED {self.shared_bytes:>6}  mma {'yes' if self.uses_mma else 'no'}"
+            f"LOCAL {self.local_bytes:>5}  SHARED {self.shared_bytes:>6}  mma {'yes' if self.uses_mma else 'no'}  "
+            f"MEMBAR {self.membar}  RED/ATOM {self.atomics}"
         )
 
 
@@ -114,7 +117,11 @@ def compile_kernel(spec: KernelSpec, arch: int) -> CompileReport:
         out = subprocess.run(
             [str(cuobjdump_path()), "-res-usage", str(cubin)], capture_output=True, text=True, check=True
         ).stdout
+        sass = subprocess.run(
+            [str(cuobjdump_path()), "-sass", str(cubin)], capture_output=True, text=True, check=True
+        ).stdout
     usage = parse_res_usage(out)
+    membar, atomics = count_sass(sass)
     return CompileReport(
         name=spec.name,
         arch=arch,
@@ -123,4 +130,13 @@ def compile_kernel(spec: KernelSpec, arch: int) -> CompileReport:
         shared_bytes=usage["SHARED"],
         local_bytes=usage["LOCAL"],
         uses_mma=bool(re.search(r"\b(mma|wgmma)\.", ptx)),
+        membar=membar,
+        atomics=atomics,
     )
+
+
+def count_sass(sass: str) -> tuple[int, int]:
+    """``(MEMBAR, RED + ATOM)`` instruction counts of a ``cuobjdump -sass`` listing."""
+    opcodes = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", sass)
+    return (sum(op == "MEMBAR" for op in opcodes),
+            sum(op in ("RED", "REDG", "ATOM", "ATOMG", "REDUX") for op in opcodes))

@@ -231,12 +231,12 @@ def modconv_wgrad_kernel(
     sr = acc * tl.load(s_ptr + n * I + offs_i, mask=i_mask, other=0.0)[None, :]
     if DEMOD:
         dc = tl.load(d_ptr + n * O + offs_o, mask=o_mask, other=0.0)
-        tl.atomic_add(gd_ptr + n * O + offs_o, tl.sum(sr * wt, axis=1), mask=o_mask)
-        tl.atomic_add(gs_ptr + n * I + offs_i, tl.sum(acc * wt * dc[:, None], axis=0), mask=i_mask)
-        tl.atomic_add(gw_ptr + tile, sr * dc[:, None], mask=tile_mask)
+        tl.atomic_add(gd_ptr + n * O + offs_o, tl.sum(sr * wt, axis=1), mask=o_mask, sem="relaxed")
+        tl.atomic_add(gs_ptr + n * I + offs_i, tl.sum(acc * wt * dc[:, None], axis=0), mask=i_mask, sem="relaxed")
+        tl.atomic_add(gw_ptr + tile, sr * dc[:, None], mask=tile_mask, sem="relaxed")
     else:
-        tl.atomic_add(gs_ptr + n * I + offs_i, tl.sum(acc * wt, axis=0), mask=i_mask)
-        tl.atomic_add(gw_ptr + tile, sr, mask=tile_mask)
+        tl.atomic_add(gs_ptr + n * I + offs_i, tl.sum(acc * wt, axis=0), mask=i_mask, sem="relaxed")
+        tl.atomic_add(gw_ptr + tile, sr, mask=tile_mask, sem="relaxed")
 
 
 FWD_CONFIG = dict(block_m=64, block_o=64, block_i=32, num_warps=4)

@@ -118,7 +118,8 @@ def _scatter_plane(
             wgt = (fx if dx == 1 else 1.0 - fx) * (fy if dy == 1 else 1.0 - fy)
             ok = row_mask & (xi >= 0) & (xi < W) & (yi >= 0) & (yi < H)
             off = plane_base + (yi.to(tl.int64) * W + xi) * C
-            tl.atomic_add(grad_ptr + off[:, None] + offs_c[None, :], wgt[:, None] * g, mask=ok[:, None] & cmask)
+            tl.atomic_add(grad_ptr + off[:, None] + offs_c[None, :], wgt[:, None] * g, mask=ok[:, None] & cmask,
+                          sem="relaxed")
 
 
 @triton.jit
@@ -318,16 +319,16 @@ def _add_weight_grads(
     offs_h = tl.arange(0, HP)
     offs_o = tl.arange(0, OP)
     hh = offs_h[:, None] * HP + offs_h[None, :]
-    tl.atomic_add(grad_wo_ptr + offs_h[:, None] * OP + offs_o[None, :], acc_wo)
-    tl.atomic_add(grad_bo_ptr + offs_o, acc_bo)
+    tl.atomic_add(grad_wo_ptr + offs_h[:, None] * OP + offs_o[None, :], acc_wo, sem="relaxed")
+    tl.atomic_add(grad_bo_ptr + offs_o, acc_bo, sem="relaxed")
     if N_HIDDEN >= 3:
-        tl.atomic_add(grad_wh_ptr + HP * HP + hh, acc_w2)
-        tl.atomic_add(grad_bh_ptr + HP + offs_h, acc_b2)
+        tl.atomic_add(grad_wh_ptr + HP * HP + hh, acc_w2, sem="relaxed")
+        tl.atomic_add(grad_bh_ptr + HP + offs_h, acc_b2, sem="relaxed")
     if N_HIDDEN >= 2:
-        tl.atomic_add(grad_wh_ptr + hh, acc_w1)
-        tl.atomic_add(grad_bh_ptr + offs_h, acc_b1)
-    tl.atomic_add(grad_w0_ptr + offs_c[:, None] * HP + offs_h[None, :], acc_w0)
-    tl.atomic_add(grad_b0_ptr + offs_h, acc_b0)
+        tl.atomic_add(grad_wh_ptr + hh, acc_w1, sem="relaxed")
+        tl.atomic_add(grad_bh_ptr + offs_h, acc_b1, sem="relaxed")
+    tl.atomic_add(grad_w0_ptr + offs_c[:, None] * HP + offs_h[None, :], acc_w0, sem="relaxed")
+    tl.atomic_add(grad_b0_ptr + offs_h, acc_b0, sem="relaxed")
 
 
 def pad_dim(n: int) -> int:

@@ -41,3 +41,23 @@ def test_res_usage_parser():
 
     line = "Function k:\nREG:168 STACK:8 SHARED:1024 LOCAL:0 CONSTANT[0]:560 TEXTURE:0 SURFACE:0 SAMPLER:0"
     assert parse_res_usage(line) == {"REG": 168, "STACK": 8, "SHARED": 1024, "LOCAL": 0}
+
+
+def test_gradient_atomics_are_relaxed_no_membar(reports):
+    """Plane-gradient scatter and weight reductions use `sem="relaxed"` atomics: plain RED
+    instructions, no MEMBAR (acq_rel puts a full-GPU fence before each of them)."""
+    backward = [r for r in reports if r["name"].startswith("bwd-")]
+    assert backward and all(r["atomics"] > 0 for r in backward)
+    assert all(r["membar"] == 0 for r in reports), [(r["name"], r["arch"], r["membar"]) for r in reports if r["membar"]]
+
+
+def test_sass_counter():
+    from tri3d.kernels.aot import count_sass
+
+    sass = """
+        /*0100*/                   MEMBAR.ALL.GPU ;                         /* 0x0000000000007992 */
+        /*0110*/               @P0 REDG.E.ADD.F32.FTZ.RN.STRONG.GPU desc[UR4][R2.64], R5 ;
+        /*0120*/                   ATOMG.E.ADD.F32.FTZ.RN.STRONG.GPU PT, R3, desc[UR4][R2.64], R5 ;
+        /*0130*/                   FFMA R1, R2, R3, R4 ;
+    """
+    assert count_sass(sass) == (1, 2)

@@ -39,9 +39,10 @@ def compare(planes, xyz, decoder, *, plane_dtype, precision, plane_axes="xyz", p
     kw = dict(plane_axes=plane_axes, plane_index=plane_index)
     dec64 = copy.deepcopy(decoder).double()
     idx64 = None if plane_index is None else plane_index.cpu()
-    ref64 = run(planes.cpu().double(), xyz.cpu().double(), dec64.cpu(), None or _cot(planes, xyz, decoder, torch.float64),
-                plane_axes=plane_axes, plane_index=idx64, impl="ref")
-    cot = _cot(planes, xyz, decoder, torch.float32, device=planes.device)
+    cot64 = _cot(xyz, decoder)  # drawn once in fp64, cast for every path (the same numbers)
+    ref64 = run(planes.cpu().double(), xyz.cpu().double(), dec64.cpu(), cot64, plane_axes=plane_axes,
+                plane_index=idx64, impl="ref")
+    cot = [c.float().to(planes.device) for c in cot64]
     p = planes.to(plane_dtype)
     fused = run(p, xyz, decoder, cot, precision=precision, impl="triton", **kw)
     ref_dec = copy.deepcopy(decoder).to(plane_dtype) if plane_dtype != torch.float32 else decoder
@@ -51,11 +52,11 @@ def compare(planes, xyz, decoder, *, plane_dtype, precision, plane_axes="xyz", p
         assert_fused_close(f.cpu().float(), r.cpu().float(), r64, FLOORS[floor_key], name)
 
 
-def _cot(planes, xyz, decoder, dtype, device="cpu"):
-    g = torch.Generator().manual_seed(123)  # same random cotangents for every path
+def _cot(xyz, decoder):  # random fp64 cotangents of (sigma, rgb)
+    g = torch.Generator().manual_seed(123)
     B, N = xyz.shape[:2]
-    return [torch.randn(B, N, 1, generator=g, dtype=dtype).to(device),
-            torch.randn(B, N, decoder.out_features, generator=g, dtype=dtype).to(device)]
+    return [torch.randn(B, N, 1, generator=g, dtype=torch.float64),
+            torch.randn(B, N, decoder.out_features, generator=g, dtype=torch.float64)]
 
 
 @pytest.mark.parametrize("n_hidden", [1, 3])

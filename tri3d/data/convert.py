@@ -9,12 +9,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from tri3d.data.dataset import IMAGE_EXTENSIONS
+from tri3d.data.dataset import IMAGE_EXTENSIONS, to_rgb
 
 
 def center_crop_resize(img: Image.Image, resolution: int) -> Image.Image:
     """Largest centred square, resized to ``resolution`` (Lanczos), RGB."""
-    img = img.convert("RGB")
+    img = to_rgb(img)
     w, h = img.size
     s = min(w, h)
     img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))

@@ -12,6 +12,16 @@ import torch
 from PIL import Image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit grayscale (PNG opens as I;16 or I)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit RGB showing its visible content: 16-bit grayscale is scaled
+    (65535 -> 255), not clipped (PIL's ``convert("RGB")`` clips it to white)."""
+    if img.mode in WIDE_GRAY_MODES:
+        gray = np.asarray(img, dtype=np.float64) / 257.0
+        return Image.fromarray(np.round(gray).clip(0, 255).astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -118,7 +128,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def load_image(self, name: str) -> torch.Tensor:  # -> [3, R, R] uint8
         try:
             with Image.open(io.BytesIO(self._read_bytes(name))) as img:
-                arr = np.asarray(img.convert("RGB"))
+                arr = np.asarray(to_rgb(img))
         except Exception as err:
             raise ValueError(f"{self._where(name)}: unreadable image ({err})") from err
         if arr.shape[:2] != (self.resolution, self.resolution):

@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output folder")
     gen.add_argument("--trunc", type=_nonneg_float, default=1.0, help="truncation psi")
     gen.add_argument("--video", action="store_true", help="an orbit GIF per sample")
-    gen.add_argument("--mesh", action="store_true", help="a .ply mesh (marching cubes) + density .npy per sample")
+    gen.add_argument("--mesh", action="store_true", help="a .ply mesh (marching cubes) per sample (needs scikit-image)")
+    gen.add_argument("--save-density", action="store_true",
+                     help="with --mesh, also the raw density grid as .npy (mesh-resolution^3 floats: 64 MB at 256)")
     gen.add_argument("--mesh-resolution", type=_positive_int, default=256)
     gen.add_argument("--device", default="auto")
 
@@ -252,9 +254,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tri3d.train.loop import resolve_device
 
     classes, seeds = parse_int_list(args.classes, "--classes"), parse_int_list(args.seeds, "--seeds")
+    if args.save_density and not args.mesh:
+        raise ValueError("--save-density needs --mesh")
+    if args.mesh:
+        import importlib.util
+
+        if importlib.util.find_spec("skimage") is None:
+            raise ValueError("--mesh needs scikit-image (pip install -e \".[export]\")")
     G, cfg, snap = load_generator(args.ckpt, resolve_device(args.device))
     paths = generate(G, cfg, classes=classes, seeds=seeds, views=args.views, out_dir=args.out,
-                     truncation_psi=args.trunc, video=args.video, mesh=args.mesh, mesh_resolution=args.mesh_resolution)
+                     truncation_psi=args.trunc, video=args.video, mesh=args.mesh, mesh_resolution=args.mesh_resolution,
+                     save_density=args.save_density)
     print(f"{snap}: wrote {len(paths)} files to {args.out}")
     return 0
 

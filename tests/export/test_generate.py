@@ -10,6 +10,7 @@ from PIL import Image
 
 from tri3d.cli import main
 from tri3d.export.generate import parse_int_list
+from tri3d.export.mesh import read_ply
 from tri3d.models import Discriminator, DiscriminatorConfig, GeneratorConfig, RendererConfig, TriplaneGenerator
 from tri3d.train import checkpoint
 from tri3d.train.config import TrainConfig
@@ -32,7 +33,8 @@ def test_generate_writes_named_grids_sidecars_videos_and_meshes(snapshot, tmp_pa
     pytest.importorskip("skimage")
     out = tmp_path / "out"
     assert main(["generate", "--ckpt", str(snapshot.parent), "--classes", "1,2", "--seeds", "3-4", "--views", "2",
-                 "--out", str(out), "--video", "--mesh", "--mesh-resolution", "24", "--device", "cpu"]) == 0
+                 "--out", str(out), "--video", "--mesh", "--mesh-resolution", "24", "--save-density",
+                 "--device", "cpu"]) == 0
     for c in (1, 2):
         for s in (3, 4):
             stem = out / f"c{c:04d}-s{s:06d}"
@@ -45,8 +47,31 @@ def test_generate_writes_named_grids_sidecars_videos_and_meshes(snapshot, tmp_pa
                 assert Image.open(video).n_frames == 48
             else:
                 assert (out / f"{stem.name}-orbit.mp4").stat().st_size > 0
-            assert np.load(f"{stem}-density.npy").shape == (24, 24, 24)
-            assert (out / f"{stem.name}-mesh.ply").read_bytes().startswith(b"ply\n")
+            density = np.load(f"{stem}-density.npy")
+            assert density.shape == (24, 24, 24)
+            verts, faces = read_ply(out / f"{stem.name}-mesh.ply")[:2]
+            assert (density > 10).any() and (density < 10).any()  # the density prior crosses the iso-level
+            assert len(faces) > 0 and np.abs(verts).max() <= 0.5 + 1e-6  # a surface, inside the box
+    assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary left
+
+
+def test_generate_writes_no_density_unless_asked_and_checks_options_first(snapshot, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("skimage")
+    out = tmp_path / "out"
+    assert main(["generate", "--ckpt", str(snapshot.parent), "--classes", "1", "--seeds", "0", "--out", str(out),
+                 "--mesh", "--mesh-resolution", "16", "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["c0001-s000000-mesh.ply", "c0001-s000000.json",
+                                                    "c0001-s000000.png"]
+    assert main(["generate", "--ckpt", str(snapshot.parent), "--save-density", "--out", str(tmp_path / "o2")]) == 2
+    assert "--save-density needs --mesh" in capsys.readouterr().err
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "skimage" else real_find_spec(name, *a))
+    assert main(["generate", "--ckpt", str(snapshot.parent), "--mesh", "--out", str(tmp_path / "o3")]) == 2
+    assert "--mesh needs scikit-image" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()  # checked before anything was rendered or written
 
 
 def test_generate_bad_inputs_are_named(snapshot, tmp_path, capsys):

@@ -42,10 +42,11 @@ def load_generator(ckpt: str | Path, device: torch.device | str = "cpu") -> tupl
 @torch.no_grad()
 def generate(G: TriplaneGenerator, cfg: TrainConfig, *, classes: list[int], seeds: list[int], views: int,
              out_dir: str | Path, truncation_psi: float = 1.0, video: bool = False, video_frames: int = 48,
-             mesh: bool = False, mesh_resolution: int = 256) -> list[Path]:
+             mesh: bool = False, mesh_resolution: int = 256, save_density: bool = False) -> list[Path]:
     """Write, per (class, seed): ``c<class>-s<seed>.png`` (rgb | depth for each view) with a
-    JSON sidecar (class, seed, truncation, cam2world of every view, fov), optionally
-    ``...-orbit.mp4`` (``.gif`` without imageio-ffmpeg) and ``...-mesh.ply`` + ``...-density.npy``."""
+    JSON sidecar (class, seed, truncation, cam2world of every view, fov; written last, so a
+    sidecar means its outputs are complete), optionally ``...-orbit.mp4`` (``.gif`` without
+    imageio-ffmpeg), ``...-mesh.ply`` and (``save_density``) ``...-density.npy``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_cls = G.config.num_classes
@@ -65,18 +66,24 @@ def generate(G: TriplaneGenerator, cfg: TrainConfig, *, classes: list[int], seed
             stem = out_dir / f"c{c:04d}-s{seed:06d}"
             meta = {"class": c, "seed": seed, "truncation_psi": truncation_psi, "fov_deg": cfg.fov_deg,
                     "cam2world": cams[0].cpu().tolist()}
-            stem.with_suffix(".json").write_text(json.dumps(meta, indent=1))
             written += export_sample(G, ws, cams, K, cfg, stem, video=video, video_frames=video_frames,
-                                     mesh=mesh, mesh_resolution=mesh_resolution)
+                                     mesh=mesh, mesh_resolution=mesh_resolution, save_density=save_density)
+            sidecar = stem.with_suffix(".json")
+            tmp = sidecar.with_name(f".{sidecar.name}.tmp")
+            tmp.write_text(json.dumps(meta, indent=1))
+            tmp.replace(sidecar)
+            written.append(sidecar)
     return written
 
 
 @torch.no_grad()
 def export_sample(G: TriplaneGenerator, ws: torch.Tensor, cams: torch.Tensor, K: torch.Tensor, cfg: TrainConfig,
                   stem: Path, *, video: bool = False, video_frames: int = 48, mesh: bool = False,
-                  mesh_resolution: int = 256) -> list[Path]:
+                  mesh_resolution: int = 256, save_density: bool = False) -> list[Path]:
     """``<stem>.png`` (rgb | depth for the views ``cams [1, V, 4, 4]``), optionally the orbit
-    video and ``<stem>-mesh.ply`` + ``<stem>-density.npy`` of one latent ``ws [1, num_ws, w_dim]``."""
+    video, ``<stem>-mesh.ply`` and (``save_density``, with ``mesh``) the raw density grid
+    ``<stem>-density.npy`` (``mesh_resolution^3`` floats: 64 MB at 256) of one latent
+    ``ws [1, num_ws, w_dim]``."""
     with G.deterministic_rendering():
         out = G.synthesize(ws, cams, K, noise_mode="const")
         depth = out["depth"]
@@ -89,7 +96,12 @@ def export_sample(G: TriplaneGenerator, ws: torch.Tensor, cams: torch.Tensor, K:
             field = G.field(out["planes"])
             device = ws.device
             grid = density_grid(lambda x: field(x)[0], mesh_resolution, G.renderer.box_warp, device=device)
-            np.save(stem.with_name(f"{stem.name}-density.npy"), grid)
+            if save_density:
+                density = stem.with_name(f"{stem.name}-density.npy")
+                tmp = density.with_name(f".{density.stem}.tmp.npy")
+                np.save(tmp, grid)
+                tmp.replace(density)
+                written.append(density)
             verts, faces = extract_mesh(grid, G.renderer.box_warp)
             colors = None
             if len(verts):

@@ -38,6 +38,7 @@ def test_inversion_recovers_image_and_depth(toy):
     G, K, cam, start, target = toy
     image, depth = target["image"][0, 0], target["depth"][0, 0]
     init = render(G, start, cam, K)
+    before = [p.detach().clone() for p in G.parameters()]
     result = invert(G, image, c=1, cam2world=cam, intrinsics=K, perceptual=FeaturePerceptual(),
                     cfg=InversionConfig(w_steps=100, pti_steps=100, lr_w=0.05, lr_pti=1e-3))
     w_only = render(G, result.ws, cam, K)
@@ -49,7 +50,8 @@ def test_inversion_recovers_image_and_depth(toy):
     assert err < 0.75 * err_init
     assert len(result.losses["w"]) == 100 and result.losses["w"][-1] < result.losses["w"][0]
     assert result.losses["pti"][-1] < result.losses["pti"][0]
-    assert all(torch.equal(a, b) for a, b in zip(G.parameters(), toy[0].parameters()))  # G itself untouched
+    assert all(torch.equal(a, b) for a, b in zip(G.parameters(), before))  # G itself untouched (tuned a copy)
+    assert any(not torch.equal(a, b) for a, b in zip(result.G.parameters(), before))  # the copy was tuned
 
 
 def test_locality_regularization_runs_and_bad_inputs(toy):

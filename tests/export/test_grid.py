@@ -21,3 +21,18 @@ def test_grid_layout_rgb_then_depth(tmp_path):
     path = save_png(grid, tmp_path / "sub" / "grid.png")
     np.testing.assert_array_equal(np.asarray(Image.open(path)), grid)
     assert [p.name for p in path.parent.iterdir()] == ["grid.png"]  # no temporary left behind
+
+
+def test_png_honours_the_umask(tmp_path):
+    import os
+
+    import numpy as np
+
+    from tri3d.export import save_png
+
+    old = os.umask(0o022)
+    try:
+        path = save_png(np.zeros((4, 4, 3), dtype=np.uint8), tmp_path / "a.png")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, as a plain open() would make it

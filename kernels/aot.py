@@ -55,7 +55,7 @@ class CompileReport:
     shared_bytes: int
     local_bytes: int
     uses_mma: bool
-    membar: int = 0  # MEMBAR instructions in the SASS (fenced atomics put one before each)
+    membar: int = 0  # GPU/system-scope MEMBAR instructions in the SASS (acq_rel atomics put one before each)
     atomics: int = 0  # global reductions / atomics in the SASS (RED, ATOM)
 
     def row(self) -> str:
@@ -136,7 +136,10 @@ def compile_kernel(spec: KernelSpec, arch: int) -> CompileReport:
 
 
 def count_sass(sass: str) -> tuple[int, int]:
-    """``(MEMBAR, RED + ATOM)`` instruction counts of a ``cuobjdump -sass`` listing."""
-    opcodes = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", sass)
-    return (sum(op == "MEMBAR" for op in opcodes),
-            sum(op in ("RED", "REDG", "ATOM", "ATOMG", "REDUX") for op in opcodes))
+    """``(MEMBAR, RED + ATOM)`` instruction counts of a ``cuobjdump -sass`` listing. Only
+    GPU- or system-scope fences count (``MEMBAR.ALL.GPU``: what an ordered atomic costs);
+    CTA-scope ones (``MEMBAR.ALL.CTA``) order shared memory inside a block."""
+    tokens = re.findall(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)", sass)
+    opcodes = [t.split(".")[0] for t in tokens]
+    membar = sum(op == "MEMBAR" and (".GPU" in t or ".SYS" in t) for op, t in zip(opcodes, tokens))
+    return membar, sum(op in ("RED", "REDG", "ATOM", "ATOMG", "REDUX") for op in opcodes)

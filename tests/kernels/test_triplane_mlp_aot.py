@@ -56,6 +56,7 @@ def test_sass_counter():
 
     sass = """
         /*0100*/                   MEMBAR.ALL.GPU ;                         /* 0x0000000000007992 */
+        /*0108*/                   MEMBAR.ALL.CTA ;                         /* 0x0000000000007992 */
         /*0110*/               @P0 REDG.E.ADD.F32.FTZ.RN.STRONG.GPU desc[UR4][R2.64], R5 ;
         /*0120*/                   ATOMG.E.ADD.F32.FTZ.RN.STRONG.GPU PT, R3, desc[UR4][R2.64], R5 ;
         /*0130*/                   FFMA R1, R2, R3, R4 ;

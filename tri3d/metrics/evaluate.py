@@ -31,17 +31,28 @@ def real_features(dataset, detector, *, max_items: int | None = None, batch: int
                   cache_dir: Path | None = None) -> np.ndarray:
     """Detector features of (up to ``max_items``) dataset images, cached on disk."""
     n = len(dataset) if max_items is None else min(max_items, len(dataset))
-    key = hashlib.sha256(f"{Path(dataset.path).resolve()}|{len(dataset)}|{n}|{detector.name}".encode()).hexdigest()[:16]
-    cache = (cache_dir or default_cache_dir()) / f"real-features-{key}.npy"
+
+    def compute() -> np.ndarray:
+        feats = []
+        for start in range(0, n, batch):
+            imgs = torch.stack([dataset[i][0] for i in range(start, min(n, start + batch))])
+            feats.append(detector.features(imgs).cpu().numpy())
+        return np.concatenate(feats)
+
+    return _cached_features("real-features", f"{Path(dataset.path).resolve()}|{len(dataset)}|{n}|{detector.name}",
+                            compute, cache_dir)
+
+
+def _cached_features(prefix: str, identity: str, compute, cache_dir: Path | None) -> np.ndarray:
+    """``compute()`` as fp64, cached in ``<cache>/<prefix>-<hash of identity>.npy`` (written
+    under a unique temporary name, then renamed)."""
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    cache = (cache_dir or default_cache_dir()) / f"{prefix}-{key}.npy"
     if cache.exists():
         return np.load(cache)
-    feats = []
-    for start in range(0, n, batch):
-        imgs = torch.stack([dataset[i][0] for i in range(start, min(n, start + batch))])
-        feats.append(detector.features(imgs).cpu().numpy())
-    out = np.concatenate(feats).astype(np.float64)
+    out = np.asarray(compute(), dtype=np.float64)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.stem}.tmp.npy")
+    tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npy")
     np.save(tmp, out)
     os.replace(tmp, cache)
     return out
@@ -76,17 +87,13 @@ def generate_views(G, labels: torch.Tensor, num: int, *, radius: float, fov_deg:
 
 def real_depth_features(dataset, judge, *, cache_dir: Path | None = None) -> np.ndarray:
     """Depth-judge features of the dataset's ground-truth nearness maps, cached on disk."""
-    key = hashlib.sha256(f"{Path(dataset.path).resolve()}|{len(dataset)}|{judge.name}".encode()).hexdigest()[:16]
-    cache = (cache_dir or default_cache_dir()) / f"real-depth-features-{key}.npy"
-    if cache.exists():
-        return np.load(cache)
-    nearness, _ = shapes_ground_truth(Path(dataset.path))
-    out = np.concatenate([judge.features(part).cpu().numpy() for part in nearness.split(256)]).astype(np.float64)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, out)
-    os.replace(tmp, cache)
-    return out
+
+    def compute() -> np.ndarray:
+        nearness, _ = shapes_ground_truth(Path(dataset.path))
+        return np.concatenate([judge.features(part).cpu().numpy() for part in nearness.split(256)])
+
+    return _cached_features("real-depth-features", f"{Path(dataset.path).resolve()}|{len(dataset)}|{judge.name}",
+                            compute, cache_dir)
 
 
 def _gather(items) -> list:

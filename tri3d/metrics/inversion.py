@@ -40,7 +40,7 @@ def evaluate_inversion(G, train_cfg, n: int, perceptual, *, inversion: Inversion
     before and after (see the module doc)."""
     if n < 1:
         raise ValueError(f"--inversion must be >= 1, got {n}")
-    judge = judge or JudgeConfig()
+    judge, inversion = judge or JudgeConfig(), inversion or InversionConfig()
     res = G.config.image_resolution
     path = make_shapes_dataset(shapes_dataset_path(res, judge.heldout_per_class, judge.heldout_seed),
                                resolution=res, per_class=judge.heldout_per_class, seed=judge.heldout_seed)
@@ -57,8 +57,7 @@ def evaluate_inversion(G, train_cfg, n: int, perceptual, *, inversion: Inversion
         ref = torch.from_numpy(gt["depth"][index])
         mask = torch.from_numpy(gt["opacity"][index] > 0.5)
         with torch.no_grad():
-            start = inversion or InversionConfig()
-            before = render(G, class_average_w(G, c, start.w_avg_samples, start.seed), cam, K)
+            before = render(G, class_average_w(G, c, inversion.w_avg_samples, inversion.seed), cam, K)
         result = invert(G, target, c=c, cam2world=cam, intrinsics=K, perceptual=perceptual, cfg=inversion,
                         progress=progress)
         with torch.no_grad():

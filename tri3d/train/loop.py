@@ -378,10 +378,10 @@ class Trainer:
     def _log(self, window: list[dict], t0: float, nimg0: int) -> None:
         keys = sorted({k for s in window for k in s})
         row = {k: sum(s[k] for s in window if k in s) / sum(1 for s in window if k in s) for k in keys}
-        row["nonfinite_steps"] = float(self.nonfinite_steps)
         if self.dist.enabled:  # every rank saw a slice of the batch: log the global means
             values = torch.tensor([row[k] for k in keys], dtype=torch.float64, device=self.device)
             row = dict(zip(keys, all_reduce_mean_(values).tolist()))
+        row["nonfinite_steps"] = float(self.nonfinite_steps)  # the same on every rank (skips are agreed)
         dt = max(time.perf_counter() - t0, 1e-9)
         steps = max(len(window), 1)
         row.update({f"time_{k}_ms": v / steps for k, v in self.timer.summary().items()})

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+os.environ["TRI3D_OFFLINE"] = "1"  # tests never reach the network (test_download serves its own files)
 HAS_CUDA = torch.cuda.is_available()
 if not HAS_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")  # read when kernels are decorated, so set it first

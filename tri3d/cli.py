@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import zipfile
 from pathlib import Path
@@ -15,17 +16,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonneg_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
 def _nonneg_float(text: str) -> float:
     value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
@@ -41,11 +49,24 @@ TRAIN_OVERRIDES = {
     "seed": ("seed", int, "random seed"),
     "device": ("device", str, "auto, cpu, cuda or cuda:N"),
     "r1_gamma": ("r1_gamma", _nonneg_float, "R1 regularization weight"),
-    "workers": ("num_workers", int, "data loader worker processes"),
+    "workers": ("num_workers", _nonneg_int, "data loader worker processes"),
     "log_every": ("log_every", _positive_int, "steps between stats.jsonl rows"),
-    "precision": ("precision", str, "fp32 or bf16 (autocast for synthesis and D's high-resolution blocks)"),
+    "precision": ("precision", str, "autocast for synthesis and D's high-resolution blocks with bf16"),
     "metrics": ("metrics_detector", str, "score each snapshot with this detector ('shapes' or a TorchScript path)"),
 }
+TRAIN_CHOICES = {"precision": ["fp32", "bf16"]}
+
+
+def _check_out_dir(path: str) -> None:
+    """An output folder must be a folder (or not exist yet): checked before any work."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"--out {path}: exists and is not a folder")
+
+
+def _check_out_file(path: str | None) -> None:
+    """An output file must not be a folder: checked before any work."""
+    if path is not None and Path(path).is_dir():
+        raise ValueError(f"--out {path}: is a folder, expected a PNG path")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a class-conditional triplane GAN")
-    train.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="configuration preset (default tiny)")
+    train.add_argument("--preset", choices=sorted(PRESETS), default=None, help="configuration preset (default tiny)")
     for flag, (_, typ, help_) in TRAIN_OVERRIDES.items():
-        train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None, help=help_)
+        train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None, help=help_,
+                           choices=TRAIN_CHOICES.get(flag))
     train.add_argument("--skip-bad", action="store_true", help="skip unreadable / mismatched images and count them")
     train.add_argument("--resume", default=None, help="run folder or snapshot to continue from")
     train.add_argument("--config", default=None, help="a config.json (e.g. from a run) to start from instead of --preset")
@@ -99,15 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
                                          "accuracy and depth FID / KID)")
     met.add_argument("--ckpt", required=True, help="run folder (newest snapshot) or snapshot folder")
     met.add_argument("--detector", default=None,
-                     help="'shapes', or a TorchScript inception-2015-12-05.pt (default: $TRI3D_DETECTOR or the cache)")
+                     help="'shapes', or a TorchScript inception-2015-12-05.pt (default: $TRI3D_DETECTOR, else "
+                          "StyleGAN2-ADA's, fetched into the cache on first use)")
     met.add_argument("--data", default=None, help="dataset (default: the run's)")
     met.add_argument("--num-gen", type=_positive_int, default=1000, help="generated images (default 1000)")
     met.add_argument("--init", action="store_true", help="score the untrained generator of the same config")
     met.add_argument("--inversion", type=_positive_int, default=None, metavar="N",
                      help="also invert N held-out shapes images with their true cameras (PTI) and report perceptual "
                           "distance and relative depth error before/after (the paper's Table 3)")
-    met.add_argument("--vgg", default=None, help="TorchScript vgg16.pt for the inversion's LPIPS (default: offline "
-                                                 "fallback)")
+    met.add_argument("--vgg", default=None, help="vgg16.pt for the inversion's LPIPS, or 'vgg16' to fetch "
+                                                 "StyleGAN2-ADA's into the cache (default: offline fallback)")
     met.add_argument("--device", default="auto")
 
     inv = sub.add_parser("invert", help="single-view 3D reconstruction by pivotal tuning inversion")
@@ -121,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="'shapes' or a TorchScript detector with the Inception call signature "
                           "(uint8 images, no_output_bias=True -> class probabilities) to predict the class")
     inv.add_argument("--pose", default="front", help="'front' or 'AZIMUTH,ELEVATION' degrees")
-    inv.add_argument("--vgg", default=None, help="TorchScript vgg16.pt for LPIPS (default: offline fallback)")
+    inv.add_argument("--vgg", default=None, help="vgg16.pt for LPIPS, or 'vgg16' to fetch StyleGAN2-ADA's into the "
+                                                 "cache (default: offline fallback)")
     inv.add_argument("--w-steps", type=int, default=300)
     inv.add_argument("--pti-steps", type=int, default=200)
     inv.add_argument("--w-plus", action="store_true", help="optimize one w per layer")
@@ -136,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     btrain = bsub.add_parser("train", help="time training iterations of a preset, per stage")
     btrain.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     btrain.add_argument("--steps", type=_positive_int, default=20)
-    btrain.add_argument("--warmup", type=int, default=3)
+    btrain.add_argument("--warmup", type=_nonneg_int, default=3, help="untimed steps first (default 3)")
     btrain.add_argument("--batch", type=_positive_int, default=None)
     btrain.add_argument("--device", default="auto")
     btrain.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
@@ -161,24 +185,31 @@ def train_config(args: argparse.Namespace):
     from tri3d.train import checkpoint
     from tri3d.train.config import TrainConfig, preset
 
+    if args.resume and (args.preset or args.config):
+        raise ValueError(f"--{'preset' if args.preset else 'config'} cannot be combined with --resume: a resumed run "
+                         "keeps its own config (give single options such as --kimg to change them)")
+    if args.preset and args.config:
+        raise ValueError("--preset and --config are alternatives: give one")
     if args.resume:
-        cfg = TrainConfig.from_dict(checkpoint.load_config(checkpoint.find_snapshot(args.resume)))
+        snap = checkpoint.find_snapshot(args.resume)
+        cfg = TrainConfig.from_dict(checkpoint.load_config(snap), where=str(snap / "config.json"))
     elif args.config:
         path = Path(args.config)
-        if not path.exists():
-            raise FileNotFoundError(f"config not found: {path}")
+        if not path.is_file():
+            raise FileNotFoundError(f"--config: no such file: {path}")
         try:
-            cfg = TrainConfig.from_dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, KeyError) as err:
-            raise ValueError(f"{path}: not a tri3d training config ({err})") from err
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"--config {path}: not valid JSON ({err})") from err
+        cfg = TrainConfig.from_dict(data, where=f"--config {path}")
     else:
-        cfg = preset(args.preset)
+        cfg = preset(args.preset or "tiny")
     for flag, (field, _, _) in TRAIN_OVERRIDES.items():
         value = getattr(args, flag)
         if value is not None:
             setattr(cfg, field, value)
     cfg.skip_bad = cfg.skip_bad or args.skip_bad
-    cfg.validate()
+    cfg.validate(names={field: "--" + flag.replace("_", "-") for flag, (field, _, _) in TRAIN_OVERRIDES.items()})
     return cfg
 
 
@@ -208,10 +239,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--batch ({cfg.batch}) must be divisible by --gpus ({args.gpus})")
         from tri3d.train.distributed import spawn
 
-        spawn(args.gpus, _without_gpus(args.argv))
+        spawn(args.gpus, main, _without_gpus(args.argv))
         return 0
-    from tri3d.train.loop import Trainer
+    from tri3d.train.loop import Trainer, resolve_device
 
+    resolve_device(cfg.device)
+    if cfg.metrics_detector not in (None, "shapes"):  # a bad path fails now, not at the first snapshot
+        from tri3d.metrics.detector import load_detector
+
+        try:
+            load_detector(cfg.metrics_detector)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--metrics: {err}") from err
     trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
     if trainer.dataset.skipped and trainer.dist.is_main:
         print(f"skipped {len(trainer.dataset.skipped)} bad images", file=sys.stderr)
@@ -254,6 +293,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tri3d.train.loop import resolve_device
 
     classes, seeds = parse_int_list(args.classes, "--classes"), parse_int_list(args.seeds, "--seeds")
+    _check_out_dir(args.out)
     if args.save_density and not args.mesh:
         raise ValueError("--save-density needs --mesh")
     if args.mesh:
@@ -314,17 +354,19 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from tri3d.invert.pti import InversionConfig
     from tri3d.invert.run import load_target, make_perceptual, parse_pose, predict_class, run_inversion
     from tri3d.metrics.detector import load_detector
+    from tri3d.metrics.shapes_judges import load_shapes_judge
     from tri3d.train.loop import load_dataset, resolve_device
 
+    _check_out_dir(args.out)
     device = resolve_device(args.device)
     G, cfg, _ = load_generator(args.ckpt, device)
     res = G.config.image_resolution
+    if args.cls is not None and not 0 <= args.cls < max(G.config.num_classes, 1):
+        raise ValueError(f"--class must be in [0, {G.config.num_classes}), got {args.cls}")
     ref_depth = ref_mask = None
     pose = parse_pose(args.pose, cfg.camera_radius)
-    dataset = None
-    if args.shapes_index is not None or args.classifier == "shapes":
+    if args.shapes_index is not None:  # one image of the run's dataset (read alone, never the whole set)
         dataset = load_dataset(cfg)
-    if args.shapes_index is not None:
         if not 0 <= args.shapes_index < len(dataset):
             raise ValueError(f"--shapes-index must be in [0, {len(dataset)}), got {args.shapes_index}")
         target = dataset[args.shapes_index][0].float() / 127.5 - 1
@@ -340,12 +382,16 @@ def cmd_invert(args: argparse.Namespace) -> int:
                 raise ValueError(f"--depth must be a [{res}, {res}] array, got {list(ref_depth.shape)}")
     if target.shape[-1] != res:
         raise ValueError(f"the image is {target.shape[-1]} pixels, the generator makes {res}")
-    detector = load_detector("shapes", dataset=dataset, judge=cfg.metrics_judge) if dataset is not None else None
+    # The shapes judge (cached, trained on its own shapes set, never on this run's data) is
+    # built only when something needs it: the class prediction or the fallback perceptual loss.
+    needs_class = args.cls is None and G.config.num_classes > 0
+    needs_judge = args.vgg is None or (needs_class and args.classifier == "shapes")
+    judge = load_shapes_judge("rgb", res, judge=cfg.metrics_judge, device=device) if needs_judge else None
     c = args.cls
-    if c is None and G.config.num_classes:
-        classifier = detector if args.classifier == "shapes" else load_detector(args.classifier, device=device)
-        c = predict_class(classifier, target)
-    perceptual = make_perceptual(args.vgg, detector, device)
+    if needs_class:
+        classifier = judge if args.classifier == "shapes" else load_detector(args.classifier, device=device)
+        c = predict_class(classifier, target.to(device))
+    perceptual = make_perceptual(args.vgg, judge, device)
     icfg = InversionConfig(w_steps=args.w_steps, pti_steps=args.pti_steps, w_plus=args.w_plus,
                            locality_weight=args.locality)
     report = run_inversion(G, cfg, target, c=c, pose=pose, out_dir=args.out, perceptual=perceptual, cfg=icfg,
@@ -376,6 +422,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from tri3d.export.plot import plot_learning_curve
 
+    _check_out_file(args.out)
     print(f"wrote {plot_learning_curve(args.run, args.out)}")
     return 0
 
@@ -383,6 +430,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from tri3d.demo import render_demo
 
+    _check_out_file(args.out)
     path = render_demo(args.out, objects=args.objects, views=args.views, resolution=args.resolution, seed=args.seed)
     print(f"wrote {path}")
     return 0

@@ -175,3 +175,25 @@ def test_16_bit_grayscale_loads_as_its_visible_content(tmp_path):
     with Image.open(tmp_path / "set" / "a.png") as img:  # dataset convert and tri3d invert read through this
         resized = np.asarray(center_crop_resize(img, 8))
     assert abs(int(resized[..., 0].astype(int).mean()) - int(expected.float().mean())) <= 1
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"labels": [["img0.png", 100000], ["img1.png", 0]]}, r"label 100000 of img0.png is outside \[0, 100000\)"),
+    ({"labels": [["img0.png", 10**9]]}, r"label 1000000000 of img0.png is outside"),
+    ({"labels": [["img0.png", True]]}, r"labels must be \[path, integer class\] pairs, got \['img0.png', True\]"),
+    ({"labels": [["img0.png", 2]], "class_names": ["cat", "dog"]}, r"label 2 of img0.png is outside \[0, 2\) \(2 class_names\)"),
+    ([["img0.png", 0]], r"must hold a JSON object with \"labels\", got list"),
+    ({"labels": {"img0.png": 0}}, r"labels must be a list of \[path, class\] pairs"),
+])
+def test_labels_are_validated(tmp_path, meta, message):
+    root = write_folder(tmp_path / "ds", n=2)
+    (root / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"dataset\.json: " + message):
+        ImageDataset(root)
+
+
+def test_labels_within_class_names_load(tmp_path):
+    root = write_folder(tmp_path / "ds", n=2)
+    (root / "dataset.json").write_text(json.dumps({"labels": [["img0.png", 1], ["img1.png", 0]],
+                                                   "class_names": ["a", "b", "c"]}))
+    assert ImageDataset(root).num_classes == 3  # the last class has no image but keeps its label

@@ -85,8 +85,11 @@ def test_inception_score_reads_the_detectors_probabilities(tmp_path):
 
 def test_missing_detector_says_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.delenv("TRI3D_DETECTOR", raising=False)
-    with pytest.raises(FileNotFoundError, match="inception-2015-12-05.pt"):
+    monkeypatch.setenv("TRI3D_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"inception-2015-12-05\.pt is not in the cache .*TRI3D_OFFLINE"):
         load_detector(None, cache_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="detector not found: .*nope.pt"):
+        load_detector(str(tmp_path / "nope.pt"))
 
 
 def test_shapes_judges_and_pipeline(tmp_path):

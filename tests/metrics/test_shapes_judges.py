@@ -21,7 +21,7 @@ from tri3d.metrics.shapes_judges import (
     shapes_ground_truth,
 )
 
-FIXTURE = JudgeConfig(train_per_class=60, train_seed=11, heldout_per_class=20, heldout_seed=12, steps=400)
+FIXTURE = JudgeConfig(train_per_class=150, train_seed=11, heldout_per_class=20, heldout_seed=12, steps=1000)
 
 
 @pytest.fixture(scope="module")

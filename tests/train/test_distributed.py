@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -48,9 +49,11 @@ def test_two_processes_match_one_process(config_file, tmp_path):
     a, b = weights(one / "snapshot-00000003"), weights(two / "snapshot-00000003")
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
-    la = [json.loads(x)["loss_D"] for x in (one / "stats.jsonl").read_text().splitlines()]
-    lb = [json.loads(x)["loss_D"] for x in (two / "stats.jsonl").read_text().splitlines()]
+    keys = ("loss_G", "loss_D", "D_real", "D_fake")
+    la = [[json.loads(x)[k] for k in keys] for x in (one / "stats.jsonl").read_text().splitlines()]
+    lb = [[json.loads(x)[k] for k in keys] for x in (two / "stats.jsonl").read_text().splitlines()]
     assert len(la) == len(lb) == 3
+    np.testing.assert_allclose(lb, la, rtol=1e-4, atol=1e-6)  # the 2-rank means are the 1-rank batch's
 
 
 def test_a_failing_rank_stops_the_job(config_file, tmp_path, monkeypatch):
@@ -64,13 +67,13 @@ def test_two_rank_snapshot_resumes_on_one_rank(config_file, tmp_path):
     two = run(config_file, tmp_path / "two", "--gpus", "2", "--snapshot-kimg", "0.008")
     snap = two / "snapshot-00000001"
     assert snap.exists()
+    two_ranks = [json.loads(x) for x in (two / "stats.jsonl").read_text().splitlines()]
     assert main(["train", "--resume", str(snap), "--no-progress", "--device", "cpu", "--kimg", "0.016"]) == 0
-    rows = [json.loads(x) for x in (two / "stats.jsonl").read_text().splitlines()]
+    one_rank = [json.loads(x) for x in (two / "stats.jsonl").read_text().splitlines()]
+    # the log was cut back to the snapshot's step and step 2 written again, by one rank;
     # steps 2 of the 2-rank run and of the 1-rank resume agree to fp32 rounding
-    by_step = {}
-    for r in rows:
-        by_step.setdefault(r["step"], []).append(r["loss_G"])
-    assert len(by_step[2]) == 2 and by_step[2][0] == pytest.approx(by_step[2][1], rel=1e-4)
+    assert [r["step"] for r in one_rank] == [1, 2] and one_rank[0] == two_ranks[0]
+    assert one_rank[1]["loss_G"] == pytest.approx(two_ranks[1]["loss_G"], rel=1e-4)
 
 
 def test_metrics_and_peak_memory_are_gathered_over_ranks(config_file, tmp_path, monkeypatch):

@@ -240,3 +240,50 @@ def test_cli_reports_os_errors_in_one_line(shapes16, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("tri3d train: error: ") and str(blocker) in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_damaged_snapshots_give_one_line_errors(shapes16, tmp_path, capsys):
+    from tri3d.cli import main
+
+    cfg = micro_config(shapes16, tmp_path, total_kimg=0.004, snapshot_kimg=0.004)
+    run = Trainer(cfg, progress=False).train()
+    snap = checkpoint.find_snapshot(run)
+    weights = snap / "G_ema.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # truncated
+    assert main(["generate", "--ckpt", str(snap), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tri3d generate: error: {weights}: unreadable weights") and len(err.splitlines()) == 1
+    weights.write_bytes(data)
+    config = json.loads((snap / "config.json").read_text())
+    config["G"]["z_dim"] = "64"
+    (snap / "config.json").write_text(json.dumps(config))
+    assert main(["generate", "--ckpt", str(snap), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err == f'tri3d generate: error: {snap / "config.json"}: G.z_dim must be an integer, got "64"\n'
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_in_place_rewrites_the_log_from_the_snapshot_and_clears_stale_temps(shapes16, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    Trainer(micro_config(shapes16, tmp_path, snapshot_kimg=0.012), run_dir=run, progress=False).train()
+    before = read_stats(run)
+    assert [r["step"] for r in before] == [1, 2, 3, 4, 5, 6]
+    shutil.rmtree(run / "snapshot-00000006")  # killed after logging steps 4-6, before their snapshot...
+    (run / ".tmp-snapshot-abc123").mkdir()  # ...while a snapshot and a grid were being written
+    (run / ".tmp-snapshot-abc123" / "G.safetensors").write_bytes(b"half")
+    (run / ".samples-00000006.png.x1y2.tmp").write_bytes(b"half")
+    (run / ".tmp-notes").write_text("not tri3d's")
+    with open(run / "stats.jsonl", "a") as f:
+        f.write('{"step": 7, "loss')  # a torn row
+    trainer = Trainer(micro_config(shapes16, tmp_path, snapshot_kimg=0.012), resume=run, progress=False)
+    assert trainer.run_dir == run and trainer.step == 3
+    assert [r["step"] for r in read_stats(run)] == [1, 2, 3]
+    assert not (run / ".tmp-snapshot-abc123").exists() and not (run / ".samples-00000006.png.x1y2.tmp").exists()
+    assert (run / ".tmp-notes").read_text() == "not tri3d's"
+    trainer.train()
+    after = read_stats(run)
+    assert [r["step"] for r in after] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss_D"] for r in after] == [r["loss_D"] for r in before]

@@ -24,6 +24,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+MAX_CLASSES = 100_000  # a sane bound on labels without class_names (ImageNet-21k has 21,841)
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """Square RGB images of one resolution with integer class labels.
 
@@ -48,6 +51,7 @@ class ImageDataset(torch.utils.data.Dataset):
         names = sorted(n for n in self._list() if n.lower().endswith(IMAGE_EXTENSIONS))
         if not names:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {self.path}")
+        self.class_names: list[str] | None = None
         labels = self._read_labels()
         self.skipped: list[tuple[str, str]] = []
         self.names: list[str] = []
@@ -68,7 +72,10 @@ class ImageDataset(torch.utils.data.Dataset):
         if not self.names:
             raise ValueError(f"{self.path}: every image was skipped ({len(self.skipped)} bad)")
         self.labels = torch.tensor(label_list, dtype=torch.long)
-        self.num_classes = int(self.labels.max()) + 1 if labels is not None else 0
+        if labels is None:
+            self.num_classes = 0
+        else:  # all of class_names when given (a class without images still has its label)
+            self.num_classes = len(self.class_names) if self.class_names is not None else int(self.labels.max()) + 1
 
     # ---------------------------------------------------------------- storage
     def _open_zip(self) -> zipfile.ZipFile:
@@ -100,12 +107,26 @@ class ImageDataset(torch.utils.data.Dataset):
             meta = json.loads(raw)
         except json.JSONDecodeError as err:
             raise ValueError(f"{self._where('dataset.json')}: invalid JSON ({err})") from err
+        where = self._where("dataset.json")
+        if not isinstance(meta, dict):
+            raise ValueError(f"{where}: must hold a JSON object with \"labels\", got {type(meta).__name__}")
         if meta.get("labels") is None:
             return None
+        names = meta.get("class_names")
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ValueError(f"{where}: class_names must be a list of strings")
+        self.class_names = names
+        limit = len(names) if names is not None else MAX_CLASSES
+        if not isinstance(meta["labels"], list):
+            raise ValueError(f"{where}: labels must be a list of [path, class] pairs")
         out = {}
         for entry in meta["labels"]:
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int) and entry[1] >= 0):
-                raise ValueError(f"{self._where('dataset.json')}: labels must be [path, class >= 0] pairs, got {entry!r}")
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                    and isinstance(entry[1], int) and not isinstance(entry[1], bool)):
+                raise ValueError(f"{where}: labels must be [path, integer class] pairs, got {entry!r}")
+            if not 0 <= entry[1] < limit:
+                bound = f"{len(names)} class_names" if names is not None else f"at most {MAX_CLASSES} classes"
+                raise ValueError(f"{where}: label {entry[1]} of {entry[0]} is outside [0, {limit}) ({bound})")
             out[entry[0]] = entry[1]
         return out
 

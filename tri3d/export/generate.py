@@ -33,7 +33,7 @@ def parse_int_list(text: str, name: str) -> list[int]:
 def load_generator(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[TriplaneGenerator, TrainConfig, Path]:
     """The EMA generator of a run folder (newest snapshot) or a snapshot folder."""
     snap = checkpoint.find_snapshot(ckpt)
-    cfg = TrainConfig.from_dict(checkpoint.load_config(snap))
+    cfg = TrainConfig.from_dict(checkpoint.load_config(snap), where=str(snap / "config.json"))
     G = TriplaneGenerator(cfg.G).to(device).eval().requires_grad_(False)
     checkpoint.load_weights(snap, "G_ema", G, device)
     return G, cfg, snap

@@ -15,7 +15,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm import tqdm
+
+from tri3d.utils.progress import progress_bar
 
 
 @dataclass
@@ -98,7 +99,7 @@ def invert(G, target: Tensor, *, c: int | None, cam2world: Tensor, intrinsics: T
     expand = (lambda w: w) if cfg.w_plus else (lambda w: w.expand(-1, ws_init.shape[1], -1))
     opt = torch.optim.Adam([w_param], lr=cfg.lr_w, betas=(0.9, 0.999))
     result = InversionResult(ws=ws_init, ws_init=ws_init, G=G_frozen)
-    bar = tqdm(total=cfg.w_steps + cfg.pti_steps, disable=not progress, unit="step")
+    bar = progress_bar(cfg.w_steps + cfg.pti_steps, enabled=progress, unit="step")
 
     def step(optimizer: torch.optim.Optimizer, loss: Tensor, stage: str) -> None:
         optimizer.zero_grad(set_to_none=True)

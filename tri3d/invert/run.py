@@ -15,6 +15,7 @@ from tri3d.export.generate import export_sample
 from tri3d.export.grid import save_png
 from tri3d.invert.perceptual import FeaturePerceptual, VGGPerceptual
 from tri3d.invert.pti import InversionConfig, depth_error, invert, psnr, render
+from tri3d.metrics.download import metric_file
 from tri3d.render.camera import fov_to_intrinsics, look_at, sample_multiview_poses, sphere_points
 
 
@@ -106,5 +107,8 @@ def _start(G, c, cfg: InversionConfig):
 
 
 def make_perceptual(vgg: str | None, detector=None, device="cpu"):
-    """VGG16 LPIPS when a file is given, else the documented fallback."""
+    """VGG16 LPIPS from a file, or from the published ``vgg16.pt`` fetched into the cache
+    (``vgg="vgg16"``), else the documented fallback (``detector``'s features + pixels)."""
+    if vgg == "vgg16":
+        vgg = str(metric_file("vgg16.pt"))
     return VGGPerceptual(vgg, device) if vgg else FeaturePerceptual(detector)

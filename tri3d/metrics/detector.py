@@ -3,8 +3,8 @@
 - The standard one is the TorchScript Inception used by the StyleGAN2-ADA / EG3D metrics
   (``inception-2015-12-05.pt``): ``detector(images_uint8, return_features=True)`` gives the
   2048-d pool features (FID, KID), ``detector(images_uint8, no_output_bias=True)`` the
-  softmax class *probabilities* of the logits without output bias (IS). tri3d never
-  downloads it: pass a path.
+  softmax class *probabilities* of the logits without output bias (IS). By default it is
+  fetched into the cache on first use and verified (``tri3d.metrics.download``).
 - ``"shapes"``: the rgb judge of ``tri3d.metrics.shapes_judges`` (a small CNN trained once
   per resolution on a larger shapes set of another seed, cached); its penultimate features
   give FID/KID-style numbers and its predictions the class accuracy of generated views, on
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tri3d.data.shapes import default_cache_dir
+from tri3d.metrics.download import metric_file
 from tri3d.metrics.shapes_judges import JudgeConfig, load_shapes_judge
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -62,18 +62,19 @@ def _file_digest(path: Path) -> str:
 def load_detector(spec: str | None, *, dataset=None, device: torch.device | str = "cpu",
                   cache_dir: Path | None = None, judge: JudgeConfig | None = None):
     """``"shapes"`` (the rgb shapes judge at ``dataset``'s resolution), a TorchScript path,
-    or ``None``: the ``TRI3D_DETECTOR`` variable, else ``<cache>/inception-2015-12-05.pt``."""
+    or ``None``: the ``TRI3D_DETECTOR`` variable, else the published Inception, fetched
+    into the cache on first use and verified (offline with ``TRI3D_OFFLINE=1``)."""
     if spec == "shapes":
         if dataset is None:
             raise ValueError("the shapes detector needs the shapes dataset")
         return load_shapes_judge("rgb", dataset.resolution, judge=judge, cache_dir=cache_dir, device=device)
-    path = Path(spec or os.environ.get("TRI3D_DETECTOR") or (cache_dir or default_cache_dir()) / INCEPTION_FILE)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"detector not found at {path}. Put the TorchScript Inception of the StyleGAN2-ADA / EG3D metrics "
-            f"({INCEPTION_FILE}) there, or pass --detector PATH (or set TRI3D_DETECTOR); "
-            "`--detector shapes` works offline on the shapes set"
-        )
+    given = spec or os.environ.get("TRI3D_DETECTOR")
+    if given is None:
+        return TorchScriptDetector(metric_file(INCEPTION_FILE, cache_dir), device)
+    path = Path(given)
+    if not path.is_file():
+        raise FileNotFoundError(f"detector not found: {path} (a TorchScript Inception like {INCEPTION_FILE}; "
+                                "leave it out to fetch the published one, or use 'shapes' on the shapes set)")
     return TorchScriptDetector(path, device)
 
 

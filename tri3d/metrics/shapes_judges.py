@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tri3d.data.shapes import CAMERA, CLASS_NAMES, default_cache_dir, make_shapes_dataset, shapes_dataset_path
+from tri3d.utils.typed_config import from_typed_dict
 
 JUDGE_BATCH = 64
 JUDGE_FORMAT = 1
@@ -44,8 +45,9 @@ class JudgeConfig:
     steps: int = 1500  # Adam steps of batch 64
 
     @classmethod
-    def from_dict(cls, d: dict) -> "JudgeConfig":
-        return cls(**d)
+    def from_dict(cls, d: dict, where: str = "judge config") -> "JudgeConfig":
+        """Built from JSON values, each checked against its field's type (``ValueError`` naming the key)."""
+        return from_typed_dict(cls, d, where)
 
 
 def depth_nearness(depth: Tensor, opacity: Tensor,  # [N, 1, H, W] each

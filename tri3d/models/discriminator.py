@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tri3d.models.layers import Conv2dLayer, FullyConnected, normalize_2nd_moment
+from tri3d.utils.typed_config import from_typed_dict
 
 
 @dataclass
@@ -25,8 +26,9 @@ class DiscriminatorConfig:
     mixed_resolutions: int = 4  # with ``mixed_dtype`` set, this many highest-resolution blocks run in it (EG3D's fp16 layers)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DiscriminatorConfig":
-        return cls(**d)
+    def from_dict(cls, d: dict, where: str = "discriminator config") -> "DiscriminatorConfig":
+        """Built from JSON values, each checked against its field's type (``ValueError`` naming the key)."""
+        return from_typed_dict(cls, d, where)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +131,27 @@ class Discriminator(nn.Module):
                 c: Tensor | None = None,  # [N] class labels
                 img_raw: Tensor | None = None,  # [N, 3, r, r] raw neural rendering (dual only)
                 ) -> Tensor:  # [N, 1]
+        x = self.features(img, img_raw)
+        if self.cmap is None:
+            return x
+        if c is None or c.shape != (img.shape[0],):
+            raise ValueError(f"c must be class labels of shape [{img.shape[0]}]")
+        return (x * self.cmap(c)).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+
+    def class_scores(self, img: Tensor,  # [N, 3, R, R]
+                     img_raw: Tensor | None = None,  # [N, 3, r, r] raw neural rendering (dual only)
+                     ) -> Tensor:  # [N, num_classes]
+        """``forward(img, k, img_raw)`` for every class ``k`` at once (the features are
+        computed once): column ``k`` is the score the image gets under label ``k``."""
+        if self.cmap is None:
+            raise ValueError("class_scores needs a class-conditional discriminator (num_classes > 0)")
+        labels = torch.arange(self.config.num_classes, device=img.device)
+        return self.features(img, img_raw) @ self.cmap(labels).T / math.sqrt(self.cmap_dim)
+
+    def features(self, img: Tensor,  # [N, 3, R, R]
+                 img_raw: Tensor | None = None,  # [N, 3, r, r] raw neural rendering (dual only)
+                 ) -> Tensor:  # [N, cmap_dim] (class-conditional) or [N, 1]
+        """The output of the last layer, before the class projection."""
         R = self.config.image_resolution
         if img.dim() != 4 or img.shape[1:] != (3, R, R):
             raise ValueError(f"img must have shape [N, 3, {R}, {R}], got {list(img.shape)}")
@@ -147,9 +170,4 @@ class Discriminator(nn.Module):
                 x = block(x, img)
             x = x.to(img.dtype)  # back from the mixed dtype (fp32 stays fp32, fp64 stays fp64)
         x = self.conv(minibatch_stddev(x, self.mbstd_group))
-        x = self.out(self.fc(x.flatten(1)))
-        if self.cmap is None:
-            return x
-        if c is None or c.shape != (img.shape[0],):
-            raise ValueError(f"c must be class labels of shape [{img.shape[0]}]")
-        return (x * self.cmap(c)).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+        return self.out(self.fc(x.flatten(1)))

@@ -15,6 +15,7 @@ from tri3d.models.superres import SuperResolution
 from tri3d.models.synthesis import SynthesisNetwork
 from tri3d.ops import triplane_decode
 from tri3d.render import TriplaneRenderer
+from tri3d.utils.typed_config import from_typed_dict
 
 
 @dataclass
@@ -58,10 +59,9 @@ class GeneratorConfig:
     renderer: RendererConfig = field(default_factory=RendererConfig)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GeneratorConfig":
-        d = dict(d)
-        d["renderer"] = RendererConfig(**d.get("renderer", {}))
-        return cls(**d)
+    def from_dict(cls, d: dict, where: str = "generator config") -> "GeneratorConfig":
+        """Built from JSON values, each checked against its field's type (``ValueError`` naming the key)."""
+        return from_typed_dict(cls, d, where)
 
     def to_dict(self) -> dict:
         return asdict(self)

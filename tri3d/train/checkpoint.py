@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -68,7 +69,7 @@ def find_snapshot(path: str | Path) -> Path:
 def check_format(snapshot: Path) -> None:
     """Raise ``ValueError`` naming what changed when ``snapshot`` was written by a tri3d
     whose networks differ from this one's (its weights would not mean the same)."""
-    found = json.loads((snapshot / "config.json").read_text()).get(FORMAT_KEY, 1)
+    found = _read_config(snapshot).get(FORMAT_KEY, 1)
     if found != FORMAT_VERSION:
         changed = "; ".join(FORMAT_CHANGES[v] for v in range(found + 1, FORMAT_VERSION + 1) if v in FORMAT_CHANGES)
         raise ValueError(f"{snapshot}: written by tri3d snapshot format {found}, this tri3d reads format "
@@ -82,16 +83,86 @@ def load_weights(snapshot: Path, name: str, module: nn.Module, device: torch.dev
     file = snapshot / f"{name}.safetensors"
     if not file.exists():
         raise FileNotFoundError(f"{file} is missing")
-    module.load_state_dict(load_file(str(file), device=str(device)))
+    try:
+        state = load_file(str(file), device=str(device))
+    except SafetensorError as err:  # truncated or not a safetensors file
+        raise ValueError(f"{file}: unreadable weights ({err})") from err
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:  # missing / unexpected keys, other shapes
+        raise ValueError(f"{file}: does not match the network its config.json describes "
+                         f"({str(err).splitlines()[0]})") from err
 
 
 def load_config(snapshot: Path) -> dict:
     """The run config of a snapshot (its format checked, the format key removed)."""
     check_format(snapshot)
-    config = json.loads((snapshot / "config.json").read_text())
+    config = _read_config(snapshot)
     config.pop(FORMAT_KEY)
+    return config
+
+
+def _read_config(snapshot: Path) -> dict:
+    file = snapshot / "config.json"
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{file}: not valid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"{file}: must hold a JSON object, got {type(config).__name__}")
     return config
 
 
 def load_train_state(snapshot: Path) -> dict:
     return torch.load(snapshot / "train_state.pt", map_location="cpu", weights_only=True)
+
+
+STALE_TEMP_DIR = re.compile(r"^\.tmp-snapshot-")  # save_snapshot's temporary folders
+STALE_TEMP_FILE = re.compile(r"^\.(samples-\d+\.png|learning_curve\.png|stats\.jsonl|metrics\.jsonl)\..*\.tmp$")
+
+
+def remove_stale_temps(run_dir: Path) -> list[str]:
+    """Delete what a killed run left half-written in its own folder: snapshot temp folders
+    and temp files of grids, curves and rewritten logs (names only tri3d creates). Returns
+    the names removed."""
+    removed = []
+    for entry in run_dir.iterdir():
+        if entry.is_dir() and STALE_TEMP_DIR.match(entry.name):
+            shutil.rmtree(entry)
+        elif entry.is_file() and STALE_TEMP_FILE.match(entry.name):
+            entry.unlink()
+        else:
+            continue
+        removed.append(entry.name)
+    return removed
+
+
+def truncate_log(path: Path, step: int) -> int:
+    """Drop the rows of a ``*.jsonl`` log written after ``step`` (a resumed run writes them
+    again), atomically. Returns how many rows were dropped."""
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if _row_step(line) <= step]
+    if len(kept) == len(lines):
+        return 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(line + "\n" for line in kept))
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(lines) - len(kept)
+
+
+TORN_ROW = 1 << 62  # the step given to a line that is not a JSON row
+
+
+def _row_step(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", -1))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return TORN_ROW  # a line torn by a kill: dropped

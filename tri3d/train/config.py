@@ -6,8 +6,11 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from tri3d.data.dataset import MAX_CLASSES
 from tri3d.metrics.shapes_judges import JudgeConfig
 from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
+from tri3d.render.camera import multiview_base_angle_deg
+from tri3d.utils.typed_config import from_typed_dict
 
 
 PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # names the run folder: no path separators
@@ -64,41 +67,93 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        d["G"] = GeneratorConfig.from_dict(d["G"])
-        d["D"] = DiscriminatorConfig.from_dict(d["D"])
-        d["metrics_judge"] = JudgeConfig.from_dict(d.get("metrics_judge", {}))
-        return cls(**d)
+    def from_dict(cls, d: dict, where: str = "training config") -> "TrainConfig":
+        """Built from JSON values (a ``config.json``), each checked against its field's type;
+        ``ValueError`` names the file (``where``) and the first bad key."""
+        return from_typed_dict(cls, d, where)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first option out of range."""
+    def validate(self, names: dict[str, str] | None = None) -> None:
+        """Raise ``ValueError`` naming the first option out of range.
+
+        ``names`` maps field names to what the user typed (the CLI passes its flags, e.g.
+        ``{"num_workers": "--workers"}``), so messages name the flag, not the field."""
+        names = names or {}
+        g, d, r = self.G, self.D, self.G.renderer
         checks = [
-            ("batch", self.batch >= 1), ("total_kimg", self.total_kimg > 0), ("snapshot_kimg", self.snapshot_kimg > 0),
-            ("log_every", self.log_every >= 1), ("lr_G", self.lr_G > 0), ("lr_D", self.lr_D > 0),
-            ("beta1", 0 <= self.beta1 < 1), ("beta2", 0 <= self.beta2 < 1), ("r1_gamma", self.r1_gamma >= 0),
-            ("r1_interval", self.r1_interval >= 1), ("density_reg", self.density_reg >= 0),
-            ("density_reg_every", self.density_reg_every >= 1), ("views", 1 <= self.views <= 16),
-            ("multiview_start_kimg", self.multiview_start_kimg >= 0), ("camera_radius", self.camera_radius > 0),
-            ("fov_deg", 0 < self.fov_deg < 180), ("num_workers", self.num_workers >= 0),
-            ("grid_objects", self.grid_objects >= 1), ("precision", self.precision in ("fp32", "bf16")),
-            ("noise_mode", self.noise_mode in ("random", "const", "none")), ("shapes_per_class", self.shapes_per_class >= 1),
-            ("max_nonfinite_steps", self.max_nonfinite_steps >= 1),
-            ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
-            ("G.image_resolution == D.image_resolution", self.G.image_resolution == self.D.image_resolution),
-            ("G.num_classes == D.num_classes", self.G.num_classes == self.D.num_classes),
-            ("D.dual == G.superresolution (EG3D's dual discrimination)", self.D.dual == self.G.superresolution),
+            ("batch", 1 <= self.batch <= MAX_BATCH, f"an integer in [1, {MAX_BATCH}]"),
+            ("total_kimg", 0 < self.total_kimg <= MAX_KIMG, f"a number in (0, {MAX_KIMG:g}]"),
+            ("snapshot_kimg", 0 < self.snapshot_kimg <= MAX_KIMG, f"a number in (0, {MAX_KIMG:g}]"),
+            ("log_every", self.log_every >= 1, "an integer >= 1"), ("lr_G", self.lr_G > 0, "> 0"),
+            ("lr_D", self.lr_D > 0, "> 0"), ("beta1", 0 <= self.beta1 < 1, "in [0, 1)"),
+            ("beta2", 0 <= self.beta2 < 1, "in [0, 1)"), ("r1_gamma", self.r1_gamma >= 0, ">= 0"),
+            ("r1_interval", self.r1_interval >= 1, ">= 1"), ("density_reg", self.density_reg >= 0, ">= 0"),
+            ("density_reg_every", self.density_reg_every >= 1, ">= 1"),
+            ("views", 1 <= self.views <= 16, "in [1, 16]"),
+            ("multiview_start_kimg", self.multiview_start_kimg >= 0, ">= 0"),
+            ("view_perturb_deg", 0 <= self.view_perturb_deg <= 90, "in [0, 90]"),
+            ("camera_radius", self.camera_radius > 0, "> 0"), ("fov_deg", 0 < self.fov_deg < 180, "in (0, 180)"),
+            ("num_workers", 0 <= self.num_workers <= 256, "in [0, 256]"),
+            ("grid_objects", 1 <= self.grid_objects <= 1024, "in [1, 1024]"),
+            ("precision", self.precision in ("fp32", "bf16"), "fp32 or bf16"),
+            ("noise_mode", self.noise_mode in ("random", "const", "none"), "random, const or none"),
+            ("shapes_per_class", 1 <= self.shapes_per_class <= 100_000, "in [1, 100000]"),
+            ("max_nonfinite_steps", self.max_nonfinite_steps >= 1, ">= 1"),
+            ("metrics_num_gen", 2 <= self.metrics_num_gen <= 1_000_000, "in [2, 1000000]"),
+            ("device", self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device) is not None,
+             "auto, cpu, cuda or cuda:N"),
+            ("G.image_resolution", _power_of_two(g.image_resolution, 8, 4096), "a power of two in [8, 4096]"),
+            ("G.neural_rendering_resolution", _power_of_two(g.neural_rendering_resolution, 8, 4096),
+             "a power of two in [8, 4096]"),
+            ("G.triplane_resolution", _power_of_two(g.triplane_resolution, 8, 4096), "a power of two in [8, 4096]"),
+            ("G.z_dim", 1 <= g.z_dim <= 4096, "in [1, 4096]"), ("G.w_dim", 1 <= g.w_dim <= 4096, "in [1, 4096]"),
+            ("G.num_classes", 0 <= g.num_classes <= MAX_CLASSES, f"in [0, {MAX_CLASSES}]"),
+            ("G.triplane_channels", 1 <= g.triplane_channels <= 1024, "in [1, 1024]"),
+            ("G.channel_max", 1 <= g.channel_max <= 4096, "in [1, 4096]"),
+            ("G.decoder_hidden", 1 <= g.decoder_hidden <= 4096, "in [1, 4096]"),
+            ("G.renderer.depth_samples", 1 <= r.depth_samples <= 1024, "in [1, 1024]"),
+            ("G.renderer.importance_samples", 0 <= r.importance_samples <= 1024, "in [0, 1024]"),
+            ("G.renderer.near < G.renderer.far", 0 < r.near < r.far, "0 < near < far"),
+            ("D.channel_max", 1 <= d.channel_max <= 4096, "in [1, 4096]"),
+            ("G.image_resolution == D.image_resolution", g.image_resolution == d.image_resolution, "equal"),
+            ("G.num_classes == D.num_classes", g.num_classes == d.num_classes, "equal"),
+            ("D.dual == G.superresolution (EG3D's dual discrimination)", d.dual == g.superresolution, "equal"),
         ]
         if not PRESET_NAME.fullmatch(str(self.preset)):
             raise ValueError(f"invalid training option preset: {self.preset!r} (it names the run folder: letters, "
                              "digits, '.', '_', '+' and '-', starting with a letter or digit)")
-        for name, ok in checks:
+        for name, ok, wanted in checks:
             if not ok:
-                value = getattr(self, name, None) if "." not in name else ""
-                raise ValueError(f"invalid training option {name}" + (f": {value!r}" if value is not None else ""))
+                shown = f"{names.get(name, name)} {_value_of(self, name)}".rstrip()
+                raise ValueError(f"invalid training option {shown}: must be {wanted}")
+        if self.views > 1:  # the multi-view camera sampler's guarantee (checked here, before any folder exists)
+            guaranteed = multiview_base_angle_deg(self.views) - 2 * self.view_perturb_deg
+            if not 0 <= self.min_view_angle_deg <= guaranteed:
+                raise ValueError(
+                    f"invalid training option {names.get('views', 'views')} {self.views}: {self.views} views on a "
+                    f"great circle, each perturbed by up to {self.view_perturb_deg:g} deg, are only {guaranteed:g} deg "
+                    f"apart, below min_view_angle_deg {self.min_view_angle_deg:g} (use fewer views or lower "
+                    "min_view_angle_deg / view_perturb_deg in a --config)")
+
+
+MAX_BATCH = 65536  # objects per step
+MAX_KIMG = 1e6  # thousands of images (the paper's runs: 25,000)
+
+
+def _power_of_two(value: int, lo: int, hi: int) -> bool:
+    return lo <= value <= hi and value & (value - 1) == 0
+
+
+def _value_of(cfg: TrainConfig, name: str) -> str:
+    """The value of a (possibly dotted) field for an error message; '' for derived checks."""
+    owner = cfg
+    for part in name.split("."):
+        if not part.isidentifier() or not hasattr(owner, part):
+            return ""
+        owner = getattr(owner, part)
+    return repr(owner)
 
 
 def _imagenet() -> TrainConfig:

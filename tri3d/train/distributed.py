@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -74,14 +75,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawned(local_rank: int, world: int, port: int, argv: list[str]) -> None:
+def _spawned(local_rank: int, world: int, port: int, entry: Callable[[list[str]], int], argv: list[str]) -> None:
     os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from tri3d.cli import main
-
     code = 1
     try:
-        code = main(argv)
+        code = entry(argv)
     finally:
         if dist.is_initialized():
             if code == 0:  # both ranks finished: tear down together (a rank leaving early aborts the other's gloo threads)
@@ -91,10 +90,11 @@ def _spawned(local_rank: int, world: int, port: int, argv: list[str]) -> None:
         raise SystemExit(code)
 
 
-def spawn(nprocs: int, argv: list[str]) -> None:
-    """Run ``tri3d <argv>`` in ``nprocs`` local processes (what ``--gpus N`` does). An
-    exception in any rank stops the whole job and is re-raised here with its traceback."""
-    torch.multiprocessing.spawn(_spawned, args=(nprocs, free_port(), argv), nprocs=nprocs, join=True)
+def spawn(nprocs: int, entry: Callable[[list[str]], int], argv: list[str]) -> None:
+    """Run ``entry(argv)`` (a module-level function returning an exit status, e.g. the
+    ``tri3d`` command's ``main``) in ``nprocs`` local processes (what ``--gpus N`` does).
+    An exception in any rank stops the whole job and is re-raised here with its traceback."""
+    torch.multiprocessing.spawn(_spawned, args=(nprocs, free_port(), entry, argv), nprocs=nprocs, join=True)
 
 
 def check_fault_injection(env: DistEnv) -> None:

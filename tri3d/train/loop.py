@@ -5,6 +5,7 @@ import copy
 import inspect
 import json
 import math
+import re
 import resource
 import time
 from pathlib import Path
@@ -12,7 +13,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from tri3d.data import ImageDataset
 from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
@@ -34,13 +34,25 @@ from tri3d.train.loss import (
 )
 from tri3d.train.distributed import all_reduce_mean_, barrier, check_fault_injection, init_from_env, rank_device
 from tri3d.train.errors import TrainingStopped
+from tri3d.utils.progress import progress_bar
 from tri3d.utils.timing import StageTimer
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
+    ``ValueError`` naming ``--device`` when the device does not exist on this machine."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch is built without CUDA" if torch.version.cuda is None else "no usable GPU or driver"
+            raise ValueError(f"--device {name}: CUDA is not available ({why}); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def new_run_dir(root: str | Path, preset: str) -> Path:
@@ -140,6 +152,10 @@ class Trainer:
             self.run_dir = Path(run_dir) if run_dir else self._shared_new_run_dir()
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.remove_stale_temps(self.run_dir)
+            if resume is not None:  # rows past the snapshot are written again by this run
+                for log in ("stats.jsonl", "metrics.jsonl"):
+                    checkpoint.truncate_log(self.run_dir / log, self.step)
         self._tb = None
         self.G_ddp, self.D_ddp = self.G, self.D
         if self.dist.enabled:
@@ -422,7 +438,7 @@ class Trainer:
         )
         total_steps = math.ceil(cfg.total_kimg * 1000 / cfg.batch)
         snapshot_every = max(1, round(cfg.snapshot_kimg * 1000 / cfg.batch))
-        bar = tqdm(total=total_steps, initial=self.step, disable=not self.progress, unit="step")
+        bar = progress_bar(total_steps, initial=self.step, enabled=self.progress, unit="step")
         window, t0, nimg0 = [], time.perf_counter(), self.nimg
         for real, c in loader:
             if self.step >= total_steps:

@@ -30,11 +30,11 @@ void by_dtype(const std::string& dtype, F&& f) {
   }
 }
 
-void check_sizes(int64_t M, int S, int C) {
-  if (M < 0 || S < 2 || C < 1) throw std::invalid_argument("tri3d._C: need M >= 0, S >= 2, C >= 1");
+void check_sizes(int64_t M, int64_t S, int64_t C) {
+  if (M < 0 || S < 2 || C < 0) throw std::invalid_argument("tri3d._C: need M >= 0, S >= 2, C >= 0");
 }
 
-void composite_forward(const std::string& device, const std::string& dtype, int64_t M, int S, int C,
+void composite_forward(const std::string& device, const std::string& dtype, int64_t M, int64_t S, int64_t C,
                        std::uintptr_t sigma, std::uintptr_t rgb, std::uintptr_t depth, std::uintptr_t out_rgb,
                        std::uintptr_t out_depth, std::uintptr_t out_weights, std::uintptr_t stream) {
   check_sizes(M, S, C);
@@ -55,7 +55,7 @@ void composite_forward(const std::string& device, const std::string& dtype, int6
   });
 }
 
-void composite_backward(const std::string& device, const std::string& dtype, int64_t M, int S, int C,
+void composite_backward(const std::string& device, const std::string& dtype, int64_t M, int64_t S, int64_t C,
                         std::uintptr_t sigma, std::uintptr_t rgb, std::uintptr_t depth, std::uintptr_t grad_rgb_out,
                         std::uintptr_t grad_depth_out, std::uintptr_t grad_weights_out, std::uintptr_t grad_sigma,
                         std::uintptr_t grad_rgb, std::uintptr_t stream) {
@@ -79,7 +79,7 @@ void composite_backward(const std::string& device, const std::string& dtype, int
   });
 }
 
-void importance(const std::string& device, const std::string& dtype, int64_t M, int S, int n, std::uintptr_t depth,
+void importance(const std::string& device, const std::string& dtype, int64_t M, int64_t S, int64_t n, std::uintptr_t depth,
                 std::uintptr_t weights, std::uintptr_t u, std::uintptr_t out_depths, std::uintptr_t stream) {
   if (M < 0 || S < 4 || n < 0) throw std::invalid_argument("tri3d._C: importance needs M >= 0, S >= 4, n >= 0");
   by_dtype(dtype, [&](auto zero) {
@@ -98,7 +98,7 @@ void importance(const std::string& device, const std::string& dtype, int64_t M, 
   });
 }
 
-void merge_sorted(const std::string& device, const std::string& dtype, int64_t M, int S, int n, std::uintptr_t coarse,
+void merge_sorted(const std::string& device, const std::string& dtype, int64_t M, int64_t S, int64_t n, std::uintptr_t coarse,
                   std::uintptr_t fine, std::uintptr_t out_depth, std::uintptr_t order, std::uintptr_t stream) {
   if (M < 0 || S < 1 || n < 0) throw std::invalid_argument("tri3d._C: merge_sorted needs M >= 0, S >= 1, n >= 0");
   by_dtype(dtype, [&](auto zero) {

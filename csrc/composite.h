@@ -34,7 +34,7 @@ struct Interval {
 };
 
 template <typename T>
-HOST_DEVICE Interval<T> interval(const T* sigma, const T* depth, int i) {
+HOST_DEVICE Interval<T> interval(const T* sigma, const T* depth, int64_t i) {
   Interval<T> iv;
   iv.delta = depth[i + 1] - depth[i];
   iv.m = (sigma[i] + sigma[i + 1]) * T(0.5);
@@ -47,16 +47,16 @@ HOST_DEVICE Interval<T> interval(const T* sigma, const T* depth, int i) {
 // Forward for one ray. sigma, depth: [S]; rgb: [S, C]; out_rgb: [C]; out_depth: [1];
 // out_weights: [S-1]. Every lane computes the scalars; lanes split channels and weights.
 template <typename T>
-HOST_DEVICE void composite_forward_ray(int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
+HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
                                        T* out_depth, T* out_weights, int lane, int lanes) {
   const T eps = T(kTransmittanceEps);
-  for (int c = lane; c < C; c += lanes) out_rgb[c] = T(0);
+  for (int64_t c = lane; c < C; c += lanes) out_rgb[c] = T(0);
   T trans = T(1), wsum = T(0), dsum = T(0);
-  for (int i = 0; i < S - 1; ++i) {
+  for (int64_t i = 0; i < S - 1; ++i) {
     Interval<T> iv = interval(sigma, depth, i);
     T w = iv.alpha * trans;
     if (lane == 0) out_weights[i] = w;
-    for (int c = lane; c < C; c += lanes) out_rgb[c] += w * (rgb[i * C + c] + rgb[(i + 1) * C + c]) * T(0.5);
+    for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += w * (rgb[i * C + c] + rgb[(i + 1) * C + c]) * T(0.5);
     wsum += w;
     dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
     trans *= T(1) - iv.alpha + eps;
@@ -70,14 +70,14 @@ HOST_DEVICE void composite_forward_ray(int S, int C, const T* sigma, const T* rg
 // Backward for one ray. grad_rgb_out: [C]; grad_depth_out: [1]; grad_weights_out: [S-1]
 // (may be null: no gradient). Writes grad_sigma: [S] and grad_rgb: [S, C].
 template <typename T, typename Sync, typename Reduce>
-HOST_DEVICE void composite_backward_ray(int S, int C, const T* sigma, const T* rgb, const T* depth,
+HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
                                         const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
                                         T* grad_sigma, T* grad_rgb, int lane, int lanes, Sync sync, Reduce reduce) {
   const T eps = T(kTransmittanceEps);
-  const int K = S - 1;
+  const int64_t K = S - 1;
   // Pass 1: forward recompute of T_k (parked in grad_sigma[k]) and the depth totals.
   T trans = T(1), wsum = T(0), dsum = T(0);
-  for (int i = 0; i < K; ++i) {
+  for (int64_t i = 0; i < K; ++i) {
     Interval<T> iv = interval(sigma, depth, i);
     if (lane == 0) grad_sigma[i] = trans;
     T w = iv.alpha * trans;
@@ -93,15 +93,15 @@ HOST_DEVICE void composite_backward_ray(int S, int C, const T* sigma, const T* r
     if (depth_val > depth[0] && depth_val < depth[S - 1]) gdepth = grad_depth_out[0] / wsum;
   }
   // Pass 2: reverse scan.
-  for (int c = lane; c < C; c += lanes) grad_rgb[K * C + c] = T(0);
+  for (int64_t c = lane; c < C; c += lanes) grad_rgb[K * C + c] = T(0);
   T R = T(0), gm_next = T(0);
-  for (int k = K - 1; k >= 0; --k) {
+  for (int64_t k = K - 1; k >= 0; --k) {
     Interval<T> iv = interval(sigma, depth, k);
     T t_k = grad_sigma[k];
     T w = iv.alpha * t_k;
     // G_k = dL/dw_k: direct + rgb (channel dot product split over lanes) + depth.
     T partial = T(0);
-    for (int c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * (rgb[k * C + c] + rgb[(k + 1) * C + c]);
+    for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * (rgb[k * C + c] + rgb[(k + 1) * C + c]);
     T G = (grad_weights_out ? grad_weights_out[k] : T(0)) + reduce(partial) * T(0.5);
     G += gdepth * ((depth[k] + depth[k + 1]) * T(0.5) - depth_val);
     T g_alpha = t_k * (G - R);
@@ -111,7 +111,7 @@ HOST_DEVICE void composite_backward_ray(int S, int C, const T* sigma, const T* r
     if (lane == 0) grad_sigma[k + 1] = (gm + gm_next) * T(0.5);  // slot k+1's T is no longer needed
     gm_next = gm;
     // rgb: c_mid_k = (c_k + c_{k+1}) / 2 gets grad_rgb_out * w_k.
-    for (int c = lane; c < C; c += lanes) {
+    for (int64_t c = lane; c < C; c += lanes) {
       T g = grad_rgb_out[c] * w * T(0.5);
       grad_rgb[(k + 1) * C + c] += g;
       grad_rgb[k * C + c] = g;

@@ -16,7 +16,7 @@ struct Identity {
 }  // namespace
 
 template <typename T>
-void composite_forward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
+void composite_forward_cpu(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
                            T* out_depth, T* out_weights) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < M; ++r) {
@@ -26,7 +26,7 @@ void composite_forward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb
 }
 
 template <typename T>
-void composite_backward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+void composite_backward_cpu(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
                             const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
                             T* grad_sigma, T* grad_rgb) {
 #pragma omp parallel for schedule(static)
@@ -38,17 +38,17 @@ void composite_backward_cpu(int64_t M, int S, int C, const T* sigma, const T* rg
 }
 
 template <typename T>
-void importance_cpu(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out) {
+void importance_cpu(int64_t M, int64_t S, int64_t n, const T* depth, const T* weights, const T* u, T* out) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < M; ++r) {
     const T* w = weights + r * (S - 1);
     T total = importance_total(w, S);
-    for (int j = 0; j < n; ++j) out[r * n + j] = importance_sample_one(depth + r * S, w, S, total, u[r * n + j]);
+    for (int64_t j = 0; j < n; ++j) out[r * n + j] = importance_sample_one(depth + r * S, w, S, total, u[r * n + j]);
   }
 }
 
 template <typename T>
-void merge_sorted_cpu(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order) {
+void merge_sorted_cpu(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < M; ++r) {
     merge_sorted_ray(S, n, coarse + r * S, fine + r * n, out_depth + r * (S + n), order + r * (S + n));
@@ -56,11 +56,11 @@ void merge_sorted_cpu(int64_t M, int S, int n, const T* coarse, const T* fine, T
 }
 
 #define TRI3D_INSTANTIATE(T)                                                                                    \
-  template void composite_forward_cpu<T>(int64_t, int, int, const T*, const T*, const T*, T*, T*, T*);         \
-  template void composite_backward_cpu<T>(int64_t, int, int, const T*, const T*, const T*, const T*, const T*, \
+  template void composite_forward_cpu<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, T*, T*, T*);         \
+  template void composite_backward_cpu<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, \
                                           const T*, T*, T*);                                                    \
-  template void importance_cpu<T>(int64_t, int, int, const T*, const T*, const T*, T*);                       \
-  template void merge_sorted_cpu<T>(int64_t, int, int, const T*, const T*, T*, int64_t*);
+  template void importance_cpu<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, T*);                       \
+  template void merge_sorted_cpu<T>(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t*);
 TRI3D_INSTANTIATE(float)
 TRI3D_INSTANTIATE(double)
 #undef TRI3D_INSTANTIATE

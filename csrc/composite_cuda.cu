@@ -32,7 +32,7 @@ void check(cudaError_t err, const char* what) {
 }
 
 template <typename T>
-__global__ void composite_forward_kernel(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+__global__ void composite_forward_kernel(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
                                          T* out_rgb, T* out_depth, T* out_weights) {
   int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   if (r >= M) return;
@@ -41,7 +41,7 @@ __global__ void composite_forward_kernel(int64_t M, int S, int C, const T* sigma
 }
 
 template <typename T>
-__global__ void composite_backward_kernel(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+__global__ void composite_backward_kernel(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
                                           const T* grad_rgb_out, const T* grad_depth_out,
                                           const T* grad_weights_out, T* grad_sigma, T* grad_rgb) {
   int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
@@ -52,7 +52,7 @@ __global__ void composite_backward_kernel(int64_t M, int S, int C, const T* sigm
 }
 
 template <typename T>
-__global__ void importance_kernel(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out) {
+__global__ void importance_kernel(int64_t M, int64_t S, int64_t n, const T* depth, const T* weights, const T* u, T* out) {
   int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= M * n) return;
   int64_t r = i / n;
@@ -61,7 +61,7 @@ __global__ void importance_kernel(int64_t M, int S, int n, const T* depth, const
 }
 
 template <typename T>
-__global__ void merge_sorted_kernel(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth,
+__global__ void merge_sorted_kernel(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth,
                                     int64_t* order) {
   int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (r >= M) return;
@@ -73,7 +73,7 @@ int64_t warp_blocks(int64_t M) { return (M + kWarpsPerBlock - 1) / kWarpsPerBloc
 }  // namespace
 
 template <typename T>
-void composite_forward_cuda(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
+void composite_forward_cuda(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
                             T* out_depth, T* out_weights, void* stream) {
   if (M == 0) return;
   composite_forward_kernel<T><<<warp_blocks(M), 32 * kWarpsPerBlock, 0, (cudaStream_t)stream>>>(
@@ -82,7 +82,7 @@ void composite_forward_cuda(int64_t M, int S, int C, const T* sigma, const T* rg
 }
 
 template <typename T>
-void composite_backward_cuda(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+void composite_backward_cuda(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
                              const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
                              T* grad_sigma, T* grad_rgb, void* stream) {
   if (M == 0) return;
@@ -92,7 +92,7 @@ void composite_backward_cuda(int64_t M, int S, int C, const T* sigma, const T* r
 }
 
 template <typename T>
-void importance_cuda(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out, void* stream) {
+void importance_cuda(int64_t M, int64_t S, int64_t n, const T* depth, const T* weights, const T* u, T* out, void* stream) {
   int64_t total = M * n;
   if (total == 0) return;
   const int threads = 256;
@@ -102,7 +102,7 @@ void importance_cuda(int64_t M, int S, int n, const T* depth, const T* weights, 
 }
 
 template <typename T>
-void merge_sorted_cuda(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order,
+void merge_sorted_cuda(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order,
                        void* stream) {
   if (M == 0) return;
   const int threads = 128;
@@ -112,11 +112,11 @@ void merge_sorted_cuda(int64_t M, int S, int n, const T* coarse, const T* fine, 
 }
 
 #define TRI3D_INSTANTIATE(T)                                                                                     \
-  template void composite_forward_cuda<T>(int64_t, int, int, const T*, const T*, const T*, T*, T*, T*, void*);  \
-  template void composite_backward_cuda<T>(int64_t, int, int, const T*, const T*, const T*, const T*, const T*, \
+  template void composite_forward_cuda<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, T*, T*, T*, void*);  \
+  template void composite_backward_cuda<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, \
                                            const T*, T*, T*, void*);                                             \
-  template void importance_cuda<T>(int64_t, int, int, const T*, const T*, const T*, T*, void*);              \
-  template void merge_sorted_cuda<T>(int64_t, int, int, const T*, const T*, T*, int64_t*, void*);
+  template void importance_cuda<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, T*, void*);              \
+  template void merge_sorted_cuda<T>(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t*, void*);
 TRI3D_INSTANTIATE(float)
 TRI3D_INSTANTIATE(double)
 #undef TRI3D_INSTANTIATE

@@ -18,7 +18,7 @@ constexpr double kWeightFloor = 0.01;
 constexpr double kPdfEps = 1e-5;
 
 template <typename T>
-HOST_DEVICE T smoothed_weight(const T* w, int L, int j) {
+HOST_DEVICE T smoothed_weight(const T* w, int64_t L, int64_t j) {
   T left = j > 0 ? max2(w[j - 1], w[j]) : w[j];
   T right = j < L - 1 ? max2(w[j], w[j + 1]) : w[j];
   return (left + right) * T(0.5) + T(kWeightFloor);
@@ -26,24 +26,24 @@ HOST_DEVICE T smoothed_weight(const T* w, int L, int j) {
 
 // Sum of the interior smoothed weights (+ eps each): the CDF normalizer.
 template <typename T>
-HOST_DEVICE T importance_total(const T* w, int S) {
-  const int L = S - 1;
+HOST_DEVICE T importance_total(const T* w, int64_t S) {
+  const int64_t L = S - 1;
   T total = T(0);
-  for (int j = 1; j < L - 1; ++j) total += smoothed_weight(w, L, j) + T(kPdfEps);
+  for (int64_t j = 1; j < L - 1; ++j) total += smoothed_weight(w, L, j) + T(kPdfEps);
   return total;
 }
 
 // Unnormalized CDF at index k (k = 0 .. K, K = S - 3): sum of the first k densities.
 // Inverse CDF of one u by a linear walk over the bins (S is small: 48 to 128).
 template <typename T>
-HOST_DEVICE T importance_sample_one(const T* depth, const T* w, int S, T total, T u) {
-  const int L = S - 1, K = S - 3;
+HOST_DEVICE T importance_sample_one(const T* depth, const T* w, int64_t S, T total, T u) {
+  const int64_t L = S - 1, K = S - 3;
   const T eps = T(kPdfEps);
   // cdf_0 = 0; cdf_k = sum_{j<k} p_j. searchsorted(right): idx = #{k : cdf_k <= u}.
   T cdf_lo = T(0), cdf_hi = T(0);
-  int idx = 1;  // cdf_0 = 0 <= u always
+  int64_t idx = 1;  // cdf_0 = 0 <= u always
   T cdf = T(0);
-  for (int k = 1; k <= K; ++k) {
+  for (int64_t k = 1; k <= K; ++k) {
     T next = cdf + (smoothed_weight(w, L, k) + eps) / total;  // cdf_k, density p_{k-1} = a_k
     if (next <= u) {
       cdf = next;
@@ -52,8 +52,8 @@ HOST_DEVICE T importance_sample_one(const T* depth, const T* w, int S, T total, 
       break;
     }
   }
-  int below = idx - 1 < 0 ? 0 : idx - 1;
-  int above = idx > K ? K : idx;
+  int64_t below = idx - 1 < 0 ? 0 : idx - 1;
+  int64_t above = idx > K ? K : idx;
   // cdf values at below / above (recomputed: below is the last cdf <= u).
   cdf_lo = cdf;
   cdf_hi = above == below ? cdf : cdf + (smoothed_weight(w, L, above) + eps) / total;
@@ -73,19 +73,19 @@ namespace tri3d {
 // indices are first insertion-sorted in place in the tail of `order`; the two-pointer
 // merge then writes position i + j while the unread fine entries sit at >= S + j.
 template <typename T>
-HOST_DEVICE void merge_sorted_ray(int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order) {
+HOST_DEVICE void merge_sorted_ray(int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order) {
   int64_t* tail = order + S;
-  for (int j = 0; j < n; ++j) {
+  for (int64_t j = 0; j < n; ++j) {
     int64_t idx = S + j;
     T v = fine[j];
-    int k = j;
+    int64_t k = j;
     while (k > 0 && fine[tail[k - 1] - S] > v) {
       tail[k] = tail[k - 1];
       --k;
     }
     tail[k] = idx;
   }
-  int i = 0, j = 0;
+  int64_t i = 0, j = 0;
   while (i < S || j < n) {
     bool take_coarse = j >= n || (i < S && coarse[i] <= fine[tail[j] - S]);
     int64_t src = take_coarse ? int64_t(i) : tail[j];

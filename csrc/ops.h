@@ -7,35 +7,35 @@
 namespace tri3d {
 
 template <typename T>
-void composite_forward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
+void composite_forward_cpu(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
                            T* out_depth, T* out_weights);
 
 template <typename T>
-void composite_backward_cpu(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+void composite_backward_cpu(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
                             const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
                             T* grad_sigma, T* grad_rgb);
 
 template <typename T>
-void importance_cpu(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out);
+void importance_cpu(int64_t M, int64_t S, int64_t n, const T* depth, const T* weights, const T* u, T* out);
 
 template <typename T>
-void merge_sorted_cpu(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order);
+void merge_sorted_cpu(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order);
 
 #ifdef TRI3D_WITH_CUDA
 template <typename T>
-void composite_forward_cuda(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
+void composite_forward_cuda(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
                             T* out_depth, T* out_weights, void* stream);
 
 template <typename T>
-void composite_backward_cuda(int64_t M, int S, int C, const T* sigma, const T* rgb, const T* depth,
+void composite_backward_cuda(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
                              const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
                              T* grad_sigma, T* grad_rgb, void* stream);
 
 template <typename T>
-void importance_cuda(int64_t M, int S, int n, const T* depth, const T* weights, const T* u, T* out, void* stream);
+void importance_cuda(int64_t M, int64_t S, int64_t n, const T* depth, const T* weights, const T* u, T* out, void* stream);
 
 template <typename T>
-void merge_sorted_cuda(int64_t M, int S, int n, const T* coarse, const T* fine, T* out_depth, int64_t* order,
+void merge_sorted_cuda(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order,
                        void* stream);
 #endif
 

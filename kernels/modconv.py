@@ -91,7 +91,7 @@ def modconv_fwd_kernel(
         acc += nz[:, None] * tl.load(ns_ptr)
     acc += tl.load(b_ptr + offs_o, mask=o_mask, other=0.0)[None, :]
     acc = tl.where(acc > 0, acc, acc * alpha) * gain
-    acc = tl.minimum(tl.maximum(acc, -clamp), clamp)
+    acc = tl.clamp(acc, -clamp, clamp, propagate_nan=tl.PropagateNan.ALL)  # NaN stays NaN (torch.clamp does too)
     out = (n * HW + offs_m)[:, None] * O + offs_o[None, :]
     tl.store(y_ptr + out, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & o_mask[None, :])
 

@@ -61,3 +61,30 @@ def stream_handle(t: torch.Tensor) -> int:
 
 
 NATIVE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
+
+
+def native_pointers(op: str, device: torch.device,
+                    args: "list[tuple[str, torch.Tensor | None, tuple[int, ...], torch.dtype]]") -> list[int]:
+    """The raw pointers of a native call's tensors, after checking everything the C++
+    side cannot: each tensor is on ``device``, has the dtype and exact shape the sizes
+    passed beside it promise, and is contiguous (the kernels index it densely). ``None``
+    (an optional input) gives a null pointer. The extension has no other caller.
+
+    Raises:
+        ValueError: naming ``op`` and the argument.
+    """
+    pointers = []
+    for name, t, shape, dtype in args:
+        if t is None:
+            pointers.append(0)
+            continue
+        if t.device != device:
+            raise ValueError(f"{op}: {name} is on {t.device}, the other inputs on {device}")
+        if t.dtype != dtype:
+            raise ValueError(f"{op}: {name} must be {dtype} for the native call, got {t.dtype}")
+        if tuple(t.shape) != tuple(shape):
+            raise ValueError(f"{op}: {name} must have shape {list(shape)} for the native call, got {list(t.shape)}")
+        if not t.is_contiguous():
+            raise ValueError(f"{op}: {name} must be contiguous for the native call")
+        pointers.append(t.data_ptr())
+    return pointers

@@ -199,3 +199,17 @@ def test_auto_leaves_exact_fp32_to_cudnn(monkeypatch):
     assert _triton_reason(x.bfloat16(), w, 1, None, None, explicit=False)(cuda) is None
     assert _triton_reason(x, w, 1, None, None, explicit=True)(cuda) is None  # an explicit request still runs
     assert "up=1" in _triton_reason(x, w, 2, None, None, explicit=False)(cuda)
+
+
+def test_nan_propagates_through_the_clamped_epilogue(device):
+    """A NaN input pixel gives NaN outputs where its receptive field reaches, as on the
+    reference (``torch.clamp`` keeps NaN); a clamp built from max/min would turn it to +-clamp."""
+    case = make_case(N=1, I=5, O=6, H=4, W=4, clamp=0.5)
+    x = case["x"].clone()
+    x[0, 2, 1, 1] = float("nan")
+    kw = dict(bias=case["bias"], **case["options"])
+    ref = modulated_conv2d(x, case["weight"], case["styles"], impl="ref", **kw)
+    fused = modulated_conv2d(x.to(device), case["weight"].to(device), case["styles"].to(device), impl="triton",
+                             precision="ieee", **{**kw, "bias": case["bias"].to(device)})
+    assert ref.isnan().any() and not ref.isnan().all()
+    assert torch.equal(fused.cpu().isnan(), ref.isnan())

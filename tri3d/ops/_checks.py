@@ -71,3 +71,18 @@ def check_sorted(name: str, t: torch.Tensor, dim: int) -> None:
     """Raise ``ValueError`` naming ``name`` when ``t`` is not non-decreasing along ``dim``."""
     if value_checks_on(t) and t.shape[dim] > 1 and bool((t.diff(dim=dim) < 0).any()):
         raise ValueError(f"{name} must be sorted (non-decreasing) along dim {dim}")
+
+
+def check_same_device(names: Sequence[str], tensors: Sequence[object]) -> None:
+    """Raise ``ValueError`` naming the arguments when the tensors among ``tensors`` are not
+    all on one device (before any path is chosen: a native path must never see this)."""
+    devices = [(n, t.device) for n, t in zip(names, tensors) if isinstance(t, torch.Tensor)]
+    if len({d for _, d in devices}) > 1:
+        parts = ", ".join(f"{n}: {d}" for n, d in devices)
+        raise ValueError(f"{', '.join(n for n, _ in devices)} must be on one device, got {parts}")
+
+
+def check_nonnegative(name: str, t: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``t`` holds a negative value or NaN (see module doc)."""
+    if value_checks_on(t) and not bool((t >= 0).all()):
+        raise ValueError(f"{name} must be finite and >= 0, found a negative value or NaN")

@@ -12,8 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tri3d._backend import NATIVE_DTYPES, cpp_unavailable, cuda_unavailable, device_name, native, stream_handle
-from tri3d.ops._checks import check_finite, check_same_size, check_sorted, check_tensor
+from tri3d._backend import (
+    NATIVE_DTYPES,
+    cpp_unavailable,
+    cuda_unavailable,
+    device_name,
+    native,
+    native_pointers,
+    stream_handle,
+)
+from tri3d.ops._checks import check_finite, check_same_device, check_same_size, check_sorted, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl
 from tri3d.utils.nvtx import nvtx_range
 
@@ -68,20 +76,29 @@ def _native_dtype(*tensors: Tensor) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
+def _native_call_dtype(t: Tensor) -> torch.dtype:
+    if t.dtype not in NATIVE_DTYPES:
+        raise ValueError(f"composite: the native kernels compute in float32 or float64, got {t.dtype}")
+    return t.dtype
+
+
 def composite_native_forward(
     sigma: Tensor,  # [M, S] contiguous
     rgb: Tensor,  # [M, S, C] contiguous
     depths: Tensor,  # [M, S] contiguous
 ) -> tuple[Tensor, Tensor, Tensor]:  # rgb [M, C], depth [M], weights [M, S-1]
-    """Launch the native forward (C++ on CPU tensors, CUDA on CUDA tensors)."""
+    """Launch the native forward (C++ on CPU tensors, CUDA on CUDA tensors); every
+    pointer's tensor is checked against the sizes passed (``native_pointers``)."""
     M, S, C = rgb.shape
+    dt = _native_call_dtype(rgb)
     out_rgb = rgb.new_empty(M, C)
     out_depth = rgb.new_empty(M)
     out_w = rgb.new_empty(M, S - 1)
-    native().composite_forward(
-        device_name(rgb), NATIVE_DTYPES[rgb.dtype], M, S, C, sigma.data_ptr(), rgb.data_ptr(), depths.data_ptr(),
-        out_rgb.data_ptr(), out_depth.data_ptr(), out_w.data_ptr(), stream_handle(rgb),
-    )
+    pointers = native_pointers("composite", rgb.device, [
+        ("sigma", sigma, (M, S), dt), ("rgb", rgb, (M, S, C), dt), ("depths", depths, (M, S), dt),
+        ("out_rgb", out_rgb, (M, C), dt), ("out_depth", out_depth, (M,), dt), ("out_weights", out_w, (M, S - 1), dt),
+    ])
+    native().composite_forward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
     return out_rgb, out_depth, out_w
 
 
@@ -93,15 +110,21 @@ def composite_native_backward(
     grad_depth: Tensor,  # [M]
     grad_weights: Tensor | None,  # [M, S-1]
 ) -> tuple[Tensor, Tensor]:  # grad_sigma [M, S], grad_rgb [M, S, C]
-    """Launch the native closed-form backward."""
+    """Launch the native closed-form backward (``grad_weights`` may be ``None``: no
+    gradient reaches the weights); pointers checked as in the forward."""
+    if grad_depth is None:
+        raise ValueError("composite backward: grad_depth must be a tensor (zeros when depth gets no gradient)")
     M, S, C = rgb.shape
-    g_sigma = torch.empty_like(sigma)
-    g_rgb = torch.empty_like(rgb)
-    native().composite_backward(
-        device_name(rgb), NATIVE_DTYPES[rgb.dtype], M, S, C, sigma.data_ptr(), rgb.data_ptr(), depths.data_ptr(),
-        grad_rgb.data_ptr(), grad_depth.data_ptr(), 0 if grad_weights is None else grad_weights.data_ptr(),
-        g_sigma.data_ptr(), g_rgb.data_ptr(), stream_handle(rgb),
-    )
+    dt = _native_call_dtype(rgb)
+    g_sigma = rgb.new_empty(M, S)
+    g_rgb = rgb.new_empty(M, S, C)
+    pointers = native_pointers("composite backward", rgb.device, [
+        ("sigma", sigma, (M, S), dt), ("rgb", rgb, (M, S, C), dt), ("depths", depths, (M, S), dt),
+        ("grad_rgb", grad_rgb, (M, C), dt), ("grad_depth", grad_depth, (M,), dt),
+        ("grad_weights", grad_weights, (M, S - 1), dt), ("grad_sigma_out", g_sigma, (M, S), dt),
+        ("grad_rgb_out", g_rgb, (M, S, C), dt),
+    ])
+    native().composite_backward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
     return g_sigma, g_rgb
 
 
@@ -139,9 +162,11 @@ def composite_native(
                          "detach them or use impl='ref'")
     B, R, S, C = rgb.shape
     dtype = _native_dtype(sigma_raw, rgb, depths)
-    flat = [t.to(dtype).reshape(B * R, S, -1).contiguous() for t in (sigma_raw, rgb, depths)]
+    flat = [t.to(dtype).reshape(B * R, S, t.shape[-1]).contiguous() for t in (sigma_raw, rgb, depths)]
     out_rgb, out_depth, out_w = _CompositeNative.apply(flat[0].reshape(B * R, S), flat[1], flat[2].reshape(B * R, S))
-    return out_rgb.reshape(B, R, C), out_depth.reshape(B, R, 1), out_w.reshape(B, R, S - 1, 1)
+    result = torch.promote_types(torch.promote_types(sigma_raw.dtype, rgb.dtype), depths.dtype)  # as the reference
+    return (out_rgb.reshape(B, R, C).to(result), out_depth.reshape(B, R, 1).to(result),
+            out_w.reshape(B, R, S - 1, 1).to(result))
 
 
 def composite(
@@ -165,6 +190,7 @@ def composite(
         ``(rgb [B, R, C], depth [B, R, 1], weights [B, R, S-1, 1])``. White background
         and the ``*2 - 1`` image scaling are the renderer's.
     """
+    check_same_device(("sigma_raw", "rgb", "depths"), (sigma_raw, rgb, depths))
     device = depths.device if isinstance(depths, Tensor) else torch.device("cpu")
     chosen = resolve_impl(
         "composite", impl, device, {"cuda": cuda_unavailable, "cpp": cpp_unavailable, "ref": always}

@@ -11,8 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tri3d._backend import cpp_unavailable, cuda_unavailable, device_name, native, stream_handle
-from tri3d.ops._checks import check_sorted, check_tensor
+from tri3d._backend import (
+    NATIVE_DTYPES,
+    cpp_unavailable,
+    cuda_unavailable,
+    device_name,
+    native,
+    native_pointers,
+    stream_handle,
+)
+from tri3d.ops._checks import check_finite, check_nonnegative, check_same_device, check_sorted, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl
 
 WEIGHT_FLOOR = 0.01
@@ -80,6 +88,7 @@ def sample_pdf(
 
 
 def _check_importance_args(depths: Tensor, weights: Tensor, samples: int) -> None:
+    check_same_device(("depths", "weights"), (depths, weights))
     check_tensor("depths", depths, ("B", "R", "S", 1))
     check_tensor("weights", weights, ("B", "R", "S-1", 1))
     B, R, S, _ = depths.shape
@@ -89,6 +98,9 @@ def _check_importance_args(depths: Tensor, weights: Tensor, samples: int) -> Non
         raise ValueError(f"importance sampling needs at least 4 coarse samples per ray, got S={S}")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    check_finite("depths", depths)
+    check_sorted("depths", depths, dim=2)
+    check_nonnegative("weights", weights)
 
 
 def _cdf_levels(rays: int, samples: int, device: torch.device, dtype: torch.dtype, generator,
@@ -134,9 +146,13 @@ def importance_depths_native(
 ) -> Tensor:  # [B, R, samples, 1]
     """Native importance sampler (C++ / CUDA); draws the same uniforms as the reference."""
     d, w, u = _importance_inputs(depths, weights, samples, generator, deterministic)
+    M, S = d.shape
     fine = torch.empty_like(u)
-    native().importance(device_name(d), "float64" if d.dtype == torch.float64 else "float32", d.shape[0], d.shape[1], samples, d.data_ptr(), w.data_ptr(),
-                        u.data_ptr(), fine.data_ptr(), stream_handle(d))
+    pointers = native_pointers("importance_depths", d.device, [
+        ("depths", d, (M, S), d.dtype), ("weights", w, (M, S - 1), d.dtype), ("levels", u, (M, samples), d.dtype),
+        ("out", fine, (M, samples), d.dtype),
+    ])
+    native().importance(device_name(d), NATIVE_DTYPES[d.dtype], M, S, samples, *pointers, stream_handle(d))
     return fine.reshape(*depths.shape[:2], samples, 1).to(depths.dtype)
 
 
@@ -205,8 +221,11 @@ def merge_order_native(
     b = depths_b.detach().to(dtype).reshape(B * R, Sb).contiguous()
     merged = a.new_empty(B * R, Sa + Sb)
     order = torch.empty(B * R, Sa + Sb, dtype=torch.int64, device=a.device)
-    native().merge_sorted(device_name(a), "float64" if dtype == torch.float64 else "float32", B * R, Sa, Sb,
-                          a.data_ptr(), b.data_ptr(), merged.data_ptr(), order.data_ptr(), stream_handle(a))
+    pointers = native_pointers("merge_samples", a.device, [
+        ("depths_a", a, (B * R, Sa), dtype), ("depths_b", b, (B * R, Sb), dtype),
+        ("merged", merged, (B * R, Sa + Sb), dtype), ("order", order, (B * R, Sa + Sb), torch.int64),
+    ])
+    native().merge_sorted(device_name(a), NATIVE_DTYPES[dtype], B * R, Sa, Sb, *pointers, stream_handle(a))
     return order.reshape(B, R, Sa + Sb, 1)
 
 
@@ -225,11 +244,15 @@ def merge_samples(
     ``impl``: "auto", "ref" (``torch.sort``), "cpp" or "cuda" (a native merge that needs
     ``depths_a`` sorted, as stratified samples are). Gradients flow to sigma and rgb.
     """
+    check_same_device(("depths_a", "sigma_a", "rgb_a", "depths_b", "sigma_b", "rgb_b"),
+                      (depths_a, sigma_a, rgb_a, depths_b, sigma_b, rgb_b))
     device = depths_a.device if isinstance(depths_a, Tensor) else torch.device("cpu")
     chosen = resolve_impl("merge_samples", impl, device,
                           {"cuda": cuda_unavailable, "cpp": cpp_unavailable, "ref": always})
     if chosen == "ref":
         return merge_samples_ref(depths_a, sigma_a, rgb_a, depths_b, sigma_b, rgb_b)
+    check_finite("depths_a", depths_a)  # NaN would pass the sorted check and the native merge
+    check_finite("depths_b", depths_b)
     check_sorted("depths_a", depths_a, dim=2)
     order = merge_order_native(depths_a, depths_b)
     return _gather_merged(order, depths_a, sigma_a, rgb_a, depths_b, sigma_b, rgb_b)

@@ -15,6 +15,7 @@ import json
 import time
 
 import torch
+import torch.nn.functional as F
 
 from tri3d.export import save_png
 from tri3d.metrics.detector import load_detector
@@ -41,6 +42,17 @@ def class_accuracy(mapping, synthesis, judge, num_classes: int, n: int = 500) ->
     return float((judge.probabilities(to_uint8(images)).argmax(1) == c).float().mean())
 
 
+@torch.no_grad()
+def d_class_accuracy(D, dataset, num_classes: int, n: int = 500) -> float:
+    """How often D's projection scores a real image highest under its own label:
+    ``argmax_c D(x, c) == label``. Near chance, D gives G no class signal to follow."""
+    g = torch.Generator().manual_seed(321)
+    idx = torch.randperm(len(dataset), generator=g)[:n]
+    real = torch.stack([dataset[int(i)][0] for i in idx]).float() / 127.5 - 1
+    labels = dataset.labels[idx]
+    return float((D(real, all_classes=True).argmax(dim=1) == labels).float().mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -48,6 +60,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resolution", type=int, default=None, help="image resolution (default: the preset's)")
     parser.add_argument("--grid", default=None, help="PNG of 8 samples per class at the end (rows = classes)")
+    parser.add_argument("--class-loss", type=float, default=0.0,
+                        help="weight of a cross-entropy on D's class scores (reals for D, fakes for G)")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="override config fields, e.g. D.mapping_layers=2 lr_D=0.002 batch=16")
     args = parser.parse_args()
@@ -77,7 +91,12 @@ def main() -> None:
                                                                                         args.seed, 0)))
     t0 = last_eval = time.perf_counter()
     nimg, step = 0, 0
-    rows = [{"seconds": 0.0, "kimg": 0.0, "class_accuracy": class_accuracy(mapping, synthesis, judge, K)}]
+    def row(seconds: float) -> dict:
+        return {"seconds": round(seconds, 1), "kimg": nimg / 1000,
+                "class_accuracy": class_accuracy(mapping, synthesis, judge, K),
+                "d_class_accuracy": d_class_accuracy(D, dataset, K)}
+
+    rows = [row(0.0)]
     print(json.dumps(rows[-1]), flush=True)
     while time.perf_counter() - t0 < args.minutes * 60:
         real_u8, c_real = next(loader)
@@ -87,6 +106,8 @@ def main() -> None:
         c = dataset.labels[torch.randint(len(dataset), (cfg.batch,))]
         fake = synthesis(mapping(z, c))
         loss_G = generator_loss(D(blur_images(fake, sigma), c))
+        if args.class_loss:
+            loss_G = loss_G + args.class_loss * F.cross_entropy(D(blur_images(fake, sigma), all_classes=True), c)
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         opt_G.step()
@@ -94,6 +115,8 @@ def main() -> None:
         real_in = real.requires_grad_(r1_step)
         scores = D(blur_images(torch.cat([fake.detach(), real_in]), sigma), torch.cat([c, c_real]))
         loss_D = discriminator_fake_loss(scores[: cfg.batch]) + discriminator_real_loss(scores[cfg.batch:])
+        if args.class_loss:
+            loss_D = loss_D + args.class_loss * F.cross_entropy(D(blur_images(real, sigma), all_classes=True), c_real)
         if r1_step:
             loss_D = loss_D + r1_penalty(scores[cfg.batch:], real_in) * (cfg.r1_gamma / 2) * cfg.r1_interval
         opt_D.zero_grad(set_to_none=True)
@@ -103,11 +126,9 @@ def main() -> None:
         step += 1
         if time.perf_counter() - last_eval >= args.eval_every:
             last_eval = time.perf_counter()
-            rows.append({"seconds": round(last_eval - t0, 1), "kimg": nimg / 1000,
-                         "class_accuracy": class_accuracy(mapping, synthesis, judge, K)})
+            rows.append(row(last_eval - t0))
             print(json.dumps(rows[-1]), flush=True)
-    rows.append({"seconds": round(time.perf_counter() - t0, 1), "kimg": nimg / 1000,
-                 "class_accuracy": class_accuracy(mapping, synthesis, judge, K)})
+    rows.append(row(time.perf_counter() - t0))
     print(json.dumps(rows[-1]), flush=True)
     if args.grid:
         with torch.no_grad():

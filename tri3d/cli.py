@@ -49,6 +49,7 @@ TRAIN_OVERRIDES = {
     "seed": ("seed", int, "random seed"),
     "device": ("device", str, "auto, cpu, cuda or cuda:N"),
     "r1_gamma": ("r1_gamma", _nonneg_float, "R1 regularization weight"),
+    "class_loss": ("class_loss", _nonneg_float, "weight of a cross-entropy on D's class scores (0: the paper)"),
     "workers": ("num_workers", _nonneg_int, "data loader worker processes"),
     "log_every": ("log_every", _positive_int, "steps between stats.jsonl rows"),
     "precision": ("precision", str, "autocast for synthesis and D's high-resolution blocks with bf16"),

@@ -122,7 +122,7 @@ def test_mapping_truncation_and_w_avg():
 
 def test_discriminator_has_no_pose_input_and_uses_classes():
     D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=3, channel_base=256, channel_max=32))
-    assert list(inspect.signature(D.forward).parameters) == ["img", "c", "img_raw"]
+    assert list(inspect.signature(D.forward).parameters) == ["img", "c", "img_raw", "all_classes"]
     img = torch.randn(4, 3, 16, 16)
     a = D(img, torch.tensor([0, 1, 2, 0]))
     b = D(img, torch.tensor([1, 1, 2, 0]))
@@ -155,6 +155,23 @@ def test_discriminator_conditioning_is_stylegan2s():
         w, b = layer.linear.weight, layer.linear.bias
         x = F.leaky_relu(x @ (w * 0.01 / math.sqrt(32)).T + b * 0.01, 0.2) * math.sqrt(2)
     torch.testing.assert_close(score, (phi[0] * x).sum(dim=1, keepdim=True) / math.sqrt(32), rtol=1e-12, atol=1e-12)
+
+
+def test_all_class_scores_are_the_per_label_scores():
+    """Column k of ``all_classes=True`` is ``D(img, k)`` (fp64, a dual D, one pass)."""
+    torch.manual_seed(4)
+    D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=5, channel_base=256, channel_max=32,
+                                          dual=True)).double()
+    img, raw = torch.randn(4, 3, 16, 16, dtype=torch.float64), torch.randn(4, 3, 8, 8, dtype=torch.float64)
+    scores = D(img, img_raw=raw, all_classes=True)
+    assert scores.shape == (4, 5)
+    for k in range(5):
+        torch.testing.assert_close(scores[:, k:k + 1], D(img, torch.full((4,), k), raw), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="give either c or all_classes"):
+        D(img, torch.zeros(4, dtype=torch.long), raw, all_classes=True)
+    unconditional = Discriminator(DiscriminatorConfig(image_resolution=16, channel_base=256, channel_max=32))
+    with pytest.raises(ValueError, match="all_classes needs a class-conditional"):
+        unconditional(img.float(), all_classes=True)
 
 
 def test_dual_discriminator_reads_image_and_resized_raw_rendering():

@@ -287,3 +287,23 @@ def test_resume_in_place_rewrites_the_log_from_the_snapshot_and_clears_stale_tem
     after = read_stats(run)
     assert [r["step"] for r in after] == [1, 2, 3, 4, 5, 6]
     assert [r["loss_D"] for r in after] == [r["loss_D"] for r in before]
+
+
+def test_class_loss_is_the_cross_entropy_of_ds_class_scores_on_reals(shapes16, tmp_path):
+    import copy
+
+    from tri3d.train.loss import blur_images, blur_sigma
+
+    cfg = micro_config(shapes16, tmp_path, class_loss=0.5)
+    trainer = Trainer(cfg, progress=False)
+    D_before = copy.deepcopy(trainer.D)
+    real, c = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4, shuffle=True,
+                                                    generator=torch.Generator().manual_seed(1))))
+    stats = trainer.train_step(real, c)
+    images = blur_images(real.float() / 127.5 - 1, blur_sigma(0.0, cfg.blur_init_sigma, cfg.blur_fade_kimg))
+    with torch.no_grad():  # the score under every label, one label at a time; log-softmax written out
+        scores = torch.cat([D_before(images, torch.full((4,), k)) for k in range(5)], dim=1)
+    expected = (scores.logsumexp(dim=1) - scores.gather(1, c[:, None])[:, 0]).mean()
+    assert stats["class_D"] == pytest.approx(expected.item(), rel=1e-5)
+    assert stats["class_G"] > 0 and math.isfinite(stats["loss_G"])
+    assert "class_G" not in Trainer(micro_config(shapes16, tmp_path), progress=False).train_step(real, c)

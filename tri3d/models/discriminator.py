@@ -130,23 +130,25 @@ class Discriminator(nn.Module):
     def forward(self, img: Tensor,  # [N, 3, R, R]
                 c: Tensor | None = None,  # [N] class labels
                 img_raw: Tensor | None = None,  # [N, 3, r, r] raw neural rendering (dual only)
-                ) -> Tensor:  # [N, 1]
+                *,
+                all_classes: bool = False,
+                ) -> Tensor:  # [N, 1]; [N, num_classes] with all_classes
+        """The score of each image under its label ``c``; with ``all_classes`` (and no
+        ``c``) its score under every label at once: column ``k`` is ``forward(img, k)``,
+        from one pass over the image (a class-loss reads it as logits)."""
         x = self.features(img, img_raw)
         if self.cmap is None:
+            if all_classes:
+                raise ValueError("all_classes needs a class-conditional discriminator (num_classes > 0)")
             return x
+        if all_classes:
+            if c is not None:
+                raise ValueError("give either c or all_classes=True")
+            labels = torch.arange(self.config.num_classes, device=img.device)
+            return x @ self.cmap(labels).T / math.sqrt(self.cmap_dim)
         if c is None or c.shape != (img.shape[0],):
             raise ValueError(f"c must be class labels of shape [{img.shape[0]}]")
         return (x * self.cmap(c)).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
-
-    def class_scores(self, img: Tensor,  # [N, 3, R, R]
-                     img_raw: Tensor | None = None,  # [N, 3, r, r] raw neural rendering (dual only)
-                     ) -> Tensor:  # [N, num_classes]
-        """``forward(img, k, img_raw)`` for every class ``k`` at once (the features are
-        computed once): column ``k`` is the score the image gets under label ``k``."""
-        if self.cmap is None:
-            raise ValueError("class_scores needs a class-conditional discriminator (num_classes > 0)")
-        labels = torch.arange(self.config.num_classes, device=img.device)
-        return self.features(img, img_raw) @ self.cmap(labels).T / math.sqrt(self.cmap_dim)
 
     def features(self, img: Tensor,  # [N, 3, R, R]
                  img_raw: Tensor | None = None,  # [N, 3, r, r] raw neural rendering (dual only)

@@ -36,6 +36,7 @@ class TrainConfig:
     beta2: float = 0.99
     r1_gamma: float = 1.0
     r1_interval: int = 16
+    class_loss: float = 0.0  # > 0: cross-entropy on D's class scores (reals for D, fakes for G); 0: the paper
     density_reg: float = 0.25
     density_reg_every: int = 4
     density_reg_p_dist: float = 0.004
@@ -89,7 +90,8 @@ class TrainConfig:
             ("log_every", self.log_every >= 1, "an integer >= 1"), ("lr_G", self.lr_G > 0, "> 0"),
             ("lr_D", self.lr_D > 0, "> 0"), ("beta1", 0 <= self.beta1 < 1, "in [0, 1)"),
             ("beta2", 0 <= self.beta2 < 1, "in [0, 1)"), ("r1_gamma", self.r1_gamma >= 0, ">= 0"),
-            ("r1_interval", self.r1_interval >= 1, ">= 1"), ("density_reg", self.density_reg >= 0, ">= 0"),
+            ("r1_interval", self.r1_interval >= 1, ">= 1"), ("class_loss", self.class_loss >= 0, ">= 0"),
+            ("density_reg", self.density_reg >= 0, ">= 0"),
             ("density_reg_every", self.density_reg_every >= 1, ">= 1"),
             ("views", 1 <= self.views <= 16, "in [1, 16]"),
             ("multiview_start_kimg", self.multiview_start_kimg >= 0, ">= 0"),

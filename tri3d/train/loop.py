@@ -24,6 +24,8 @@ from tri3d.train.config import TrainConfig
 from tri3d.train.loss import (
     blur_images,
     blur_sigma,
+    class_loss,
+    d_class_scores_multiview,
     d_scores_multiview,
     density_regularization,
     discriminator_fake_loss,
@@ -128,6 +130,8 @@ class Trainer:
             cfg.G.num_classes = cfg.D.num_classes = self.dataset.num_classes
         if cfg.G.num_classes != self.dataset.num_classes:
             raise ValueError(f"config has {cfg.G.num_classes} classes, dataset {self.dataset.num_classes}")
+        if cfg.class_loss > 0 and cfg.G.num_classes == 0:
+            raise ValueError(f"class_loss {cfg.class_loss} needs class labels; dataset {self.dataset.path} has none")
         torch.manual_seed(cfg.seed)
         self.G = TriplaneGenerator(cfg.G).to(self.device)
         self.D = Discriminator(cfg.D).to(self.device)
@@ -289,10 +293,19 @@ class Trainer:
         timer = self.timer
         fake, out = self.generate(self.G_ddp, z, c_gen, views)
         dual = cfg.D.dual
+        with_class_loss = cfg.class_loss > 0 and c_gen is not None
         with timer.stage("discriminator"):
-            fake_scores = d_scores_multiview(D, fake, c_gen, sigma, out["image_raw"] if dual else None)
+            if with_class_loss:  # every label's score from one pass; the GAN loss reads the view's own
+                all_scores = d_class_scores_multiview(D, fake, sigma, out["image_raw"] if dual else None)
+                fake_scores = all_scores.gather(2, c_gen[:, None, None].expand(-1, views, 1))[..., 0]
+            else:
+                fake_scores = d_scores_multiview(D, fake, c_gen, sigma, out["image_raw"] if dual else None)
         loss_G = generator_loss(fake_scores)
         stats = {"loss_G": loss_G.item(), "D_fake": fake_scores.mean().item(), "views": views}
+        if with_class_loss:
+            class_G = class_loss(all_scores.flatten(0, 1), c_gen.repeat_interleave(views))
+            loss_G = loss_G + cfg.class_loss * class_G
+            stats["class_G"] = class_G.item()
         if cfg.density_reg > 0 and self.step % cfg.density_reg_every == 0:
             reg = density_regularization(G, out["planes"], p_dist=cfg.density_reg_p_dist)
             loss_G = loss_G + cfg.density_reg * reg
@@ -317,11 +330,21 @@ class Trainer:
         if dual:  # EG3D: the reals' raw image is blurred during the fade, the fakes' is not
             real_raw = real_raw_images(real, out["image_raw"].shape[-1], sigma).detach().requires_grad_(r1_step)
             raw_all, r1_inputs = torch.cat([out["image_raw"].detach().flatten(0, 1), real_raw]), (real_in, real_raw)
+        n_fake = fake_flat.shape[0]
         with timer.stage("discriminator"):
-            scores = self.D_ddp(blur_images(torch.cat([fake_flat, real_in]), sigma), c_all, raw_all)
-        fake_scores, real_scores = scores[: fake_flat.shape[0]].reshape(B, views), scores[fake_flat.shape[0]:]
+            images = blur_images(torch.cat([fake_flat, real_in]), sigma)
+            if with_class_loss:  # one D forward (DDP) gives every label's score
+                all_scores = self.D_ddp(images, None, raw_all, all_classes=True)
+                scores = all_scores.gather(1, c_all[:, None])
+            else:
+                scores = self.D_ddp(images, c_all, raw_all)
+        fake_scores, real_scores = scores[:n_fake].reshape(B, views), scores[n_fake:]
         loss_D = discriminator_fake_loss(fake_scores) + discriminator_real_loss(real_scores)
         stats.update(loss_D=loss_D.item(), D_real=real_scores.mean().item())
+        if with_class_loss:  # D learns the classes from real images only
+            class_D = class_loss(all_scores[n_fake:], c_real)
+            loss_D = loss_D + cfg.class_loss * class_D
+            stats["class_D"] = class_D.item()
         if r1_step:
             with timer.stage("discriminator"):
                 r1 = r1_penalty(real_scores, *r1_inputs)

@@ -50,6 +50,24 @@ def d_scores_multiview(D, images: Tensor, c: Tensor | None, sigma: float = 0.0,
     return D(flat, cv, raw).reshape(B, V)
 
 
+def d_class_scores_multiview(D, images: Tensor, sigma: float = 0.0,
+                             images_raw: Tensor | None = None) -> Tensor:
+    """D's score of every view under every label: ``[B, V, 3, H, W]`` -> ``[B, V, K]``."""
+    B, V = images.shape[:2]
+    flat = blur_images(images.flatten(0, 1), sigma)
+    raw = None if images_raw is None else images_raw.flatten(0, 1)
+    return D(flat, None, raw, all_classes=True).reshape(B, V, -1)
+
+
+def class_loss(class_scores: Tensor,  # [N, K] D's score of each image under every label
+               c: Tensor,  # [N] labels
+               ) -> Tensor:
+    """Cross-entropy of D's class scores read as logits: D's projection must score an
+    image highest under its own label (an auxiliary-classifier term on the projection
+    discriminator; ``TrainConfig.class_loss``)."""
+    return F.cross_entropy(class_scores, c)
+
+
 def generator_loss(fake_scores: Tensor) -> Tensor:  # [B, V]
     """Non-saturating G loss, averaged over objects and views: mean softplus(-D(G(z)))."""
     return F.softplus(-fake_scores).mean()

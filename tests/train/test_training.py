@@ -307,3 +307,64 @@ def test_class_loss_is_the_cross_entropy_of_ds_class_scores_on_reals(shapes16, t
     assert stats["class_D"] == pytest.approx(expected.item(), rel=1e-5)
     assert stats["class_G"] > 0 and math.isfinite(stats["loss_G"])
     assert "class_G" not in Trainer(micro_config(shapes16, tmp_path), progress=False).train_step(real, c)
+
+
+KILLED_CHILD = """
+import sys, time
+from tri3d.train import checkpoint
+from tri3d.cli import main
+
+real_save, calls = checkpoint.save_file, [0]
+
+def slow_save(state, path):  # the 2nd snapshot stalls after its first weights file: time to be killed
+    real_save(state, path)
+    calls[0] += 1
+    if calls[0] == 4:
+        open(sys.argv[2], "w").close()
+        time.sleep(600)
+
+checkpoint.save_file = slow_save
+sys.exit(main(["train", "--config", sys.argv[1], "--no-progress", "--device", "cpu"]))
+"""
+
+
+def test_kill_9_while_a_snapshot_is_written_then_resume_matches_an_uninterrupted_run(shapes16, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tri3d.cli import main
+
+    cfg = micro_config(shapes16, tmp_path / "killed", total_kimg=0.024, snapshot_kimg=0.008)
+    (tmp_path / "killed.json").write_text(cfg.to_json())
+    cfg.run_dir = str(tmp_path / "whole")
+    (tmp_path / "whole.json").write_text(cfg.to_json())
+    flag = tmp_path / "stalled"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(tmp_path / "killed.json"), str(flag)])
+    try:
+        deadline = time.monotonic() + 240
+        while not flag.exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the child ended before stalling"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+    (run,) = (tmp_path / "killed").iterdir()
+    assert any(p.name.startswith(".tmp-snapshot-") for p in run.iterdir())  # killed mid-write
+    assert checkpoint.find_snapshot(run).name == "snapshot-00000002"
+    assert main(["train", "--resume", str(run), "--no-progress", "--device", "cpu"]) == 0
+    assert main(["train", "--config", str(tmp_path / "whole.json"), "--no-progress", "--device", "cpu"]) == 0
+    (whole,) = (tmp_path / "whole").iterdir()
+    assert not any(p.name.startswith(".") for p in run.iterdir())  # no temp folder or file left
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == sorted(p.name for p in whole.iterdir() if p.is_dir())
+    for name in ("G", "G_ema", "D"):
+        a = load_file(str(run / "snapshot-00000006" / f"{name}.safetensors"))
+        b = load_file(str(whole / "snapshot-00000006" / f"{name}.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    keys = ("step", "loss_G", "loss_D", "D_real", "D_fake", "r1", "density_reg")
+    assert [[r.get(k) for k in keys] for r in read_stats(run)] == [[r.get(k) for k in keys] for r in read_stats(whole)]
+    assert [r["step"] for r in read_stats(run)] == [1, 2, 3, 4, 5, 6]

@@ -25,7 +25,7 @@ import torch
 from tri3d.models.layers import SynthesisLayer
 from tri3d.models.synthesis import SynthesisNetwork
 from tri3d.ops import modulated_conv2d
-from tri3d.train.config import preset
+from tri3d.runs.config import preset
 
 from roofline import floor_seconds
 

@@ -14,7 +14,7 @@ import torch
 
 from tri3d.models import GeneratorConfig, RendererConfig, TriplaneGenerator
 from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
-from tri3d.train.config import preset
+from tri3d.runs.config import preset
 
 CUDA = torch.cuda.is_available()
 

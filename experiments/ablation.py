@@ -20,7 +20,7 @@ from tri3d.invert.run import make_perceptual
 from tri3d.metrics.detector import load_metric_detectors
 from tri3d.metrics.evaluate import evaluate
 from tri3d.metrics.inversion import evaluate_inversion
-from tri3d.train.config import preset
+from tri3d.runs.config import preset
 from tri3d.train.loop import Trainer
 
 ROWS = ("tiny-eg3d", "tiny-eg3d+d", "tiny-eg3d+g+d", "tiny-eg3d+g+d+mv")

@@ -21,8 +21,8 @@ from tri3d.export import save_png
 from tri3d.metrics.detector import load_detector
 from tri3d.metrics.evaluate import to_uint8
 from tri3d.models import Discriminator, MappingNetwork, SynthesisNetwork
-from tri3d.train.config import preset
-from tri3d.train.loop import StepBatchSampler, load_dataset
+from tri3d.runs.config import preset
+from tri3d.train.run_state import StepBatchSampler, load_dataset
 from tri3d.train.loss import (
     blur_images,
     blur_sigma,

@@ -6,10 +6,12 @@ one warning says why.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import warnings
 from types import ModuleType
+from typing import Iterator
 
 import torch
 
@@ -49,6 +51,21 @@ def cuda_unavailable(device: torch.device) -> str | None:
     if not module.with_cuda:
         return "tri3d._C was built without CUDA (no nvcc at install time); reinstall on a machine with nvcc"
     return None
+
+
+@contextlib.contextmanager
+def on_device(device: torch.device) -> Iterator[None]:
+    """Make ``device`` CUDA's current device while a kernel is launched (restored after).
+
+    Triton launches on the current device and on its current stream, and the extension's
+    kernels run in the thread's current context: without this, a tensor on ``cuda:1`` in a
+    process whose current device is 0 would be read by kernels on device 0. A no-op for
+    CPU tensors."""
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            yield
+    else:
+        yield
 
 
 def device_name(t: torch.Tensor) -> str:

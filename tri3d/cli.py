@@ -71,7 +71,7 @@ def _check_out_file(path: str | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tri3d.train.config import PRESETS
+    from tri3d.runs.config import PRESETS
 
     parser = argparse.ArgumentParser(prog="tri3d", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def train_config(args: argparse.Namespace):
     """The resolved TrainConfig: preset (or the resumed run's config) + explicit options."""
-    from tri3d.train import checkpoint
-    from tri3d.train.config import TrainConfig, preset
+    from tri3d.runs import checkpoint
+    from tri3d.runs.config import TrainConfig, preset
 
     if args.resume and (args.preset or args.config):
         raise ValueError(f"--{'preset' if args.preset else 'config'} cannot be combined with --resume: a resumed run "
@@ -242,7 +242,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         spawn(args.gpus, main, _without_gpus(args.argv))
         return 0
-    from tri3d.train.loop import Trainer, resolve_device
+    from tri3d.train.loop import Trainer
+    from tri3d.train.run_state import resolve_device
 
     resolve_device(cfg.device)
     if cfg.metrics_detector not in (None, "shapes"):  # a bad path fails now, not at the first snapshot
@@ -291,7 +292,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from tri3d.export.generate import generate, load_generator, parse_int_list
-    from tri3d.train.loop import resolve_device
+    from tri3d.train.run_state import resolve_device
 
     classes, seeds = parse_int_list(args.classes, "--classes"), parse_int_list(args.seeds, "--seeds")
     _check_out_dir(args.out)
@@ -317,7 +318,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from tri3d.metrics.detector import load_detector, load_metric_detectors
     from tri3d.metrics.evaluate import append_jsonl, evaluate
     from tri3d.models import TriplaneGenerator
-    from tri3d.train.loop import load_dataset, resolve_device
+    from tri3d.train.run_state import load_dataset, resolve_device
 
     device = resolve_device(args.device)
     G, cfg, snap = load_generator(args.ckpt, device)
@@ -356,7 +357,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from tri3d.invert.run import load_target, make_perceptual, parse_pose, predict_class, run_inversion
     from tri3d.metrics.detector import load_detector
     from tri3d.metrics.shapes_judges import load_shapes_judge
-    from tri3d.train.loop import load_dataset, resolve_device
+    from tri3d.train.run_state import load_dataset, resolve_device
 
     _check_out_dir(args.out)
     device = resolve_device(args.device)

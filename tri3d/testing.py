@@ -35,7 +35,7 @@ def micro_train_config(data, run_dir, **kw):
     """A training config small enough for unit tests and smoke runs (16 px, 4 objects)."""
     from tri3d.metrics.shapes_judges import JudgeConfig
     from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
-    from tri3d.train.config import TrainConfig
+    from tri3d.runs.config import TrainConfig
 
     cfg = TrainConfig(
         preset="micro", data=str(data), run_dir=str(run_dir), device="cpu", batch=4, total_kimg=0.024, snapshot_kimg=1.0,

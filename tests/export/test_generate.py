@@ -12,8 +12,8 @@ from tri3d.cli import main
 from tri3d.export.generate import parse_int_list
 from tri3d.export.mesh import read_ply
 from tri3d.models import Discriminator, DiscriminatorConfig, GeneratorConfig, RendererConfig, TriplaneGenerator
-from tri3d.train import checkpoint
-from tri3d.train.config import TrainConfig
+from tri3d.runs import checkpoint
+from tri3d.runs.config import TrainConfig
 
 
 @pytest.fixture

@@ -200,7 +200,7 @@ def test_superresolution_path_shapes():
 @pytest.mark.parametrize("name", ["tiny", "shapenet", "imagenet", "eg3d", "eg3d+d", "eg3d+g+d", "eg3d+g+d+mv",
                                   "tiny-eg3d", "tiny-eg3d+d", "tiny-eg3d+g+d", "tiny-eg3d+g+d+mv"])
 def test_every_preset_builds(name):
-    from tri3d.train.config import preset
+    from tri3d.runs.config import preset
 
     cfg = preset(name)
     cfg.G.num_classes = cfg.D.num_classes = 10

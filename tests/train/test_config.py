@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tri3d.cli import main
-from tri3d.train.config import TrainConfig, preset
-from tri3d.train.loop import resolve_device
+from tri3d.runs.config import TrainConfig, preset
+from tri3d.train.run_state import resolve_device
 from tri3d.utils.progress import LineProgress, progress_bar
 
 

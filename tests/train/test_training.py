@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from tri3d.data.shapes import make_shapes_dataset
-from tri3d.train import checkpoint
+from tri3d.runs import checkpoint
 from tri3d.testing import micro_train_config as micro_config
 from tri3d.train.loop import Trainer
 
@@ -215,8 +215,8 @@ def test_one_nonfinite_step_is_skipped_and_training_goes_on(shapes16, tmp_path):
 def test_run_folders_are_claimed_atomically_and_presets_are_names(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from tri3d.train.config import preset
-    from tri3d.train.loop import new_run_dir
+    from tri3d.runs.config import preset
+    from tri3d.train.run_state import new_run_dir
 
     assert new_run_dir(tmp_path, "tiny").name == "00000-tiny"
     real_iterdir = Path.iterdir
@@ -311,7 +311,7 @@ def test_class_loss_is_the_cross_entropy_of_ds_class_scores_on_reals(shapes16, t
 
 KILLED_CHILD = """
 import sys, time
-from tri3d.train import checkpoint
+from tri3d.runs import checkpoint
 from tri3d.cli import main
 
 real_save, calls = checkpoint.save_file, [0]

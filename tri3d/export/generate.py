@@ -14,8 +14,8 @@ from tri3d.export.grid import image_grid, save_png
 from tri3d.export.mesh import density_grid, extract_mesh, write_ply
 from tri3d.models import TriplaneGenerator
 from tri3d.render.camera import fov_to_intrinsics, orbit_poses, sample_multiview_poses
-from tri3d.train import checkpoint
-from tri3d.train.config import TrainConfig
+from tri3d.runs import checkpoint
+from tri3d.runs.config import TrainConfig
 
 
 def parse_int_list(text: str, name: str) -> list[int]:

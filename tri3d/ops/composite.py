@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tri3d import _backend
 from tri3d._backend import (
     NATIVE_DTYPES,
     cpp_unavailable,
@@ -98,7 +99,8 @@ def composite_native_forward(
         ("sigma", sigma, (M, S), dt), ("rgb", rgb, (M, S, C), dt), ("depths", depths, (M, S), dt),
         ("out_rgb", out_rgb, (M, C), dt), ("out_depth", out_depth, (M,), dt), ("out_weights", out_w, (M, S - 1), dt),
     ])
-    native().composite_forward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
+    with _backend.on_device(rgb.device):
+        native().composite_forward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
     return out_rgb, out_depth, out_w
 
 
@@ -124,7 +126,8 @@ def composite_native_backward(
         ("grad_weights", grad_weights, (M, S - 1), dt), ("grad_sigma_out", g_sigma, (M, S), dt),
         ("grad_rgb_out", g_rgb, (M, S, C), dt),
     ])
-    native().composite_backward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
+    with _backend.on_device(rgb.device):
+        native().composite_backward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
     return g_sigma, g_rgb
 
 

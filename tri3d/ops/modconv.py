@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tri3d import _backend
 from tri3d.ops._checks import check_same_size, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
 from tri3d.ops.bias_act import LRELU_ALPHA, LRELU_GAIN, bias_lrelu_ref
@@ -137,7 +138,7 @@ def _fused_fwd(
     from tri3d.kernels.modconv import modconv_forward
     from tri3d.utils.nvtx import nvtx_range
 
-    with nvtx_range("tri3d.modconv.fwd"):
+    with nvtx_range("tri3d.modconv.fwd"), _backend.on_device(x.device):
         return modconv_forward(
             x, weight, styles, demod, bias, noise, noise_strength, kernel_size=kernel_size, padding=padding,
             alpha=alpha, gain=gain, clamp=clamp, precision=precision,
@@ -165,7 +166,7 @@ def _fused_bwd(
     from tri3d.kernels.modconv import modconv_backward
     from tri3d.utils.nvtx import nvtx_range
 
-    with nvtx_range("tri3d.modconv.bwd"):
+    with nvtx_range("tri3d.modconv.bwd"), _backend.on_device(x.device):
         grads = modconv_backward(
             grad_y, y, x, weight, styles, demod, noise, kernel_size=kernel_size, padding=padding, alpha=alpha,
             gain=gain, clamp=clamp, precision=precision, need_input_grad=need_input_grad,

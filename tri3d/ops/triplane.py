@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tri3d import _backend
 from tri3d.ops._checks import check_finite, check_same_size, check_tensor, value_checks_on
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
 
@@ -147,7 +148,7 @@ def _fused_fwd(
     from tri3d.kernels.triplane_mlp import triplane_mlp_forward
     from tri3d.utils.nvtx import nvtx_range
 
-    with nvtx_range("tri3d.triplane_decode.fwd"):
+    with nvtx_range("tri3d.triplane_decode.fwd"), _backend.on_device(coords.device):
         return triplane_mlp_forward(
             planes_cl, coords, plane_index, (w0, wh, wo), (b0, bh, bo), n_hidden=n_hidden, n_out=n_out,
             points_per_plane=points_per_plane, box_warp=box_warp, eg3d_axes=eg3d_axes, precision=precision,
@@ -171,7 +172,7 @@ def _fused_bwd(
     from tri3d.kernels.triplane_mlp import triplane_mlp_backward
     from tri3d.utils.nvtx import nvtx_range
 
-    with nvtx_range("tri3d.triplane_decode.bwd"):
+    with nvtx_range("tri3d.triplane_decode.bwd"), _backend.on_device(coords.device):
         g_planes, g_w, g_b = triplane_mlp_backward(
             planes_cl, coords, plane_index, (w0, wh, wo), (b0, bh, bo), grad_out.float(), n_hidden=n_hidden,
             points_per_plane=points_per_plane, box_warp=box_warp, eg3d_axes=eg3d_axes, precision=precision,

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tri3d import _backend
 from tri3d._backend import (
     NATIVE_DTYPES,
     cpp_unavailable,
@@ -152,7 +153,8 @@ def importance_depths_native(
         ("depths", d, (M, S), d.dtype), ("weights", w, (M, S - 1), d.dtype), ("levels", u, (M, samples), d.dtype),
         ("out", fine, (M, samples), d.dtype),
     ])
-    native().importance(device_name(d), NATIVE_DTYPES[d.dtype], M, S, samples, *pointers, stream_handle(d))
+    with _backend.on_device(d.device):
+        native().importance(device_name(d), NATIVE_DTYPES[d.dtype], M, S, samples, *pointers, stream_handle(d))
     return fine.reshape(*depths.shape[:2], samples, 1).to(depths.dtype)
 
 
@@ -225,7 +227,8 @@ def merge_order_native(
         ("depths_a", a, (B * R, Sa), dtype), ("depths_b", b, (B * R, Sb), dtype),
         ("merged", merged, (B * R, Sa + Sb), dtype), ("order", order, (B * R, Sa + Sb), torch.int64),
     ])
-    native().merge_sorted(device_name(a), NATIVE_DTYPES[dtype], B * R, Sa, Sb, *pointers, stream_handle(a))
+    with _backend.on_device(a.device):
+        native().merge_sorted(device_name(a), NATIVE_DTYPES[dtype], B * R, Sa, Sb, *pointers, stream_handle(a))
     return order.reshape(B, R, Sa + Sb, 1)
 
 

@@ -6,8 +6,9 @@ import time
 
 import torch
 
-from tri3d.train.config import preset
-from tri3d.train.loop import Trainer, peak_memory_mb
+from tri3d.runs.config import preset
+from tri3d.train.loop import Trainer
+from tri3d.train.reporting import peak_memory_mb
 from tri3d.utils.timing import STAGES
 
 

@@ -1,12 +1,11 @@
-"""The training loop: alternating G and D steps, EMA generator, snapshots, logs, grids."""
+"""The training loop: builds the networks and optimizers, runs the G and D steps and the
+EMA, and composes the run state (``run_state``: folder, data order, resume) and the
+reporting (``reporting``: logs, grids, metrics)."""
 from __future__ import annotations
 
 import copy
 import inspect
-import json
 import math
-import re
-import resource
 import time
 from pathlib import Path
 
@@ -14,13 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from tri3d.data import ImageDataset
-from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
-from tri3d.export import image_grid, save_png
 from tri3d.models import Discriminator, TriplaneGenerator
 from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
-from tri3d.train import checkpoint
-from tri3d.train.config import TrainConfig
+from tri3d.runs import checkpoint
+from tri3d.runs.config import TrainConfig
 from tri3d.train.loss import (
     blur_images,
     blur_sigma,
@@ -36,70 +32,18 @@ from tri3d.train.loss import (
 )
 from tri3d.train.distributed import all_reduce_mean_, barrier, check_fault_injection, init_from_env, rank_device
 from tri3d.train.errors import TrainingStopped
+from tri3d.train.reporting import Reporter
+from tri3d.train.run_state import (
+    StepBatchSampler,
+    capture_train_state,
+    load_dataset,
+    new_run_dir,
+    prepare_run_dir,
+    resolve_device,
+    restore_train_state,
+)
 from tri3d.utils.progress import progress_bar
 from tri3d.utils.timing import StageTimer
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
-    ``ValueError`` naming ``--device`` when the device does not exist on this machine."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this PyTorch is built without CUDA" if torch.version.cuda is None else "no usable GPU or driver"
-            raise ValueError(f"--device {name}: CUDA is not available ({why}); use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
-def new_run_dir(root: str | Path, preset: str) -> Path:
-    """Create and return ``root/<NNNNN>-<preset>``, numbered after the highest existing run.
-
-    The folder is claimed atomically (``mkdir`` without ``exist_ok``): of two runs
-    choosing at the same moment, the second moves on to the next number."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    ids = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name.split("-")[0].isdigit()]
-    number = max(ids, default=-1) + 1
-    while True:
-        path = root / f"{number:05d}-{preset}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            number += 1
-
-
-def load_dataset(cfg: TrainConfig) -> ImageDataset:
-    if cfg.data is None:
-        path = shapes_dataset_path(cfg.G.image_resolution, cfg.shapes_per_class, seed=0)
-        make_shapes_dataset(path, resolution=cfg.G.image_resolution, per_class=cfg.shapes_per_class)
-        return ImageDataset(path)
-    return ImageDataset(cfg.data, skip_bad=cfg.skip_bad)
-
-
-class StepBatchSampler(torch.utils.data.Sampler):
-    """Batch indices as a pure function of (seed, step): resuming at any step replays the
-    same data order, with or without loader workers. With ``world > 1`` each rank gets its
-    slice of the same global batch."""
-
-    def __init__(self, size: int, batch: int, seed: int, start_step: int, rank: int = 0, world: int = 1):
-        self.size, self.batch, self.seed, self.start_step = size, batch, seed, start_step
-        self.rank, self.world = rank, world
-
-    def __iter__(self):
-        step = self.start_step
-        local = self.batch // self.world
-        while True:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            indices = torch.randint(self.size, (self.batch,), generator=g)
-            yield indices[self.rank * local : (self.rank + 1) * local].tolist()
-            step += 1
 
 
 class Trainer:
@@ -155,12 +99,8 @@ class Trainer:
         else:
             self.run_dir = Path(run_dir) if run_dir else self._shared_new_run_dir()
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            checkpoint.remove_stale_temps(self.run_dir)
-            if resume is not None:  # rows past the snapshot are written again by this run
-                for log in ("stats.jsonl", "metrics.jsonl"):
-                    checkpoint.truncate_log(self.run_dir / log, self.step)
-        self._tb = None
+            prepare_run_dir(self.run_dir, self.step if resume is not None else None)
+        self.reporter = Reporter(cfg, self.run_dir, self.dist, self.device)
         self.G_ddp, self.D_ddp = self.G, self.D
         if self.dist.enabled:
             self.G_ddp, self.D_ddp = wrap_ddp(self.G, self.device), wrap_ddp(self.D, self.device)
@@ -179,21 +119,11 @@ class Trainer:
         snap = checkpoint.find_snapshot(path)
         for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
             checkpoint.load_weights(snap, name, module, self.device)
-        state = checkpoint.load_train_state(snap)
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self.step, self.nimg = int(state["step"]), int(state["nimg"])
-        torch.set_rng_state(state["rng_cpu"])
-        self.shared_rng.set_state(state["rng_shared"])
-        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        self.step, self.nimg = restore_train_state(checkpoint.load_train_state(snap), self.opt_G, self.opt_D,
+                                                   self.shared_rng, self.device)
 
     def train_state(self) -> dict:
-        return {
-            "step": self.step, "nimg": self.nimg, "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "rng_cpu": torch.get_rng_state(), "rng_shared": self.shared_rng.get_state(),
-            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-        }
+        return capture_train_state(self.step, self.nimg, self.opt_G, self.opt_D, self.shared_rng, self.device)
 
     def save_snapshot(self) -> Path:
         """Rank 0 writes the snapshot and the sample grid; metrics (optional) use every rank."""
@@ -201,32 +131,10 @@ class Trainer:
         if self.dist.is_main:
             path = checkpoint.save_snapshot(self.run_dir, self.step, self.cfg.to_dict(),
                                             {"G": self.G, "G_ema": self.G_ema, "D": self.D}, self.train_state())
-            self.save_grid(self.run_dir / f"samples-{self.step:08d}.png")
+            self.reporter.save_grid(self.G_ema, self.intrinsics, self.run_dir / f"samples-{self.step:08d}.png")
         if self.cfg.metrics_detector is not None:
-            self.run_metrics(path)
+            self.reporter.run_metrics(self.G_ema, self.dataset, path, self.step, self.cur_kimg)
         return path
-
-    def run_metrics(self, snapshot: Path) -> dict | None:
-        """Score the EMA generator (``metrics_detector``) into ``metrics.jsonl``; every rank
-        renders its share, rank 0 gathers, scores and writes."""
-        from tri3d.metrics.detector import load_metric_detectors
-        from tri3d.export.plot import plot_learning_curve
-        from tri3d.metrics.evaluate import append_jsonl, evaluate
-
-        if self.dist.enabled and self.cfg.metrics_detector == "shapes" and not self.dist.is_main:
-            barrier()  # rank 0 trains (or loads) the cached shapes judges first
-        detector, depth_judge = load_metric_detectors(self.cfg.metrics_detector, dataset=self.dataset,
-                                                      device=self.device, judge=self.cfg.metrics_judge)
-        if self.dist.enabled and self.cfg.metrics_detector == "shapes" and self.dist.is_main:
-            barrier()
-        result = evaluate(self.G_ema, self.dataset, detector, depth_judge=depth_judge,
-                          num_gen=self.cfg.metrics_num_gen, radius=self.cfg.camera_radius, fov_deg=self.cfg.fov_deg)
-        if result is None:
-            return None
-        result.update(snapshot=str(snapshot), step=self.step, kimg=self.cur_kimg)
-        append_jsonl(self.run_dir / "metrics.jsonl", result)
-        plot_learning_curve(self.run_dir)
-        return result
 
     # ---------------------------------------------------------------- schedule
     @property
@@ -398,61 +306,10 @@ class Trainer:
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
 
-    # ---------------------------------------------------------------- outputs
-    @torch.no_grad()
-    def save_grid(self, path: Path) -> Path:
-        """Multi-view grid (rgb | depth per view) of the EMA generator for fixed latents."""
-        n, cfg = self.cfg.grid_objects, self.cfg
-        g = torch.Generator().manual_seed(123)  # never touches the training RNG stream
-        z = torch.randn(n, cfg.G.z_dim, generator=g).to(self.device)
-        c = (torch.arange(n) % cfg.G.num_classes).to(self.device) if cfg.G.num_classes > 0 else None
-        cams = sample_multiview_poses(n, 3, cfg.camera_radius, 0.0, 0.0, generator=g).to(self.device)
-        with self.G_ema.deterministic_rendering():
-            out = self.G_ema(z, c, cams, self.intrinsics, noise_mode="const")
-        depth = out["depth"]
-        if depth.shape[-1] != out["image"].shape[-1]:
-            depth = F.interpolate(depth.flatten(0, 1), size=out["image"].shape[-2:], mode="nearest").unflatten(0, depth.shape[:2])
-        return save_png(image_grid(out["image"], depth), path)
-
-    def _log(self, window: list[dict], t0: float, nimg0: int) -> None:
-        keys = sorted({k for s in window for k in s})
-        row = {k: sum(s[k] for s in window if k in s) / sum(1 for s in window if k in s) for k in keys}
-        if self.dist.enabled:  # every rank saw a slice of the batch: log the global means
-            values = torch.tensor([row[k] for k in keys], dtype=torch.float64, device=self.device)
-            row = dict(zip(keys, all_reduce_mean_(values).tolist()))
-        row["nonfinite_steps"] = float(self.nonfinite_steps)  # the same on every rank (skips are agreed)
-        dt = max(time.perf_counter() - t0, 1e-9)
-        steps = max(len(window), 1)
-        row.update({f"time_{k}_ms": v / steps for k, v in self.timer.summary().items()})
-        peak = torch.tensor([peak_memory_mb(self.device)], dtype=torch.float64, device=self.device)
-        if self.dist.enabled:
-            peaks = [torch.zeros_like(peak) for _ in range(self.dist.world_size)]
-            torch.distributed.all_gather(peaks, peak)
-            row["peak_memory_mb_per_rank"] = [p.item() for p in peaks]
-        row.update(step=self.step, kimg=self.cur_kimg, sec_per_kimg=dt / max((self.nimg - nimg0) / 1000, 1e-9),
-                   images_per_s=(self.nimg - nimg0) / dt, peak_memory_mb=peak.item(),
-                   neural_resolution=self.neural_resolution_now())
-        if not self.dist.is_main:
-            return
-        row = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
-        with open(self.run_dir / "stats.jsonl", "a") as f:  # strict JSON: a non-finite mean is null
-            f.write(json.dumps(row, allow_nan=False) + "\n")
-        if self._tb is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)):  # null (non-finite) values are not plotted
-                    self._tb.add_scalar(k, v, self.nimg)
-
     def train(self) -> Path:
         """Run until ``total_kimg``; snapshot every ``snapshot_kimg`` and at the end."""
         cfg = self.cfg
-        if self.dist.is_main:
-            (self.run_dir / "config.json").write_text(cfg.to_json())
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.run_dir))
-            except ImportError:
-                self._tb = None
+        self.reporter.start()
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=StepBatchSampler(len(self.dataset), cfg.batch, cfg.seed, self.step,
                                                          self.dist.rank, self.dist.world_size),
@@ -471,31 +328,18 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}", kimg=f"{self.cur_kimg:.2f}")
             if self.step % cfg.log_every == 0:
-                self._log(window, t0, nimg0)
+                self.reporter.log(window, timer=self.timer, step=self.step, kimg=self.cur_kimg, nimg=self.nimg,
+                                  images=self.nimg - nimg0, seconds=time.perf_counter() - t0,
+                                  nonfinite_steps=self.nonfinite_steps,
+                                  neural_resolution=self.neural_resolution_now())
                 window, t0, nimg0 = [], time.perf_counter(), self.nimg
             if self.step % snapshot_every == 0 or self.step >= total_steps:
                 self.save_snapshot()
         bar.close()
-        if self._tb is not None:
-            self._tb.close()
-        self._record_rank_checksums()
+        self.reporter.close()
+        self.reporter.record_rank_checksums(self.G, self.D)
         barrier()
         return self.run_dir
-
-    @torch.no_grad()
-    def _record_rank_checksums(self) -> None:
-        """With several ranks, rank 0 writes every rank's G/D parameter checksum to
-        ``ranks.json`` (they must be identical: DDP keeps the replicas in sync)."""
-        if not self.dist.enabled:
-            return
-        local = torch.tensor([sum(p.double().sum().item() for p in m.parameters()) for m in (self.G, self.D)],
-                             dtype=torch.float64, device=self.device)
-        gathered = [torch.zeros_like(local) for _ in range(self.dist.world_size)]
-        torch.distributed.all_gather(gathered, local)
-        if self.dist.is_main:
-            (self.run_dir / "ranks.json").write_text(json.dumps({"G": [g[0].item() for g in gathered],
-                                                                 "D": [g[1].item() for g in gathered]}))
-
 
 def wrap_ddp(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel:
     """DDP without per-forward buffer broadcasts (``w_avg`` is all-reduced explicitly)."""
@@ -503,9 +347,3 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device) -> DistributedDataPa
     if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
         return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
     return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,115 @@
+"""Every Triton launch and every extension call runs under a device guard set to its
+tensors' device (Triton launches on the current CUDA device; the extension's kernels run
+in the thread's current context). Without a GPU: the guard is replaced by a recorder and
+each launch function checks that it is called inside it, with the right device."""
+from __future__ import annotations
+
+import contextlib
+import importlib
+
+import pytest
+import torch
+
+from tri3d import _backend
+from tri3d.models import TriplaneDecoder
+from tri3d.ops import composite, modulated_conv2d, triplane_decode
+from tri3d.render.sampling import importance_depths, merge_samples
+
+
+@pytest.fixture
+def guard(monkeypatch):
+    """Replaces ``on_device`` with a recorder; ``launched`` lists (name, device) of every
+    launch, which must happen inside the guard."""
+    state = {"device": None, "launched": []}
+
+    @contextlib.contextmanager
+    def recording_guard(device):
+        outer, state["device"] = state["device"], device
+        try:
+            yield
+        finally:
+            state["device"] = outer
+
+    def checked(name, fn):
+        def call(*args, **kwargs):
+            assert state["device"] is not None, f"{name} launched outside the device guard"
+            state["launched"].append((name, state["device"]))
+            return fn(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(_backend, "on_device", recording_guard)
+    module = _backend.native()
+
+    class CheckedNative:
+        def __getattr__(self, name):
+            return checked(name, getattr(module, name))
+
+    for path in ("tri3d.ops.composite", "tri3d.render.sampling"):  # modules (tri3d.ops.composite is also a function)
+        monkeypatch.setattr(importlib.import_module(path), "native", lambda: CheckedNative())
+    if _triton_available():
+        import tri3d.kernels.modconv as modconv_kernels
+        import tri3d.kernels.triplane_mlp as triplane_kernels
+
+        for mod, name in ((triplane_kernels, "triplane_mlp_forward"), (triplane_kernels, "triplane_mlp_backward"),
+                          (modconv_kernels, "modconv_forward"), (modconv_kernels, "modconv_backward")):
+            monkeypatch.setattr(mod, name, checked(name, getattr(mod, name)))
+    return state
+
+
+def _triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_native_calls_run_under_the_tensors_device(guard, native_ext, device):
+    sigma, rgb = torch.randn(1, 3, 6, 1, requires_grad=True), torch.rand(1, 3, 6, 4, requires_grad=True)
+    depths = torch.linspace(2, 3, 6).expand(1, 3, 6).unsqueeze(-1).contiguous()
+    out = composite(sigma, rgb, depths, impl="cpp")
+    sum(o.sum() for o in out).backward()
+    fine = importance_depths(depths, out[2].detach(), 4, impl="cpp")
+    merge_samples(depths, sigma.detach(), rgb.detach(), fine, sigma.detach()[:, :, :4], rgb.detach()[:, :, :4],
+                  impl="cpp")
+    assert guard["launched"] == [(name, torch.device("cpu")) for name in
+                                 ("composite_forward", "composite_backward", "importance", "merge_sorted")]
+
+
+def test_triton_launches_run_under_the_tensors_device(guard, device):
+    if not _triton_available():
+        pytest.skip("triton is not installed")
+    g = torch.Generator().manual_seed(0)
+    planes = torch.randn(1, 3, 8, 6, 6, generator=g).to(device).requires_grad_()
+    xyz = (torch.rand(1, 20, 3, generator=g) * 2 - 1).to(device)
+    decoder = TriplaneDecoder(in_features=8, hidden=16, n_hidden=1, out_features=3).to(device)
+    sigma, rgb = triplane_decode(planes, xyz, decoder, impl="triton")
+    (sigma.sum() + rgb.sum()).backward()
+    x = torch.randn(1, 5, 4, 4, generator=g).to(device).requires_grad_()
+    y = modulated_conv2d(x, torch.randn(6, 5, 3, 3, generator=g).to(device), torch.rand(1, 5, generator=g).to(device),
+                         impl="triton")
+    y.sum().backward()
+    assert guard["launched"] == [(name, torch.device(device)) for name in
+                                 ("triplane_mlp_forward", "triplane_mlp_backward", "modconv_forward",
+                                  "modconv_backward")]
+
+
+def test_the_guard_switches_the_current_cuda_device(monkeypatch):
+    entered = []
+
+    class RecordingDevice:
+        def __init__(self, device):
+            self.device = device
+
+        def __enter__(self):
+            entered.append(self.device)
+
+        def __exit__(self, *exc):
+            entered.append("exit")
+
+    monkeypatch.setattr(torch.cuda, "device", RecordingDevice)
+    with _backend.on_device(torch.device("cuda", 1)):
+        assert entered == [torch.device("cuda", 1)]
+    with _backend.on_device(torch.device("cpu")):
+        pass
+    assert entered == [torch.device("cuda", 1), "exit"]

@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run", help="run folder holding metrics.jsonl")
     plot.add_argument("--out", default=None, help="PNG path (default: RUN/learning_curve.png)")
 
+    doctor = sub.add_parser("doctor", help="versions, which implementation each op uses here, and a check of every "
+                                           "available fused / native path against its reference")
+    doctor.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+
     demo = sub.add_parser("demo", help="render random triplanes from sphere poses to a PNG grid")
     demo.add_argument("--out", default="runs/demo.png", help="PNG path (default: runs/demo.png)")
     demo.add_argument("--objects", type=_positive_int, default=2)
@@ -429,6 +433,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from tri3d.doctor import run_doctor
+    from tri3d.train.run_state import resolve_device
+
+    return 0 if run_doctor(resolve_device(args.device)) else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tri3d.demo import render_demo
 
@@ -446,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         commands = {"train": cmd_train, "dataset": cmd_dataset, "generate": cmd_generate, "metrics": cmd_metrics,
-                    "invert": cmd_invert, "bench": cmd_bench, "plot": cmd_plot, "demo": cmd_demo}
+                    "invert": cmd_invert, "bench": cmd_bench, "plot": cmd_plot, "demo": cmd_demo,
+                    "doctor": cmd_doctor}
         return commands[args.command](args)
     except (ValueError, OSError, zipfile.BadZipFile, TrainingStopped) as err:  # expected: one line, exit 2
         print(f"tri3d {args.command}: error: {err}", file=sys.stderr)

@@ -1,0 +1,185 @@
+"""``tri3d doctor``: what will run on this machine, and whether it is right here.
+
+Prints the versions that matter (Python, torch, triton, CUDA, the native extension,
+cupy), which implementation ``impl="auto"`` picks for every op and why the others are
+out, then runs every available fused / native path once at a small size against its
+reference on the chosen device (forward and gradients, under DESIGN.md's tolerance rule:
+error <= max(2 x the reference's own error in the same precision, floor), both measured
+against an fp64 reference) and times fused against reference at a medium size. Returns
+False when any available path disagrees with its reference.
+"""
+from __future__ import annotations
+
+import importlib.util
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, TextIO
+
+import torch
+
+from tri3d import _backend
+from tri3d.ops import composite, modulated_conv2d, triplane_decode
+from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
+from tri3d.render.sampling import importance_depths, merge_samples
+from tri3d.testing import FLOORS, assert_fused_close
+
+TIMING_REPEATS = 5  # timed calls per path (the median is shown), after one warm-up call
+
+
+@dataclass
+class OpCheck:
+    name: str  # the public op
+    paths: dict[str, Callable[[torch.device], "str | None"]]  # fused / native paths, probed for explicit use
+    auto_paths: dict[str, Callable[[torch.device], "str | None"]]  # what impl="auto" considers
+    run: Callable[[str, torch.device, torch.dtype, int], list[torch.Tensor]]  # (impl, device, dtype, size) -> outputs + grads
+
+
+def _rays(size: int, device, dtype, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    B, R, S, C = 2, 7 * size, 13, 5
+    sigma = torch.randn(B, R, S, 1, generator=g, dtype=torch.float64) * 3
+    rgb = torch.rand(B, R, S, C, generator=g, dtype=torch.float64)
+    depths = torch.sort(2 + torch.rand(B, R, S, 1, generator=g, dtype=torch.float64), dim=2).values
+    return [t.to(device, dtype) for t in (sigma, rgb, depths)]
+
+
+def _run_composite(impl, device, dtype, size):
+    sigma, rgb, depths = _rays(size, device, dtype)
+    sigma.requires_grad_(), rgb.requires_grad_()
+    outs = composite(sigma, rgb, depths, impl=impl)
+    g = torch.Generator().manual_seed(1)
+    cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(device, o.dtype) for o in outs]
+    grads = torch.autograd.grad(outs, [sigma, rgb], cot)
+    return [*outs, *grads]
+
+
+def _run_importance(impl, device, dtype, size):
+    _, _, depths = _rays(size, device, dtype)
+    weights = torch.rand(*depths.shape[:2], depths.shape[2] - 1, 1, generator=torch.Generator().manual_seed(2),
+                         dtype=torch.float64).to(device, dtype)
+    return [importance_depths(depths, weights, 9, deterministic=True, impl=impl)]
+
+
+def _run_merge(impl, device, dtype, size):
+    sigma, rgb, depths = _rays(size, device, dtype)
+    fine = 2 + torch.rand(*depths.shape[:2], 6, 1, generator=torch.Generator().manual_seed(3),
+                          dtype=torch.float64).to(device, dtype)
+    return list(merge_samples(depths, sigma, rgb, fine, sigma[:, :, :6], rgb[:, :, :6], impl=impl))
+
+
+def _run_triplane(impl, device, dtype, size):
+    from tri3d.models import TriplaneDecoder
+
+    g = torch.Generator().manual_seed(4)
+    planes = torch.randn(2, 3, 12, 9, 9, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
+    xyz = (torch.rand(2, 37 * size, 3, generator=g, dtype=torch.float64) * 2 - 1).to(device, dtype)
+    torch.manual_seed(5)
+    decoder = TriplaneDecoder(in_features=12, hidden=24, n_hidden=3, out_features=7).to(device, dtype)
+    outs = triplane_decode(planes, xyz, decoder, impl=impl, precision="ieee") if impl != "ref" else \
+        triplane_decode(planes, xyz, decoder, impl="ref")
+    cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(device, o.dtype) for o in outs]
+    grads = torch.autograd.grad(outs, [planes, *decoder.parameters()], cot)
+    return [*outs, *grads]
+
+
+def _run_modconv(impl, device, dtype, size):
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 19, 5 * size, 7, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
+    weight = torch.randn(21, 19, 3, 3, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
+    styles = (torch.randn(2, 19, generator=g, dtype=torch.float64) * 0.5 + 1).to(device, dtype).requires_grad_()
+    kw = {"precision": "ieee"} if impl == "triton" else {}
+    y = modulated_conv2d(x, weight, styles, impl=impl, **kw)
+    cot = torch.randn(y.shape, generator=g, dtype=torch.float64).to(device, y.dtype)
+    return [y, *torch.autograd.grad(y, [x, weight, styles], cot)]
+
+
+def _modconv_auto(device: torch.device) -> str | None:
+    """The auto probe for a 3x3 layer on fp32 activations (the default training precision)."""
+    from tri3d.ops.modconv import _triton_reason
+
+    x, w = torch.empty(1, 8, 4, 4, device=device), torch.empty(8, 8, 3, 3, device=device)
+    return _triton_reason(x, w, 1, 1, None, explicit=False)(device)
+
+
+NATIVE = {"cuda": _backend.cuda_unavailable, "cpp": _backend.cpp_unavailable}
+CHECKS = [
+    OpCheck("composite", NATIVE, NATIVE, _run_composite),
+    OpCheck("importance_depths", NATIVE, NATIVE, _run_importance),
+    OpCheck("merge_samples", NATIVE, NATIVE, _run_merge),
+    OpCheck("triplane_decode", {"triton": triton_unavailable}, {"triton": triton_auto_unavailable}, _run_triplane),
+    OpCheck("modulated_conv2d", {"triton": triton_unavailable}, {"triton": _modconv_auto}, _run_modconv),
+]
+
+
+def versions() -> list[str]:
+    lines = [f"python {platform.python_version()} on {platform.platform()}",
+             f"torch {torch.__version__} (CUDA build: {torch.version.cuda or 'none'})"]
+    triton = importlib.util.find_spec("triton")
+    lines.append(f"triton {__import__('triton').__version__}" if triton else "triton: not installed")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            cap = torch.cuda.get_device_capability(i)
+            lines.append(f"cuda:{i} {torch.cuda.get_device_name(i)} (sm_{cap[0]}{cap[1]})")
+    else:
+        lines.append("CUDA: no usable GPU (torch.cuda.is_available() is False)")
+    module, reason = _backend._load()
+    lines.append(f"tri3d._C: built, CUDA kernels {'included' if module.with_cuda else 'not built'}" if module
+                 else f"tri3d._C: {reason}")
+    lines.append(f"cupy {__import__('cupy').__version__}" if importlib.util.find_spec("cupy") else "cupy: not installed")
+    return lines
+
+
+def _median_ms(fn: Callable[[], object], device: torch.device) -> float:
+    fn()
+    times = []
+    for _ in range(TIMING_REPEATS):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def run_doctor(device: torch.device, out: TextIO = sys.stdout, timing_size: int = 64) -> bool:
+    """Print the report for ``device``; True when every available path matches its reference."""
+    for line in versions():
+        print(line, file=out)
+    print(f"\nops on {device}:", file=out)
+    ok = True
+    for check in CHECKS:
+        auto = resolve_impl(check.name, "auto", device, {**check.auto_paths, "ref": always})
+        why = "; ".join(f"{name}: {reason}" for name, probe in check.auto_paths.items()
+                        if (reason := probe(device)) is not None)
+        print(f"  {check.name}: auto -> {auto}" + (f" ({why})" if why else ""), file=out)
+        for impl, probe in check.paths.items():
+            reason = probe(device)
+            if reason is not None:
+                print(f"    {impl}: not available here ({reason})", file=out)
+                continue
+            try:
+                fused = check.run(impl, device, torch.float32, 1)
+                same = check.run("ref", device, torch.float32, 1)
+                ref64 = check.run("ref", torch.device("cpu"), torch.float64, 1)
+                for k, (f, r, r64) in enumerate(zip(fused, same, ref64)):
+                    if f.is_floating_point():
+                        assert_fused_close(f.cpu().float(), r.cpu().float(), r64, FLOORS["fp32"], f"output {k}")
+                    elif not torch.equal(f.cpu(), r64.cpu()):
+                        raise AssertionError(f"output {k} differs from the reference")
+            except (AssertionError, RuntimeError, ValueError) as err:
+                ok = False
+                print(f"    {impl}: FAIL against ref: {err}", file=out)
+                continue
+            t_fused = _median_ms(lambda: check.run(impl, device, torch.float32, timing_size), device)
+            t_ref = _median_ms(lambda: check.run("ref", device, torch.float32, timing_size), device)
+            print(f"    {impl}: matches ref (fp32, forward and gradients); {t_fused:.2f} ms vs ref {t_ref:.2f} ms "
+                  f"at the medium size (x{t_ref / max(t_fused, 1e-9):.2f}, wall clock, median of {TIMING_REPEATS})",
+                  file=out)
+    print("\nall available paths match their references" if ok else "\nSOME PATHS DISAGREE WITH THEIR REFERENCES",
+          file=out)
+    return ok

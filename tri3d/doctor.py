@@ -23,7 +23,7 @@ import torch
 from tri3d import _backend
 from tri3d.ops import composite, modulated_conv2d, triplane_decode
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
-from tri3d.render.sampling import importance_depths, merge_samples
+from tri3d.ops import importance_depths, merge_samples
 from tri3d.testing import FLOORS, assert_fused_close
 
 TIMING_REPEATS = 5  # timed calls per path (the median is shown), after one warm-up call

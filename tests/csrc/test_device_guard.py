@@ -13,7 +13,7 @@ import torch
 from tri3d import _backend
 from tri3d.models import TriplaneDecoder
 from tri3d.ops import composite, modulated_conv2d, triplane_decode
-from tri3d.render.sampling import importance_depths, merge_samples
+from tri3d.ops import importance_depths, merge_samples
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def guard(monkeypatch):
         def __getattr__(self, name):
             return checked(name, getattr(module, name))
 
-    for path in ("tri3d.ops.composite", "tri3d.render.sampling"):  # modules (tri3d.ops.composite is also a function)
+    for path in ("tri3d.ops.composite", "tri3d.ops.importance", "tri3d.ops.merge"):  # modules (tri3d.ops.composite is also a function)
         monkeypatch.setattr(importlib.import_module(path), "native", lambda: CheckedNative())
     if _triton_available():
         import tri3d.kernels.modconv as modconv_kernels

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from tri3d.render.sampling import importance_depths, smooth_weights
+from tri3d.ops.importance import importance_depths, smooth_weights
 
 
 def coarse(B, R, S, seed):
@@ -80,7 +80,7 @@ def test_follows_the_smoothed_pdf(native_ext):
 
 @pytest.mark.parametrize("Sa, Sb", [(4, 1), (48, 48), (13, 29)])
 def test_native_merge_matches_sort(native_ext, Sa, Sb):
-    from tri3d.render.sampling import merge_samples
+    from tri3d.ops import merge_samples
 
     g = torch.Generator().manual_seed(Sa * Sb)
     da = torch.sort(torch.rand(2, 7, Sa, 1, generator=g), dim=2).values

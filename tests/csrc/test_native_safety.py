@@ -13,7 +13,7 @@ import torch
 
 from tri3d.ops import composite
 from tri3d.ops.composite import composite_native_backward, composite_native_forward
-from tri3d.render.sampling import importance_depths, merge_samples
+from tri3d.ops import importance_depths, merge_samples
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -35,7 +35,7 @@ def test_tensors_on_different_devices_raise_instead_of_segfaulting(native_ext, c
     proc = run_python(f"""
         import torch
         from tri3d.ops import composite
-        from tri3d.render.sampling import importance_depths, merge_samples
+        from tri3d.ops import importance_depths, merge_samples
         s, c = torch.randn(1, 3, 6, 1), torch.rand(1, 3, 6, 4)
         d = torch.linspace(2, 3, 6).expand(1, 3, 6).unsqueeze(-1).contiguous()
         w = torch.rand(1, 3, 5, 1)

@@ -6,13 +6,9 @@ import pytest
 import torch
 from scipy import stats
 
-from tri3d.render.sampling import (
-    importance_depths,
-    merge_samples,
-    sample_pdf,
-    smooth_weights,
-    stratified_depths,
-)
+from tri3d.ops import importance_depths, merge_samples
+from tri3d.ops.importance import sample_pdf, smooth_weights
+from tri3d.render.sampling import stratified_depths
 
 
 def test_stratified_one_sample_per_bin():

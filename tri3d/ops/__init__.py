@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 from tri3d.ops.composite import composite, composite_ref
+from tri3d.ops.importance import importance_depths, importance_depths_ref
+from tri3d.ops.merge import merge_samples, merge_samples_ref
 from tri3d.ops.modconv import modulated_conv2d, modulated_conv2d_ref
 from tri3d.ops.triplane import sample_triplane, sample_triplane_ref, triplane_decode, triplane_decode_ref
 
 __all__ = [
     "composite",
     "composite_ref",
+    "importance_depths",
+    "importance_depths_ref",
+    "merge_samples",
+    "merge_samples_ref",
     "modulated_conv2d",
     "modulated_conv2d_ref",
     "sample_triplane",

@@ -10,7 +10,8 @@ from tri3d.ops import composite, triplane_decode
 from tri3d.ops._checks import check_tensor
 from tri3d.ops.triplane import PLANE_AXES, PRECISIONS
 from tri3d.render.rays import pixel_rays
-from tri3d.render.sampling import check_near_far, importance_depths, merge_samples, stratified_depths
+from tri3d.ops import importance_depths, merge_samples
+from tri3d.render.sampling import check_near_far, stratified_depths
 from tri3d.utils.timing import NullTimer
 
 # A radiance field: world points [B, N, 3] -> (sigma_raw [B, N, 1], rgb [B, N, C]).

@@ -124,6 +124,14 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "tri3d native ops (compositor, importance sampler) over raw pointers";
 #ifdef TRI3D_WITH_CUDA
   m.attr("with_cuda") = true;
+  m.def(
+      "cuda_versions",
+      [] {
+        int runtime = 0, driver = 0, devices = 0;
+        tri3d::cuda_versions(&runtime, &driver, &devices);
+        return py::make_tuple(runtime, driver, devices);
+      },
+      "(CUDA runtime built with, newest runtime the driver supports (0: no driver), visible devices)");
 #else
   m.attr("with_cuda") = false;
 #endif

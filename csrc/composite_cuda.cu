@@ -121,4 +121,11 @@ TRI3D_INSTANTIATE(float)
 TRI3D_INSTANTIATE(double)
 #undef TRI3D_INSTANTIATE
 
+void cuda_versions(int* runtime, int* driver, int* devices) {
+  if (cudaRuntimeGetVersion(runtime) != cudaSuccess) *runtime = 0;
+  if (cudaDriverGetVersion(driver) != cudaSuccess) *driver = 0;
+  if (*driver == 0 || cudaGetDeviceCount(devices) != cudaSuccess) *devices = 0;
+  cudaGetLastError();  // a failed query must not leave a sticky error for the next launch's check
+}
+
 }  // namespace tri3d

@@ -37,6 +37,10 @@ void importance_cuda(int64_t M, int64_t S, int64_t n, const T* depth, const T* w
 template <typename T>
 void merge_sorted_cuda(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order,
                        void* stream);
+
+// The CUDA runtime this module was built with, the newest runtime the installed driver
+// supports (0: no driver) and the number of visible devices (0 when none or on error).
+void cuda_versions(int* runtime, int* driver, int* devices);
 #endif
 
 }  // namespace tri3d

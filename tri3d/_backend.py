@@ -50,7 +50,33 @@ def cuda_unavailable(device: torch.device) -> str | None:
         return reason
     if not module.with_cuda:
         return "tri3d._C was built without CUDA (no nvcc at install time); reinstall on a machine with nvcc"
-    return None
+    return cuda_runtime_problem()
+
+
+def _cuda_version(v: int) -> str:
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_runtime_problem() -> str | None:
+    """Why the prebuilt CUDA kernels cannot run on this machine (``None`` when they can),
+    from the extension's own runtime and the driver: the runtime is linked statically, so
+    a driver older than the build's toolkit fails every launch. Asked once per process;
+    the first answer that is a problem is also one warning, and ``impl="auto"`` moves on."""
+    runtime, driver, devices = native().cuda_versions()
+    if driver == 0:
+        reason = "no CUDA driver is installed"
+    elif driver < runtime:
+        reason = (f"tri3d._C was built with CUDA {_cuda_version(runtime)} but this driver supports CUDA "
+                  f"{_cuda_version(driver)} at most: update the driver, or rebuild tri3d here with a CUDA "
+                  f"<= {_cuda_version(driver)} toolkit (pip install -e .)")
+    elif devices == 0:
+        reason = "the CUDA driver sees no device"
+    else:
+        return None
+    warnings.warn(f"tri3d: the native CUDA kernels cannot run ({reason}); impl='auto' uses the other paths",
+                  stacklevel=2)
+    return reason
 
 
 @contextlib.contextmanager

@@ -126,8 +126,16 @@ def versions() -> list[str]:
     else:
         lines.append("CUDA: no usable GPU (torch.cuda.is_available() is False)")
     module, reason = _backend._load()
-    lines.append(f"tri3d._C: built, CUDA kernels {'included' if module.with_cuda else 'not built'}" if module
-                 else f"tri3d._C: {reason}")
+    if module is None:
+        lines.append(f"tri3d._C: {reason}")
+    elif not module.with_cuda:
+        lines.append("tri3d._C: built, without CUDA kernels (no nvcc at install time)")
+    else:
+        runtime, driver, devices = module.cuda_versions()
+        problem = _backend.cuda_runtime_problem()
+        lines.append(f"tri3d._C: built with CUDA kernels (runtime {runtime // 1000}.{runtime % 1000 // 10}; driver "
+                     f"supports {driver // 1000}.{driver % 1000 // 10}; {devices} device(s))"
+                     + (f": they cannot run here ({problem})" if problem else ""))
     lines.append(f"cupy {__import__('cupy').__version__}" if importlib.util.find_spec("cupy") else "cupy: not installed")
     return lines
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import warnings
 
 import pytest
 import torch
@@ -113,3 +114,28 @@ def test_the_guard_switches_the_current_cuda_device(monkeypatch):
     with _backend.on_device(torch.device("cpu")):
         pass
     assert entered == [torch.device("cuda", 1), "exit"]
+
+
+def test_a_driver_older_than_the_build_makes_auto_fall_back_with_one_warning(native_ext, monkeypatch):
+    if not native_ext.with_cuda:
+        pytest.skip("the extension was built without CUDA kernels")
+    monkeypatch.setattr(native_ext, "cuda_versions", lambda: (13000, 12040, 1))
+    _backend.cuda_runtime_problem.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match=r"built with CUDA 13\.0 but this driver supports CUDA 12\.4 at most"):
+            reason = _backend.cuda_unavailable(torch.device("cuda"))
+        assert "update the driver, or rebuild tri3d" in reason
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # asked again: the same answer, no second warning
+            assert _backend.cuda_unavailable(torch.device("cuda")) == reason
+        from tri3d.ops._dispatch import always, resolve_impl
+
+        paths = {"cuda": _backend.cuda_unavailable, "cpp": _backend.cpp_unavailable, "ref": always}
+        assert resolve_impl("composite", "auto", torch.device("cuda"), paths) == "ref"
+        with pytest.raises(RuntimeError, match="impl='cuda' is unavailable on cuda: tri3d._C was built with CUDA 13"):
+            resolve_impl("composite", "cuda", torch.device("cuda"), paths)
+        monkeypatch.setattr(native_ext, "cuda_versions", lambda: (12040, 12080, 2))
+        _backend.cuda_runtime_problem.cache_clear()
+        assert _backend.cuda_unavailable(torch.device("cuda")) is None
+    finally:
+        _backend.cuda_runtime_problem.cache_clear()

@@ -234,7 +234,10 @@ def network_summary(cfg) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
+    from tri3d.train.run_state import resolve_device
+
     cfg = train_config(args)
+    resolve_device(cfg.device)  # a device this machine lacks fails here, --dry-run included
     if args.dry_run:  # the config on stdout (reusable with --config), the networks it builds on stderr
         print(cfg.to_json())
         print(network_summary(cfg), file=sys.stderr)
@@ -247,9 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         spawn(args.gpus, main, _without_gpus(args.argv))
         return 0
     from tri3d.train.loop import Trainer
-    from tri3d.train.run_state import resolve_device
 
-    resolve_device(cfg.device)
     if cfg.metrics_detector not in (None, "shapes"):  # a bad path fails now, not at the first snapshot
         from tri3d.metrics.detector import load_detector
 

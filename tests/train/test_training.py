@@ -368,3 +368,18 @@ def test_kill_9_while_a_snapshot_is_written_then_resume_matches_an_uninterrupted
     keys = ("step", "loss_G", "loss_D", "D_real", "D_fake", "r1", "density_reg")
     assert [[r.get(k) for k in keys] for r in read_stats(run)] == [[r.get(k) for k in keys] for r in read_stats(whole)]
     assert [r["step"] for r in read_stats(run)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_snapshots_honour_the_umask(shapes16, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        run = Trainer(micro_config(shapes16, tmp_path, total_kimg=0.004), run_dir=tmp_path / "run",
+                      progress=False).train()
+    finally:
+        os.umask(old)
+    snap = checkpoint.find_snapshot(run)
+    assert snap.stat().st_mode & 0o777 == 0o755  # mkdtemp would leave 0700
+    assert {p.name: p.stat().st_mode & 0o777 for p in snap.iterdir()} == {
+        name: 0o644 for name in ("config.json", "G.safetensors", "G_ema.safetensors", "D.safetensors", "train_state.pt")}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tri3d.utils.files import chmod_as_created
 from tri3d.render import TriplaneRenderer
 from tri3d.render.camera import fov_to_intrinsics, random_rotations, sample_sphere_poses
 
@@ -156,9 +157,7 @@ def make_shapes_dataset(dest: str | Path | None = None, *, resolution: int = 32,
 def _publish(tmp: Path, dest: Path) -> None:
     """Move the finished set ``tmp`` to ``dest``, replacing an empty folder or a tri3d
     shapes set (moved aside first, then deleted)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700: give the set the permissions of a plain mkdir
+    chmod_as_created(tmp)  # mkdtemp creates 0700: give the set the permissions of a plain mkdir
     old = None
     if dest.exists():
         old = dest.with_name(f".{dest.name}.{os.getpid()}.old")

@@ -11,6 +11,7 @@ from PIL import Image
 from torch import Tensor
 
 from tri3d.ops._checks import check_tensor
+from tri3d.utils.files import chmod_as_created
 
 
 def image_grid(
@@ -44,9 +45,7 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:  # image: [H, 
     try:
         with os.fdopen(fd, "wb") as f:
             Image.fromarray(image).save(f, format="PNG")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600: the permissions of a plain open()
+        chmod_as_created(tmp)  # mkstemp creates 0600: the permissions of a plain open()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tri3d.utils.files import chmod_as_created
+
 SNAPSHOT_RE = re.compile(r"^snapshot-(\d+)$")
 WEIGHT_FILES = ("G", "G_ema", "D")
 # Bumped whenever saved weights stop meaning what they meant; ``config.json`` records it.
@@ -44,6 +46,7 @@ def save_snapshot(run_dir: str | Path, step: int, config: dict, modules: dict[st
             state = {k: v.detach().contiguous().cpu().clone() for k, v in module.state_dict().items()}
             save_file(state, str(tmp / f"{name}.safetensors"))
         torch.save(train_state, tmp / "train_state.pt")
+        chmod_as_created(tmp)  # mkdtemp makes 0700, safetensors 0600: others can read a shared run
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -383,3 +383,32 @@ def test_snapshots_honour_the_umask(shapes16, tmp_path):
     assert snap.stat().st_mode & 0o777 == 0o755  # mkdtemp would leave 0700
     assert {p.name: p.stat().st_mode & 0o777 for p in snap.iterdir()} == {
         name: 0o644 for name in ("config.json", "G.safetensors", "G_ema.safetensors", "D.safetensors", "train_state.pt")}
+
+
+RACING_CHILD = """
+import sys, time
+from pathlib import Path
+from tri3d.train.run_state import new_run_dir
+
+root, go = Path(sys.argv[1]), Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+print(" ".join(new_run_dir(root, "tiny").name for _ in range(300)))
+"""
+
+
+def test_two_processes_claiming_run_folders_at_once_never_share_one(tmp_path):
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    children = [subprocess.Popen([sys.executable, "-c", RACING_CHILD, str(tmp_path / "runs"), str(go)],
+                                 stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    import time
+
+    time.sleep(2.0)  # both are waiting on the barrier file
+    go.touch()
+    claimed = [name for child in children for name in child.communicate(timeout=120)[0].split()]
+    assert all(child.returncode == 0 for child in children)
+    assert len(claimed) == 600 and len(set(claimed)) == 600  # every claim is its own folder
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(claimed)

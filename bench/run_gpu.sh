@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (no registry access): install, run the test suite on
-# CUDA, the AOT compile report, and every bench suite at full size. Writes logs, JSON and
+# One call on a lent GPU machine (no registry access): install, `tri3d doctor` (stops here
+# if a path disagrees with its reference), the test suite on CUDA, the AOT compile report,
+# and every bench suite at full size. Writes logs, JSON and
 # a markdown summary under OUT_DIR.
 #
 # Usage: bash bench/run_gpu.sh OUT_DIR
@@ -19,6 +20,15 @@ status=0
 cat "$out/env.txt"
 
 pip install -e . --no-build-isolation --no-deps > "$out/install.log" 2>&1 || { echo "install failed"; tail -20 "$out/install.log"; exit 1; }
+
+echo "== tri3d doctor (every fused / native path against its reference on this GPU)"
+python -m tri3d.cli doctor --device cuda > "$out/doctor.txt" 2>&1
+doctor_rc=$?
+cat "$out/doctor.txt"
+if [ "$doctor_rc" -ne 0 ]; then
+    echo "tri3d doctor failed: stopping before the tests and benches (see $out/doctor.txt)"
+    exit 1
+fi
 
 echo "== tests on CUDA"
 python -m pytest -q tests > "$out/tests.txt" 2>&1 || status=1

@@ -146,3 +146,56 @@ def test_custom_op_checks_and_compiles_without_graph_break(device):
     sigma_e, rgb_e = triplane_decode(q, xyz, dec, impl="triton")
     (sigma_e.sum() + rgb_e.square().sum()).backward()
     torch.testing.assert_close((sigma, rgb, p.grad), (sigma_e, rgb_e, q.grad))
+
+
+def test_planes_for_decode_layout_is_used_without_copy(device, monkeypatch):
+    """The fused path reads channels-last planes; ``planes_for_decode`` converts once and
+    ``triplane_decode`` then uses that memory as it is (same pointer, same results and
+    plane gradients as from the plain layout). The reference path keeps the tensor."""
+    import tri3d.ops.triplane as triplane_module
+    from tri3d.ops import planes_for_decode
+
+    assert planes_for_decode(torch.randn(1, 3, 4, 5, 6), impl="ref").is_contiguous()
+    planes, xyz, dec = make_case(device, n_hidden=1, N=40)
+    base = planes.detach().requires_grad_()
+    converted = planes_for_decode(base, impl="triton")
+    assert converted.shape == planes.shape and converted.permute(0, 1, 3, 4, 2).is_contiguous()
+    assert torch.equal(converted, planes)
+
+    pointers = []
+    real = triplane_module._fused_fwd
+
+    def spy(planes_cl, *args):
+        pointers.append(planes_cl.data_ptr())
+        return real(planes_cl, *args)
+
+    monkeypatch.setattr(triplane_module, "_fused_fwd", spy)
+    cot = _cot(xyz, dec)
+    outs = [triplane_decode(converted, xyz[:, :20], dec, impl="triton"),
+            triplane_decode(converted, xyz[:, 20:], dec, impl="triton")]
+    assert pointers == [converted.data_ptr()] * 2  # both calls read the one converted copy
+    loss = sum((s * c0[:, sl].float()).sum() + (r * c1[:, sl].float()).sum()
+               for (s, r), sl, c0, c1 in zip(outs, (slice(0, 20), slice(20, 40)), [cot[0]] * 2, [cot[1]] * 2))
+    (grad_converted,) = torch.autograd.grad(loss, [base])
+    plain = planes.detach().requires_grad_()
+    sigma, rgb = triplane_decode(plain, xyz, dec, impl="triton")
+    (grad_plain,) = torch.autograd.grad((sigma * cot[0].float()).sum() + (rgb * cot[1].float()).sum(), [plain])
+    torch.testing.assert_close(torch.cat([o[0] for o in outs], 1), sigma, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(grad_converted, grad_plain, rtol=1e-6, atol=1e-6)
+
+
+def test_renderer_converts_planes_once_per_render(device, monkeypatch):
+    """Coarse and fine decode calls of one render read the same channels-last copy."""
+    import tri3d.ops.triplane as triplane_module
+    from tri3d.render import TriplaneRenderer
+    from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
+
+    monkeypatch.setattr(triplane_module, "triton_auto_unavailable", lambda device: None)  # auto -> fused
+    pointers = []
+    real = triplane_module._fused_fwd
+    monkeypatch.setattr(triplane_module, "_fused_fwd", lambda planes_cl, *a: pointers.append(planes_cl.data_ptr())
+                        or real(planes_cl, *a))
+    planes, _, dec = make_case(device, n_hidden=1, T=1, B=1)
+    cams = sample_multiview_poses(1, 2, generator=torch.Generator().manual_seed(0)).to(device)
+    TriplaneRenderer(depth_samples=4, importance_samples=4, box_warp=2.0)(planes, dec, cams, fov_to_intrinsics(30.0), 4)
+    assert len(pointers) == 2 and pointers[0] == pointers[1] and pointers[0] != planes.data_ptr()

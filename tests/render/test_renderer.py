@@ -64,9 +64,58 @@ def test_multiview_batch_equals_single_views_and_chunks():
         single = full(planes, decoder, cams[:, v : v + 1], K[:, v : v + 1], 8)
         for key in batched:
             torch.testing.assert_close(batched[key][:, v : v + 1], single[key], atol=1e-5, rtol=1e-5)
-    small = chunked(planes, decoder, cams, K, 8)
+    with torch.no_grad():  # chunks are used only when no graph is recorded
+        small = chunked(planes, decoder, cams, K, 8)
     for key in batched:
         torch.testing.assert_close(small[key], batched[key], atol=1e-5, rtol=1e-5)
+
+
+def _counting_field(planes, decoder, calls):
+    from tri3d.ops import triplane_decode
+
+    def field(xyz):
+        calls.append(xyz.shape[1])
+        return triplane_decode(planes, xyz, decoder)
+
+    return field
+
+
+def test_ray_chunks_only_without_autograd():
+    """Under autograd every chunk's graph would live until backward: one pass. Without it,
+    ``ray_chunk`` bounds the rays decoded at once."""
+    planes = torch.randn(1, 3, 4, 8, 8)
+    decoder = TriplaneDecoder(in_features=4, hidden=8, n_hidden=1, out_features=3)
+    cams = sample_multiview_poses(1, 1, generator=torch.Generator().manual_seed(1))
+    renderer = TriplaneRenderer(depth_samples=4, importance_samples=4, ray_chunk=10)
+    calls = []
+    renderer.render_field(_counting_field(planes, decoder, calls), cams, fov_to_intrinsics(30.0), 6, batch=1)
+    assert calls == [36 * 4, 36 * 4]  # coarse + fine, all 36 rays at once
+    calls.clear()
+    with torch.no_grad():
+        renderer.render_field(_counting_field(planes, decoder, calls), cams, fov_to_intrinsics(30.0), 6, batch=1)
+    assert calls == [10 * 4] * 6 + [6 * 4] * 2  # 4 chunks of <= 10 rays, coarse + fine each
+
+
+def test_coarse_composite_has_no_graph_and_no_colour(monkeypatch):
+    """The coarse weights only place the fine samples: that composite runs without autograd
+    and without colour channels; the final one composites the merged samples with both."""
+    import tri3d.render.renderer as renderer_module
+
+    seen = []
+    real = renderer_module.composite
+
+    def spy(sigma, rgb, depths):
+        seen.append((torch.is_grad_enabled(), rgb.shape[-1], depths.shape[2]))
+        return real(sigma, rgb, depths)
+
+    monkeypatch.setattr(renderer_module, "composite", spy)
+    planes = torch.randn(1, 3, 4, 8, 8, requires_grad=True)
+    decoder = TriplaneDecoder(in_features=4, hidden=8, n_hidden=1, out_features=3)
+    cams = sample_multiview_poses(1, 1, generator=torch.Generator().manual_seed(1))
+    out = TriplaneRenderer(depth_samples=5, importance_samples=7)(planes, decoder, cams, fov_to_intrinsics(30.0), 4)
+    assert seen == [(False, 0, 5), (True, 3, 12)]
+    out["rgb"].sum().backward()
+    assert planes.grad.abs().max() > 0
 
 
 def test_bad_arguments():

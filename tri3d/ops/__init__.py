@@ -5,7 +5,13 @@ from tri3d.ops.composite import composite, composite_ref
 from tri3d.ops.importance import importance_depths, importance_depths_ref
 from tri3d.ops.merge import merge_samples, merge_samples_ref
 from tri3d.ops.modconv import modulated_conv2d, modulated_conv2d_ref
-from tri3d.ops.triplane import sample_triplane, sample_triplane_ref, triplane_decode, triplane_decode_ref
+from tri3d.ops.triplane import (
+    planes_for_decode,
+    sample_triplane,
+    sample_triplane_ref,
+    triplane_decode,
+    triplane_decode_ref,
+)
 
 __all__ = [
     "composite",
@@ -16,6 +22,7 @@ __all__ = [
     "merge_samples_ref",
     "modulated_conv2d",
     "modulated_conv2d_ref",
+    "planes_for_decode",
     "sample_triplane",
     "sample_triplane_ref",
     "triplane_decode",

@@ -225,7 +225,8 @@ def triplane_decode_fused(
         raise ValueError(f"decoder expects {c_in} input channels, planes have {planes.shape[2]}")
     params, n_hidden, n_out = pack_decoder(layers)
     B, N, _ = xyz.shape
-    planes_cl = planes.permute(0, 1, 3, 4, 2).contiguous()  # channels-last: one texel's C contiguous
+    # channels-last: one texel's C contiguous (no copy when planes_for_decode made them so)
+    planes_cl = planes.permute(0, 1, 3, 4, 2).contiguous()
     coords = xyz.reshape(B * N, 3).float().contiguous()
     index = None if plane_index is None else plane_index.reshape(-1).to(torch.int32).contiguous()
     out = _fused_fwd(
@@ -292,14 +293,36 @@ def triplane_decode(
     Returns:
         ``(sigma_raw [B, N, 1], rgb [B, N, C_out])``.
     """
-    probe = triton_unavailable if impl == "triton" else triton_auto_unavailable
-    chosen = resolve_impl("triplane_decode", impl, _device_of(xyz), {"triton": probe, "ref": always})
-    if chosen == "triton":
+    if _decode_impl(impl, _device_of(xyz)) == "triton":
         return triplane_decode_fused(
             planes, xyz, decoder, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index,
             precision=precision,
         )
     return triplane_decode_ref(planes, xyz, decoder, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
+
+
+def planes_for_decode(
+    planes: Tensor,  # [T, 3, C, H, W]
+    *,
+    impl: str = "auto",
+) -> Tensor:  # [T, 3, C, H, W], memory laid out for the chosen path
+    """``planes`` in the memory layout the path ``triplane_decode(..., impl=impl)`` picks
+    for them reads: for the fused path a ``[T, 3, C, H, W]`` view of channels-last memory
+    ``[T, 3, H, W, C]`` (which it then uses without a copy), for the reference unchanged.
+
+    A renderer that decodes one triplane in several calls (coarse and fine samples, ray
+    chunks) converts once per render instead of once per call; the plane gradients of
+    all calls then meet in that one layout and are transposed back once."""
+    check_tensor("planes", planes, ("B", 3, "C", "H", "W"))
+    if _decode_impl(impl, planes.device) != "triton":
+        return planes
+    return planes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+
+
+def _decode_impl(impl: str, device: torch.device) -> str:
+    """The path ``triplane_decode`` takes for ``impl`` on ``device``."""
+    probe = triton_unavailable if impl == "triton" else triton_auto_unavailable
+    return resolve_impl("triplane_decode", impl, device, {"triton": probe, "ref": always})
 
 
 def _device_of(t: object) -> torch.device:

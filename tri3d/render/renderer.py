@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from tri3d.ops import composite, triplane_decode
+from tri3d.ops import composite, planes_for_decode, triplane_decode
 from tri3d.ops._checks import check_tensor
 from tri3d.ops.triplane import PLANE_AXES, PRECISIONS
 from tri3d.render.rays import pixel_rays
@@ -29,8 +29,10 @@ class TriplaneRenderer(nn.Module):
         box_warp: side of the cube the triplane spans.
         white_back: composite over a white background instead of black.
         plane_axes: "xyz" or "eg3d" (see ``sample_triplane``).
-        ray_chunk: rays decoded at once across the batch (bounds memory at any
-            resolution); ``None`` renders all rays in one pass.
+        ray_chunk: rays decoded at once across the batch when no gradient is recorded
+            (generation, metrics: bounds memory at any resolution); ``None`` renders all
+            rays in one pass. Under autograd every chunk's graph would live until the
+            backward pass, so chunking saves nothing there and all rays render at once.
         deterministic: no random jitter of the coarse samples and evenly spaced CDF
             levels for the fine ones (flicker-free videos, exact comparisons).
         precision: decoder MLP dot operands on the fused path: "ieee" (exact fp32),
@@ -92,7 +94,7 @@ class TriplaneRenderer(nn.Module):
             dict with ``rgb [B, V, C_out, res, res]`` (scaled to [-1, 1] by ``*2 - 1``),
             ``depth [B, V, 1, res, res]`` and ``opacity [B, V, 1, res, res]``.
         """
-        check_tensor("planes", planes, ("B", 3, "C", "H", "W"))
+        planes = planes_for_decode(planes)  # one layout conversion per render, not per decode call
 
         def field(xyz: Tensor) -> tuple[Tensor, Tensor]:
             return triplane_decode(
@@ -138,9 +140,10 @@ class TriplaneRenderer(nn.Module):
         *,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:  # rgb [B, R, C] in [-1, 1], depth [B, R, 1], opacity [B, R, 1]
-        """Render rays in chunks of ``ray_chunk`` rays (across the batch)."""
+        """Render rays in chunks of ``ray_chunk`` rays (across the batch) when no gradient
+        is recorded, else in one pass."""
         B, R, _ = origins.shape
-        step = R if self.ray_chunk is None else max(1, self.ray_chunk // B)
+        step = R if self.ray_chunk is None or torch.is_grad_enabled() else max(1, self.ray_chunk // B)
         parts = [
             self._render_chunk(field, origins[:, i : i + step], dirs[:, i : i + step], generator)
             for i in range(0, R, step)
@@ -171,9 +174,12 @@ class TriplaneRenderer(nn.Module):
         timer = self.timer
         with timer.stage("sample+decode"):
             sigma, rgb = self._query(field, origins, dirs, depths)
-        with timer.stage("composite"):
-            out_rgb, out_depth, weights = composite(sigma, rgb, depths)
         if self.importance_samples > 0:
+            # The coarse weights only place the fine samples (which carry no gradient), and the
+            # coarse samples are differentiated through the final merged composite: this
+            # composite needs neither colour nor a graph (EG3D's coarse pass does the same).
+            with timer.stage("composite"), torch.no_grad():
+                _, _, weights = composite(sigma, rgb[..., :0], depths)
             with timer.stage("importance"):
                 fine = importance_depths(
                     depths, weights, self.importance_samples, generator=generator, deterministic=self.deterministic
@@ -182,6 +188,6 @@ class TriplaneRenderer(nn.Module):
                 sigma_f, rgb_f = self._query(field, origins, dirs, fine)
             with timer.stage("importance"):
                 depths, sigma, rgb = merge_samples(depths, sigma, rgb, fine, sigma_f, rgb_f)
-            with timer.stage("composite"):
-                out_rgb, out_depth, weights = composite(sigma, rgb, depths)
+        with timer.stage("composite"):
+            out_rgb, out_depth, weights = composite(sigma, rgb, depths)
         return out_rgb, out_depth, weights.sum(dim=2)

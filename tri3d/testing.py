@@ -31,6 +31,34 @@ def assert_fused_close(fused: Tensor, ref_same: Tensor, ref64: Tensor, floor: fl
         raise AssertionError(f"{name}: fused error {e_fused:.3g} > bound {bound:.3g} (ref error {e_ref:.3g}, floor {floor:g})")
 
 
+def tf32_truncate(x: Tensor) -> Tensor:
+    """fp32 ``x`` with the 13 low mantissa bits cleared: what a tf32 tensor core reads."""
+    return (x.float().contiguous().view(torch.int32) & -8192).view(torch.float32)
+
+
+class _Tf32Matmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return tf32_truncate(a) @ tf32_truncate(b)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+        a, b = ctx.saved_tensors
+        g = tf32_truncate(grad)
+        return g @ tf32_truncate(b).transpose(-1, -2), tf32_truncate(a).transpose(-1, -2) @ g
+
+
+def tf32_matmul(
+    a: Tensor,  # [..., M, K] fp32
+    b: Tensor,  # [K, N] fp32
+) -> Tensor:  # [..., M, N]
+    """``a @ b`` as tf32 tensor cores compute it (operands truncated, fp32 products and
+    sums), with the backward's two products truncated the same way: the same-precision
+    reference of a fused tf32 path."""
+    return _Tf32Matmul.apply(a, b)
+
+
 def micro_train_config(data, run_dir, **kw):
     """A training config small enough for unit tests and smoke runs (16 px, 4 objects)."""
     from tri3d.metrics.shapes_judges import JudgeConfig

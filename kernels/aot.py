@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 ARCHS = (80, 90)
+# Largest dynamic shared memory one block may request (A100: 163 KB, H100: 227 KB).
+MAX_SHARED_BYTES = {80: 166912, 90: 232448}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class KernelSpec:
         scalars: runtime scalar argument name -> type ("i32", "i64", "fp32").
         constexprs: compile-time argument name -> value.
         num_warps: warps per program.
+        divisible_by_16: runtime integer scalars the JIT hints as multiples of 16.
+        num_stages: software-pipelining stages (``None``: Triton's default).
+        scalar_values: the runtime scalars' values at the launch the spec was made from.
     """
 
     name: str
@@ -44,6 +49,40 @@ class KernelSpec:
     scalars: dict[str, str]
     constexprs: dict[str, Any]
     num_warps: int = 4
+    divisible_by_16: tuple[str, ...] = ()
+    num_stages: int | None = None  # software-pipelining stages of loops (None: Triton's default)
+    scalar_values: dict[str, Any] = field(default_factory=dict)
+
+
+def launch_spec(name: str, fn: Any, values: dict[str, Any], num_warps: int,
+                num_stages: int | None = None) -> KernelSpec:
+    """The specialization Triton's JIT compiles for a launch with these argument values
+    (its rules since 3.0): a pointer, given as its element type ("fp32", "bf16", "i32"),
+    is 16-byte aligned (torch allocations are); a runtime integer equal to 1 becomes a
+    constexpr, one divisible by 16 gets a divisibility hint, and it is i32 when it fits,
+    else i64; a float is fp32; ``tl.constexpr`` parameters take their value."""
+    pointers, scalars, constexprs, divisible = {}, {}, {}, []
+    compile_time = _constexpr_names(fn)
+    for n in fn.arg_names:
+        if n not in values:
+            raise ValueError(f"{name}: no value given for kernel argument {n!r}")
+        v = values[n]
+        if n in compile_time:
+            constexprs[n] = v
+        elif isinstance(v, str):
+            pointers[n] = v
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{name}: argument {n!r} must be an element type, an int or a float, got {v!r}")
+        elif isinstance(v, float):
+            scalars[n] = "fp32"
+        elif v == 1:
+            constexprs[n] = 1
+        else:
+            scalars[n] = "i32" if -(2**31) <= v < 2**31 else "i64"
+            if v % 16 == 0:
+                divisible.append(n)
+    return KernelSpec(name, fn, pointers, scalars, constexprs, num_warps, tuple(divisible), num_stages,
+                      {n: values[n] for n in scalars})
 
 
 @dataclass(frozen=True)
@@ -52,18 +91,27 @@ class CompileReport:
     arch: int
     registers: int
     stack_bytes: int
-    shared_bytes: int
+    shared_bytes: int  # static shared memory in the cubin (Triton's kernels have none)
     local_bytes: int
     uses_mma: bool
     membar: int = 0  # GPU/system-scope MEMBAR instructions in the SASS (acq_rel atomics put one before each)
     atomics: int = 0  # global reductions / atomics in the SASS (RED, ATOM)
+    dynamic_shared_bytes: int = 0  # shared memory Triton requests at launch (``metadata.shared``)
 
     def row(self) -> str:
         return (
             f"{self.name:<44} sm_{self.arch}  REG {self.registers:>3}  STACK {self.stack_bytes:>5}  "
-            f"LOCAL {self.local_bytes:>5}  SHARED {self.shared_bytes:>6}  mma {'yes' if self.uses_mma else 'no'}  "
-            f"MEMBAR {self.membar}  RED/ATOM {self.atomics}"
+            f"LOCAL {self.local_bytes:>5}  SHARED {self.dynamic_shared_bytes:>6}  "
+            f"mma {'yes' if self.uses_mma else 'no'}  MEMBAR {self.membar}  RED/ATOM {self.atomics}"
         )
+
+
+def _constexpr_names(fn: Any) -> set[str]:
+    """Names of a kernel's ``tl.constexpr`` parameters (a JITFunction, or the interpreter's
+    wrapper, whose annotations may be strings)."""
+    if hasattr(fn, "params"):
+        return {p.name for p in fn.params if p.is_constexpr}
+    return {n for n, a in fn.fn.__annotations__.items() if "constexpr" in str(a)}
 
 
 def _signature(spec: KernelSpec) -> tuple[dict[str, str], dict[str, Any], dict[tuple[int, ...], list]]:
@@ -79,6 +127,8 @@ def _signature(spec: KernelSpec) -> tuple[dict[str, str], dict[str, Any], dict[t
             attrs[(i,)] = [["tt.divisibility", 16]]  # torch allocations are 16-byte aligned
         elif n in spec.scalars:
             signature[n] = spec.scalars[n]
+            if n in spec.divisible_by_16:
+                attrs[(i,)] = [["tt.divisibility", 16]]
         else:
             signature[n] = "constexpr"
     return signature, dict(spec.constexprs), attrs
@@ -105,11 +155,17 @@ def parse_res_usage(text: str) -> dict[str, int]:
 
 def compile_kernel(spec: KernelSpec, arch: int) -> CompileReport:
     """Compile ``spec`` for ``sm_<arch>`` and report the cubin's resource use."""
+    return compile_with_sass(spec, arch)[0]
+
+
+def compile_with_sass(spec: KernelSpec, arch: int) -> tuple[CompileReport, str]:
+    """Compile ``spec`` for ``sm_<arch>``: the resource report and the ``cuobjdump -sass`` listing."""
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("AOT compilation needs real kernels: unset TRITON_INTERPRET")
     signature, constexprs, attrs = _signature(spec)
     src = ASTSource(fn=spec.fn, signature=signature, constexprs=constexprs, attrs=attrs)
-    compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": spec.num_warps})
+    options = {"num_warps": spec.num_warps} | ({"num_stages": spec.num_stages} if spec.num_stages else {})
+    compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
     ptx = compiled.asm.get("ptx", "")
     with tempfile.TemporaryDirectory() as tmp:
         cubin = Path(tmp) / f"{spec.fn.__name__}.cubin"
@@ -124,6 +180,7 @@ def compile_kernel(spec: KernelSpec, arch: int) -> CompileReport:
     membar, atomics = count_sass(sass)
     return CompileReport(
         name=spec.name,
+        dynamic_shared_bytes=int(compiled.metadata.shared),
         arch=arch,
         registers=usage["REG"],
         stack_bytes=usage["STACK"],
@@ -132,7 +189,7 @@ def compile_kernel(spec: KernelSpec, arch: int) -> CompileReport:
         uses_mma=bool(re.search(r"\b(mma|wgmma)\.", ptx)),
         membar=membar,
         atomics=atomics,
-    )
+    ), sass
 
 
 def count_sass(sass: str) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""Helpers shared by the Triton kernels: the dot-operand precision switch."""
+"""Helpers shared by the Triton kernels: the dot-operand precision switch and cheap
+activations (softplus and sigmoid from one exp2 / log2 pair)."""
 from __future__ import annotations
 
 import os
@@ -44,3 +45,58 @@ def kernel_precision(precision: str, allowed: tuple[str, ...] = DOT_PRECISIONS) 
     if precision in ("bf16", "fp16", "tf32") and os.environ.get("TRITON_INTERPRET", "0") == "1":
         return precision + "_emulated"
     return precision
+
+
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
+
+
+def fast_math() -> bool:
+    """Whether kernels may use the GPU's approximate transcendentals (``lg2.approx``,
+    ``rcp.approx``: one MUFU instruction each, relative error ~2^-22). The interpreter runs
+    no inline PTX, so there the exact ``tl`` functions stand in."""
+    return os.environ.get("TRITON_INTERPRET", "0") != "1"
+
+
+@triton.jit
+def log2(x, FAST_MATH: tl.constexpr):
+    """``log2(x)`` of fp32 ``x``: ``lg2.approx`` (libdevice's ``log2f`` is ~25 instructions)."""
+    if FAST_MATH:
+        return tl.inline_asm_elementwise("lg2.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
+                                         pack=1)
+    else:
+        return tl.log2(x)
+
+
+@triton.jit
+def reciprocal(x, FAST_MATH: tl.constexpr):
+    """``1 / x`` of fp32 ``x``: ``rcp.approx`` (a division is a MUFU.RCP plus a correction)."""
+    if FAST_MATH:
+        return tl.inline_asm_elementwise("rcp.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
+                                         pack=1)
+    else:
+        return 1.0 / x
+
+
+@triton.jit
+def softplus_sigmoid(x, FAST_MATH: tl.constexpr):
+    """``(softplus(x), sigmoid(x))`` from one ``exp2``, one ``log2`` and one reciprocal:
+    with ``e = exp(-|x|)``, ``softplus = max(x, 0) + log(1 + e)`` and ``sigmoid = 1 / (1 + e)``
+    for ``x >= 0``, ``e / (1 + e)`` below."""
+    e = tl.exp2(-tl.abs(x) * LOG2E)
+    r = reciprocal(1.0 + e, FAST_MATH)
+    return tl.maximum(x, 0.0) + log2(1.0 + e, FAST_MATH) * LN2, tl.where(x >= 0, r, e * r)
+
+
+@triton.jit
+def softplus(x, FAST_MATH: tl.constexpr):
+    """``softplus(x) = max(x, 0) + log(1 + exp(-|x|))`` from one ``exp2`` and one ``log2``."""
+    return tl.maximum(x, 0.0) + log2(1.0 + tl.exp2(-tl.abs(x) * LOG2E), FAST_MATH) * LN2
+
+
+@triton.jit
+def sigmoid(x, FAST_MATH: tl.constexpr):
+    """``sigmoid(x)`` from one ``exp2`` and one reciprocal (no overflow for any ``x``)."""
+    e = tl.exp2(-tl.abs(x) * LOG2E)
+    r = reciprocal(1.0 + e, FAST_MATH)
+    return tl.where(x >= 0, r, e * r)

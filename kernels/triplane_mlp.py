@@ -24,7 +24,11 @@ import triton
 import triton.language as tl
 
 from tri3d.kernels.common import dot as _dot
+from tri3d.kernels.common import fast_math
 from tri3d.kernels.common import kernel_precision as _kernel_precision
+from tri3d.kernels.common import sigmoid as _sigmoid
+from tri3d.kernels.common import softplus as _softplus
+from tri3d.kernels.common import softplus_sigmoid as _softplus_sigmoid
 
 RGB_PAD = 1e-3
 RGB_PAD_C = tl.constexpr(RGB_PAD)
@@ -34,11 +38,6 @@ PRECISIONS = ("ieee", "tf32", "bf16")
 def kernel_precision(precision: str) -> str:
     """The PRECISION constexpr of the triplane kernels (ieee, tf32 or bf16 operands)."""
     return _kernel_precision(precision, PRECISIONS)
-
-
-@triton.jit
-def _softplus(x):
-    return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
 
 
 @triton.jit
@@ -168,6 +167,7 @@ def triplane_mlp_fwd_kernel(
     EG3D_AXES: tl.constexpr,  # third plane reads (z, x) instead of (y, z)
     HAS_INDEX: tl.constexpr,  # points carry a triplane index
     PRECISION: tl.constexpr,  # "ieee" | "tf32" | "bf16" MLP dot operands
+    FAST_MATH: tl.constexpr,  # MUFU lg2/rcp approximations (not under the interpreter)
     BLOCK: tl.constexpr,  # points per program
 ):
     pid = tl.program_id(0)
@@ -182,13 +182,14 @@ def triplane_mlp_fwd_kernel(
     feat = feat * (1.0 / 3.0)
 
     offs_h = tl.arange(0, HP)
-    a = _softplus(_dot(feat, _load_matrix(w0_ptr, CP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :])
+    a = _softplus(_dot(feat, _load_matrix(w0_ptr, CP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :],
+                  FAST_MATH)
     for layer in tl.static_range(N_HIDDEN - 1):
         w = _load_matrix(wh_ptr + layer * HP * HP, HP, HP, False)
-        a = _softplus(_dot(a, w, PRECISION) + tl.load(bh_ptr + layer * HP + offs_h)[None, :])
+        a = _softplus(_dot(a, w, PRECISION) + tl.load(bh_ptr + layer * HP + offs_h)[None, :], FAST_MATH)
     offs_o = tl.arange(0, OP)
     o = _dot(a, _load_matrix(wo_ptr, HP, OP, False), PRECISION) + tl.load(bo_ptr + offs_o)[None, :]
-    act = tl.where(offs_o[None, :] == 0, o, tl.sigmoid(o) * (1.0 + 2.0 * RGB_PAD_C) - RGB_PAD_C)
+    act = tl.where(offs_o[None, :] == 0, o, _sigmoid(o, FAST_MATH) * (1.0 + 2.0 * RGB_PAD_C) - RGB_PAD_C)
     out_mask = row_mask[:, None] & (offs_o[None, :] < NOUT)
     tl.store(out_ptr + rows64[:, None] * NOUT + offs_o[None, :], act, mask=out_mask)
 
@@ -229,6 +230,7 @@ def triplane_mlp_bwd_kernel(
     EG3D_AXES: tl.constexpr,  # plane order
     HAS_INDEX: tl.constexpr,  # points carry a triplane index
     PRECISION: tl.constexpr,  # MLP dot operand precision
+    FAST_MATH: tl.constexpr,  # MUFU lg2/rcp approximations (not under the interpreter)
     WEIGHT_GRADS: tl.constexpr,  # accumulate decoder weight/bias gradients
     PLANE_GRADS: tl.constexpr,  # scatter plane gradients
     BLOCK: tl.constexpr,  # points per block
@@ -251,47 +253,47 @@ def triplane_mlp_bwd_kernel(
             coords_ptr, plane_index_ptr, pid * blocks_per_program + it, P, points_per_plane, coord_scale,
             plane_size, BLOCK, HAS_INDEX,
         )
-        # Recompute the forward pass; only pre-activations stay live (softplus is recomputed).
+        # Recompute the forward pass, keeping each layer's softplus and its derivative
+        # (sigmoid), both from one exp2 / log2 pair.
         feat = tl.zeros((BLOCK, CP), dtype=tl.float32)
         for k in tl.static_range(3):
             u, v = _plane_uv(x, y, z, k, EG3D_AXES)
             feat += _gather_plane(planes_ptr, base + k * plane_size, u, v, H, W, C, offs_c, row_mask)
         feat = feat * (1.0 / 3.0)
         z0 = _dot(feat, _load_matrix(w0_ptr, CP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :]
-        z_last = z0
+        a0, s0 = _softplus_sigmoid(z0, FAST_MATH)
+        a_last, s_last = a0, s0
         if N_HIDDEN >= 2:
-            z1 = _dot(_softplus(z0), _load_matrix(wh_ptr, HP, HP, False), PRECISION) + tl.load(bh_ptr + offs_h)[None, :]
-            z_last = z1
+            z1 = _dot(a0, _load_matrix(wh_ptr, HP, HP, False), PRECISION) + tl.load(bh_ptr + offs_h)[None, :]
+            a1, s1 = _softplus_sigmoid(z1, FAST_MATH)
+            a_last, s_last = a1, s1
         if N_HIDDEN >= 3:
-            z2 = _dot(_softplus(z1), _load_matrix(wh_ptr + HP * HP, HP, HP, False), PRECISION)
+            z2 = _dot(a1, _load_matrix(wh_ptr + HP * HP, HP, HP, False), PRECISION)
             z2 += tl.load(bh_ptr + HP + offs_h)[None, :]
-            z_last = z2
-        o = _dot(_softplus(z_last), _load_matrix(wo_ptr, HP, OP, False), PRECISION) + tl.load(bo_ptr + offs_o)[None, :]
+            a_last, s_last = _softplus_sigmoid(z2, FAST_MATH)
+        o = _dot(a_last, _load_matrix(wo_ptr, HP, OP, False), PRECISION) + tl.load(bo_ptr + offs_o)[None, :]
 
         # Output activations: sigma_raw is linear, rgb = sigmoid(o) * (1 + 2 pad) - pad.
         out_mask = row_mask[:, None] & (offs_o[None, :] < NOUT)
         g = tl.load(grad_out_ptr + rows64[:, None] * NOUT + offs_o[None, :], mask=out_mask, other=0.0)
-        s = tl.sigmoid(o)
+        s = _sigmoid(o, FAST_MATH)
         g = tl.where(offs_o[None, :] == 0, g, g * s * (1.0 - s) * (1.0 + 2.0 * RGB_PAD_C))
 
         # Back through the layers, last to first.
         if WEIGHT_GRADS:
-            acc_wo += _dot(tl.trans(_softplus(z_last)), g, PRECISION)
+            acc_wo += _dot(tl.trans(a_last), g, PRECISION)
             acc_bo += tl.sum(g, axis=0)
-        g = _dot(g, _load_matrix(wo_ptr, HP, OP, True), PRECISION)  # gradient w.r.t. softplus(z_last)
+        g = _dot(g, _load_matrix(wo_ptr, HP, OP, True), PRECISION) * s_last  # gradient w.r.t. z_last
         if N_HIDDEN >= 3:
-            g = g * tl.sigmoid(z2)
             if WEIGHT_GRADS:
-                acc_w2 += _dot(tl.trans(_softplus(z1)), g, PRECISION)
+                acc_w2 += _dot(tl.trans(a1), g, PRECISION)
                 acc_b2 += tl.sum(g, axis=0)
-            g = _dot(g, _load_matrix(wh_ptr + HP * HP, HP, HP, True), PRECISION)
+            g = _dot(g, _load_matrix(wh_ptr + HP * HP, HP, HP, True), PRECISION) * s1
         if N_HIDDEN >= 2:
-            g = g * tl.sigmoid(z1)
             if WEIGHT_GRADS:
-                acc_w1 += _dot(tl.trans(_softplus(z0)), g, PRECISION)
+                acc_w1 += _dot(tl.trans(a0), g, PRECISION)
                 acc_b1 += tl.sum(g, axis=0)
-            g = _dot(g, _load_matrix(wh_ptr, HP, HP, True), PRECISION)
-        g = g * tl.sigmoid(z0)
+            g = _dot(g, _load_matrix(wh_ptr, HP, HP, True), PRECISION) * s0
         if WEIGHT_GRADS:
             acc_w0 += _dot(tl.trans(feat), g, PRECISION)
             acc_b0 += tl.sum(g, axis=0)
@@ -331,6 +333,26 @@ def _add_weight_grads(
     tl.atomic_add(grad_b0_ptr + offs_h, acc_b0, sem="relaxed")
 
 
+FWD_CONFIG = dict(block=32, num_warps=4)
+# Backward launch configs per pass, chosen with bench/sass_report.py (sm_90, tf32, 3 hidden
+# layers, warp-instructions per point; larger blocks spill). One pipelining stage in the
+# weight pass's loop over blocks: the default 3 ask for 179-183 KB of shared memory (over
+# the A100's 163 KB per block) and issue more (16 x 8 warps: 812 at 3 stages, 747 at 1).
+# Weight pass 32 points x 8 warps: 421 (16 x 8: 578; with bf16 operands 32 x 8 spills, so
+# they keep 16 x 8); plane pass 16 x 4 warps: 536 and 12 resident warps per SM (16 x 8: 794
+# and 8).
+BWD_CONFIG = {
+    "weights": dict(block=32, num_warps=8, num_stages=1),
+    "planes": dict(block=16, num_warps=4, num_stages=1),
+}
+BWD_CONFIG_BF16 = BWD_CONFIG | {"weights": dict(block=16, num_warps=8, num_stages=1)}
+
+
+def bwd_config(precision: str) -> dict:
+    """The backward passes' launch configs for these dot operands."""
+    return BWD_CONFIG_BF16 if precision == "bf16" else BWD_CONFIG
+
+
 def pad_dim(n: int) -> int:
     """Padded size of a matrix dimension for ``tl.dot``: a power of two, at least 16."""
     return max(16, triton.next_power_of_2(n))
@@ -358,8 +380,7 @@ def triplane_mlp_forward(
     box_warp: float,
     eg3d_axes: bool,
     precision: str,
-    block: int = 32,  # FWD_CONFIG
-    num_warps: int = 4,
+    config: dict | None = None,  # block / num_warps (default FWD_CONFIG)
 ) -> torch.Tensor:  # [P, n_out]
     """Launch the forward kernel; returns ``[P, n_out]`` (sigma_raw, activated rgb)."""
     P, H, W, C, index, flags, scale = _launch_args(
@@ -369,12 +390,14 @@ def triplane_mlp_forward(
     out = torch.empty(P, n_out, device=coords.device, dtype=torch.float32)
     if P == 0:
         return out
-    grid = (triton.cdiv(P, block),)
+    cfg = config or FWD_CONFIG
+    grid = (triton.cdiv(P, cfg["block"]),)
     triplane_mlp_fwd_kernel[grid](
         planes, coords, index, w0, biases[0], wh, biases[1], wo, biases[2], out,
         P, points_per_plane, H, W, C, H * W * C, n_out, scale,
         CP=w0.shape[0], HP=w0.shape[1], OP=wo.shape[1], N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
-        PRECISION=kernel_precision(precision), BLOCK=block, num_warps=num_warps, **flags,
+        PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), BLOCK=cfg["block"], num_warps=cfg["num_warps"],
+        **flags,
     )
     return out
 
@@ -392,8 +415,7 @@ def triplane_mlp_backward(
     box_warp: float,
     eg3d_axes: bool,
     precision: str,
-    block: int = 16,  # BWD_CONFIG
-    num_warps: int = 8,
+    config: dict | None = None,  # per pass block / num_warps / num_stages (default bwd_config(precision))
     programs: int | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Launch the backward kernel; returns fp32 ``(grad_planes, grad_weights, grad_biases)``
@@ -411,7 +433,7 @@ def triplane_mlp_backward(
     if P == 0:
         return grad_planes, grad_w, grad_b
     w0, wh, wo = weights
-    n_blocks = triton.cdiv(P, block)
+    cfg = config or bwd_config(precision)
     if programs is None:
         programs = 8 * torch.cuda.get_device_properties(planes.device).multi_processor_count if planes.is_cuda else 4
     args = (
@@ -420,48 +442,91 @@ def triplane_mlp_backward(
         P, points_per_plane, H, W, C, H * W * C, grad_out.shape[1], scale,
     )
     meta = dict(CP=w0.shape[0], HP=w0.shape[1], OP=wo.shape[1], N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
-                PRECISION=kernel_precision(precision), BLOCK=block, num_warps=num_warps, **flags)
+                PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), **flags)
     # Two specializations of one kernel: holding the weight-gradient accumulators and
     # the scatter's pointer tiles at once spills registers, so each pass does one job.
-    per_program = triton.cdiv(n_blocks, max(1, min(programs, n_blocks)))
-    triplane_mlp_bwd_kernel[(triton.cdiv(n_blocks, per_program),)](
-        *args, per_program, WEIGHT_GRADS=True, PLANE_GRADS=False, **meta
+    w_cfg, p_cfg = cfg["weights"], cfg["planes"]
+    per_program, n_programs = weight_pass_partition(triton.cdiv(P, w_cfg["block"]), programs)
+    triplane_mlp_bwd_kernel[(n_programs,)](
+        *args, per_program, WEIGHT_GRADS=True, PLANE_GRADS=False, BLOCK=w_cfg["block"],
+        num_warps=w_cfg["num_warps"], num_stages=w_cfg["num_stages"], **meta,
     )
-    triplane_mlp_bwd_kernel[(n_blocks,)](*args, 1, WEIGHT_GRADS=False, PLANE_GRADS=True, **meta)
+    triplane_mlp_bwd_kernel[(triton.cdiv(P, p_cfg["block"]),)](
+        *args, 1, WEIGHT_GRADS=False, PLANE_GRADS=True, BLOCK=p_cfg["block"], num_warps=p_cfg["num_warps"],
+        num_stages=p_cfg["num_stages"], **meta,
+    )
     return grad_planes, grad_w, grad_b
 
 
-FWD_CONFIG = dict(block=32, num_warps=4)
-BWD_CONFIG = dict(block=16, num_warps=8)
+def weight_pass_partition(n_blocks: int, programs: int) -> tuple[int, int]:
+    """``(blocks per program, programs launched)`` of the weight-gradient pass."""
+    per_program = triton.cdiv(n_blocks, max(1, min(programs, n_blocks)))
+    return per_program, triton.cdiv(n_blocks, per_program)
+
+
+H100_SMS = 132
+
+# One decode call of the ``imagenet`` preset's render: batch 8, 64x64 rays x 3 views, 48
+# samples per ray (coarse or fine), planes 3 x 32 x 256 x 256, decoder 32 -> 64 (x3) -> 33.
+IMAGENET_CALL = dict(points=8 * 64 * 64 * 3 * 48, points_per_plane=64 * 64 * 3 * 48, H=256, W=256, C=32,
+                     hidden=64, n_out=33)
+
+
+def launch_specs(
+    *,
+    points: int,  # P of the launch
+    points_per_plane: int,  # points per triplane (the layout without an index)
+    H: int,  # plane height
+    W: int,  # plane width
+    C: int,  # plane channels
+    hidden: int,  # decoder width
+    n_out: int,  # 1 + colour channels
+    n_hidden: int,  # hidden layers
+    precision: str,  # dot operands: ieee | tf32 | bf16
+    plane_dtype: str = "fp32",  # planes' element type
+    box_warp: float = 1.0,
+    programs: int = 8 * H100_SMS,  # the backward's default on an H100
+    fwd: dict | None = None,  # launch config of the forward (default FWD_CONFIG)
+    bwd: dict | None = None,  # launch configs of the backward passes (default bwd_config(precision))
+    label: str = "",
+) -> list:
+    """The three specializations (forward, backward weight pass, backward plane pass) that
+    Triton's JIT compiles when ``triplane_mlp_forward`` / ``_backward`` launch at these
+    sizes without a plane index: the same scalars, the same value-1 and divisibility
+    specializations, the same partition of the weight pass."""
+    from tri3d.kernels.aot import launch_spec
+
+    fwd, bwd = fwd or FWD_CONFIG, bwd or bwd_config(precision)
+    pointers = dict(planes_ptr=plane_dtype, coords_ptr="fp32", plane_index_ptr="fp32",  # coords as the dummy index
+                    w0_ptr="fp32", b0_ptr="fp32", wh_ptr="fp32", bh_ptr="fp32", wo_ptr="fp32", bo_ptr="fp32")
+    scalars = dict(P=points, points_per_plane=points_per_plane, H=H, W=W, C=C, plane_size=H * W * C, NOUT=n_out,
+                   coord_scale=2.0 / box_warp)
+    constexprs = dict(CP=pad_dim(C), HP=pad_dim(hidden), OP=pad_dim(n_out), N_HIDDEN=n_hidden, EG3D_AXES=False,
+                      HAS_INDEX=False, PRECISION=kernel_precision(precision), FAST_MATH=fast_math())
+    label = label or f"nh{n_hidden} planes={plane_dtype} dot={precision}"
+    specs = [launch_spec(f"fwd {label}", triplane_mlp_fwd_kernel,
+                         pointers | scalars | constexprs | dict(out_ptr="fp32", BLOCK=fwd["block"]), fwd["num_warps"])]
+    grads = dict.fromkeys(("grad_out_ptr", "grad_planes_ptr", "grad_w0_ptr", "grad_b0_ptr", "grad_wh_ptr",
+                           "grad_bh_ptr", "grad_wo_ptr", "grad_bo_ptr"), "fp32")
+    for job in ("weights", "planes"):
+        cfg = bwd[job]
+        per_program = weight_pass_partition(triton.cdiv(points, cfg["block"]), programs)[0] if job == "weights" else 1
+        values = pointers | grads | scalars | constexprs | dict(
+            blocks_per_program=per_program, BLOCK=cfg["block"], WEIGHT_GRADS=job == "weights",
+            PLANE_GRADS=job == "planes")
+        specs.append(launch_spec(f"bwd-{job} {label}", triplane_mlp_bwd_kernel, values, cfg["num_warps"],
+                                 cfg["num_stages"]))
+    return specs
 
 
 def kernel_specs(fwd: dict | None = None, bwd: dict | None = None) -> list:
-    """The specializations the AOT compile check builds (EG3D sizes: C 32, hidden 64), at
-    the launch defaults unless ``fwd``/``bwd`` give ``block`` and ``num_warps``."""
-    from tri3d.kernels.aot import KernelSpec
-
+    """The specializations the AOT compile check builds: those a decode call of the
+    ``imagenet`` render launches, for 1 and 3 hidden layers and every operand precision,
+    at the launch defaults unless ``fwd``/``bwd`` give ``block`` and ``num_warps``."""
     specs = []
-    common_scalars = {n: "i32" for n in ("P", "points_per_plane", "H", "W", "C", "NOUT")}
-    common_scalars.update(plane_size="i64", coord_scale="fp32", blocks_per_program="i32")
-    fwd, bwd = fwd or FWD_CONFIG, bwd or BWD_CONFIG
     for n_hidden in (1, 3):
         for plane_dtype in ("fp32", "bf16"):
             for precision in ("ieee", "tf32", "bf16") if plane_dtype == "fp32" else ("bf16",):
-                constexprs = dict(CP=32, HP=64, OP=64, N_HIDDEN=n_hidden, EG3D_AXES=False, HAS_INDEX=False,
-                                  PRECISION=precision)
-                fp32 = ("coords_ptr", "w0_ptr", "b0_ptr", "wh_ptr", "bh_ptr", "wo_ptr", "bo_ptr")
-                ptrs = {n: "fp32" for n in fp32} | {"planes_ptr": plane_dtype, "plane_index_ptr": "i32"}
-                label = f"nh{n_hidden} planes={plane_dtype} dot={precision}"
-                fwd_scalars = {k: v for k, v in common_scalars.items() if k != "blocks_per_program"}
-                specs.append(KernelSpec(f"fwd {label}", triplane_mlp_fwd_kernel, ptrs | {"out_ptr": "fp32"},
-                                        fwd_scalars, constexprs | {"BLOCK": fwd["block"]}, fwd["num_warps"]))
-                grads = ("grad_out_ptr", "grad_planes_ptr", "grad_w0_ptr", "grad_b0_ptr", "grad_wh_ptr",
-                         "grad_bh_ptr", "grad_wo_ptr", "grad_bo_ptr")
-                for job, flags in (("weights", (True, False)), ("planes", (False, True))):
-                    specs.append(KernelSpec(
-                        f"bwd-{job} {label}", triplane_mlp_bwd_kernel, ptrs | {n: "fp32" for n in grads},
-                        common_scalars,
-                        constexprs | {"BLOCK": bwd["block"], "WEIGHT_GRADS": flags[0], "PLANE_GRADS": flags[1]},
-                        bwd["num_warps"],
-                    ))
+                specs += launch_specs(**IMAGENET_CALL, n_hidden=n_hidden, precision=precision,
+                                      plane_dtype=plane_dtype, fwd=fwd, bwd=bwd)
     return specs

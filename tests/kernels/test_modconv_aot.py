@@ -38,3 +38,14 @@ def test_gradient_atomics_are_relaxed_no_membar(reports):
     wgrad = [r for r in reports if " wgrad " in r["name"]]
     assert wgrad and all(r["atomics"] > 0 for r in wgrad)
     assert all(r["membar"] == 0 for r in reports), [(r["name"], r["arch"], r["membar"]) for r in reports if r["membar"]]
+
+
+def test_shared_memory_fits_one_block(reports):
+    """Triton requests its shared memory dynamically at launch: over the arch's per-block
+    limit the launch fails on the GPU, which no CPU run would show."""
+    from tri3d.kernels.aot import MAX_SHARED_BYTES
+
+    over = [f"{r['name']} sm_{r['arch']}: {r['dynamic_shared_bytes']} B" for r in reports
+            if r["dynamic_shared_bytes"] > MAX_SHARED_BYTES[r["arch"]]]
+    assert not over, "shared memory over the per-block limit:\n" + "\n".join(over)
+    assert all(r["dynamic_shared_bytes"] > 0 for r in reports if " act-bwd" not in r["name"])

@@ -30,6 +30,34 @@ def test_fast_paths_compile_without_spills_and_use_mma(reports):
     assert all(0 < r["registers"] <= 255 for r in fast)
 
 
+def test_shared_memory_fits_one_block(reports):
+    """Triton requests its shared memory dynamically at launch: over the arch's per-block
+    limit (A100 163 KB, H100 227 KB) the launch fails on the GPU. The weight pass's default
+    3 pipelining stages asked for 183 KB on sm_80."""
+    from tri3d.kernels.aot import MAX_SHARED_BYTES
+
+    over = [f"{r['name']} sm_{r['arch']}: {r['dynamic_shared_bytes']} B" for r in reports
+            if r["dynamic_shared_bytes"] > MAX_SHARED_BYTES[r["arch"]]]
+    assert not over, "shared memory over the per-block limit:\n" + "\n".join(over)
+    assert all(r["dynamic_shared_bytes"] > 0 for r in reports)  # read from the metadata
+
+
+def test_specs_are_what_the_jit_compiles():
+    """The report compiles the launch's specialization: the plane pass runs one block per
+    program (Triton makes a runtime 1 a constexpr), sizes divisible by 16 carry the hint,
+    plane offsets fit i32 at EG3D sizes, and the weight pass is partitioned as launched."""
+    from tri3d.kernels.triplane_mlp import BWD_CONFIG, IMAGENET_CALL, kernel_specs, weight_pass_partition
+
+    specs = {s.name: s for s in kernel_specs()}
+    planes, weights = specs["bwd-planes nh3 planes=fp32 dot=tf32"], specs["bwd-weights nh3 planes=fp32 dot=tf32"]
+    assert planes.constexprs["blocks_per_program"] == 1 and "blocks_per_program" not in planes.scalars
+    n_blocks = -(-IMAGENET_CALL["points"] // BWD_CONFIG["weights"]["block"])
+    assert weights.scalar_values["blocks_per_program"] == weight_pass_partition(n_blocks, 8 * 132)[0] > 1
+    assert weights.scalars["plane_size"] == "i32" and {"H", "W", "C", "plane_size"} <= set(weights.divisible_by_16)
+    assert "NOUT" not in weights.divisible_by_16 and weights.num_stages == BWD_CONFIG["weights"]["num_stages"]
+    assert planes.num_warps == BWD_CONFIG["planes"]["num_warps"] and planes.constexprs["BLOCK"] == 16
+
+
 def test_exact_fp32_path_compiles(reports):
     exact = [r for r in reports if not r["fast"]]
     assert len(exact) == 3 and all(r["registers"] > 0 for r in exact)

@@ -1,0 +1,95 @@
+"""SASS cost report of the fused triplane kernels as the ``imagenet`` render launches them.
+
+Usage: python bench/sass_report.py [--precision tf32 bf16] [--hidden 3] [--json PATH]
+
+Runs on a machine without a GPU: compiles for sm_90 the exact specializations Triton's JIT
+builds for one decode call of the ``imagenet`` render (batch 8, 64x64 rays x 3 views, 48
+samples, planes 3 x 32 x 256 x 256, decoder 32 -> 64 -> 64 -> 64 -> 33; a render makes two
+such calls, coarse and fine), reads the SASS and prints, per kernel: registers, stack,
+dynamic shared memory, resident warps per SM, and warp-instructions per point by class
+(``tri3d/kernels/sass_cost.py``). The summary sets the issue-bound time of a render's
+forward + backward beside its DRAM and tensor floors on an H100 SXM. These are model
+estimates, not measurements.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+CALLS_PER_RENDER = 2  # coarse + fine decode
+SHOWN = ("mma", "mufu", "global load", "shared", "reduction", "barrier", "alu")
+
+
+def floors(call: dict, plane_bytes: int) -> dict[str, float]:
+    """Compulsory DRAM bytes of one decode call: forward reads the planes once, the
+    coordinates and writes the outputs; backward reads planes, coordinates and output
+    gradients (twice: weight and plane pass) and writes the fp32 plane gradient once."""
+    points = call["points"]
+    planes = 8 * 3 * call["H"] * call["W"] * call["C"]
+    out = 4 * call["n_out"] * points
+    coords = 12 * points
+    fwd = planes * plane_bytes + coords + out
+    bwd = 2 * (planes * plane_bytes + coords + out) + planes * 4
+    return {"fwd": fwd, "bwd": bwd}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precision", nargs="+", default=["tf32", "bf16"], choices=["tf32", "bf16", "ieee"])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[3], choices=[1, 2, 3], help="hidden layers")
+    parser.add_argument("--json", default=None, help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    os.environ.pop("TRITON_INTERPRET", None)
+    from tri3d.kernels import sass_cost, triplane_mlp
+    from tri3d.kernels.aot import compile_with_sass
+
+    call = triplane_mlp.IMAGENET_CALL
+    gpu = sass_cost.H100
+    rows = []
+    for n_hidden in args.hidden:
+        for precision in args.precision:
+            plane_dtype = "bf16" if precision == "bf16" else "fp32"
+            totals = {"fwd": 0.0, "bwd": 0.0}
+            flops = {"fwd": 0.0, "bwd": 0.0}
+            for spec in triplane_mlp.launch_specs(**call, n_hidden=n_hidden, precision=precision,
+                                                  plane_dtype=plane_dtype):
+                report, sass = compile_with_sass(spec, 90)
+                block = spec.constexprs["BLOCK"]
+                per_program = spec.scalar_values.get("blocks_per_program", 1)  # 1 is a constexpr
+                cost = sass_cost.per_point(sass, num_warps=spec.num_warps, points_per_block=block,
+                                           blocks_per_program=per_program)
+                warps = sass_cost.warps_per_sm(report.registers, report.dynamic_shared_bytes, spec.num_warps)
+                phase = "fwd" if spec.name.startswith("fwd") else "bwd"
+                totals[phase] += cost["total"]
+                flops[phase] += cost["mma_flops"]
+                row = dict(name=spec.name, registers=report.registers, stack=report.stack_bytes,
+                           shared_bytes=report.dynamic_shared_bytes, warps_per_sm=warps, **cost)
+                rows.append(row)
+                print(f"{spec.name:<34} REG {report.registers:>3} STACK {report.stack_bytes:>3} "
+                      f"SHARED {report.dynamic_shared_bytes:>6} warps/SM {warps:>2} | per point: "
+                      + " ".join(f"{k} {cost[k]:.0f}" for k in SHOWN) + f" | total {cost['total']:.0f}", flush=True)
+            points = CALLS_PER_RENDER * call["points"]
+            dram = floors(call, 2 if plane_dtype == "bf16" else 4)
+            peak = gpu["tensor_flops"]["tf32" if precision == "ieee" else precision]
+            summary = dict(name=f"render nh{n_hidden} dot={precision}", fwd_per_point=totals["fwd"],
+                           bwd_per_point=totals["bwd"])
+            for phase in ("fwd", "bwd"):
+                summary[f"{phase}_issue_ms"] = 1e3 * sass_cost.issue_bound_seconds(totals[phase] * points)
+                summary[f"{phase}_dram_ms"] = 1e3 * CALLS_PER_RENDER * dram[phase] / gpu["dram_bytes_per_s"]
+                summary[f"{phase}_tensor_ms"] = 1e3 * flops[phase] * points / peak
+            rows.append(summary)
+            print(f"  render (2 calls, {points / 1e6:.2f} M points), fwd + bwd {totals['fwd'] + totals['bwd']:.0f} "
+                  f"warp-instructions per point: " + ", ".join(
+                      f"{phase} issue-bound {summary[f'{phase}_issue_ms']:.2f} ms / DRAM floor "
+                      f"{summary[f'{phase}_dram_ms']:.2f} ms / tensor floor {summary[f'{phase}_tensor_ms']:.2f} ms"
+                      for phase in ("fwd", "bwd")), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The SASS cost model and the JIT-specialization rules of the AOT specs, on listings and
+values written by hand (no compiler needed)."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("triton")
+
+# A program: 2 instructions, a call to a 3-instruction subroutine, a 4-instruction loop
+# (MMA, MUFU, load, back-branch), a reduction and EXIT; then the trap loop and the subroutine.
+LISTING = """
+        /*0000*/                   S2R R0, SR_TID.X ;                        /* 0x0000000000007919 */
+        /*0010*/                   CALL.REL.NOINC 0x100 ;                    /* 0x0000000000007944 */
+        /*0020*/                   HMMA.1688.F32.TF32 R4, R8, R12, R4 ;      /* 0x0000000000007947 */
+        /*0030*/                   MUFU.EX2 R1, R2 ;                         /* 0x0000000000007947 */
+        /*0040*/                   LDG.E R3, desc[UR4][R2.64] ;              /* 0x0000000000007947 */
+        /*0050*/               @P0 BRA 0x20 ;                                /* 0x0000000000007947 */
+        /*0060*/                   REDG.E.ADD.F32.FTZ.RN.STRONG.GPU desc[UR4][R2.64], R5 ;
+        /*0065*/                   NOP ;
+        /*0070*/                   EXIT ;                                    /* 0x000000000000794d */
+        /*0080*/                   BRA 0x80 ;                                /* 0x0000000000007947 */
+        /*0100*/                   IMAD R1, R2, R3, R4 ;                     /* 0x0000000000007947 */
+        /*0110*/                   IADD3 R1, R1, 0x1, RZ ;                   /* 0x0000000000007947 */
+        /*0120*/                   RET.REL.NODEC R20 0x0 ;                   /* 0x0000000000007947 */
+"""
+
+
+def test_per_point_weights_loop_body_and_calls():
+    from tri3d.kernels.sass_cost import per_point
+
+    cost = per_point(LISTING, num_warps=4, points_per_block=16, blocks_per_program=10)
+    once, per_iter = 4 / (16 * 10), 4 / 16  # warp-instructions per point of one issue
+    # outside the loop: S2R, CALL + IMAD, IADD3, RET, REDG, EXIT; inside: 4 per block
+    assert cost["total"] == pytest.approx(7 * once + 4 * per_iter)
+    assert cost["mma"] == pytest.approx(per_iter) and cost["mufu"] == pytest.approx(per_iter)
+    assert cost["global load"] == pytest.approx(per_iter) and cost["reduction"] == pytest.approx(once)
+    assert cost["control"] == pytest.approx(3 * once + per_iter)  # CALL, RET, EXIT; the loop's BRA
+    assert cost["alu"] == pytest.approx(3 * once)  # S2R, IMAD, IADD3
+    assert cost["mma_flops"] == pytest.approx(per_iter * 2 * 16 * 8 * 8)
+    straight = per_point(LISTING, num_warps=4, points_per_block=16)  # one block per program
+    assert straight["total"] == pytest.approx(11 * 4 / 16)
+
+
+def test_two_loops_are_refused():
+    from tri3d.kernels.sass_cost import per_point
+
+    second = LISTING.replace("/*0060*/                   REDG", "/*0060*/               @P1 BRA 0x0 ; REDG")
+    with pytest.raises(ValueError, match="at most one loop"):
+        per_point(second, num_warps=4, points_per_block=16)
+
+
+def test_mma_shapes_and_occupancy():
+    from tri3d.kernels.sass_cost import H100, issue_bound_seconds, mma_flops, warps_per_sm
+
+    assert mma_flops("HMMA.16816.F32.BF16") == 2 * 16 * 8 * 16
+    assert mma_flops("HGMMA.64x32x8.F32.TF32") == 2 * 64 * 32 * 8 // 4
+    assert mma_flops("FFMA") == 0
+    assert warps_per_sm(128, 24576, 4) == 16  # registers: 4096 per warp -> 4 CTAs of 4 warps
+    assert warps_per_sm(214, 100, 8) == 8  # 6912 registers per warp: one CTA of 8 warps
+    assert warps_per_sm(32, 200_000, 4) == 4  # shared memory: one CTA
+    assert warps_per_sm(16, 0, 4) == 64
+    clocks = H100["sms"] * H100["schedulers"] * H100["clock_hz"]
+    assert issue_bound_seconds(clocks) == pytest.approx(1.0)
+
+
+def test_launch_spec_follows_the_jit_rules():
+    import triton
+    import triton.language as tl
+
+    from tri3d.kernels.aot import launch_spec
+
+    @triton.jit
+    def kernel(x_ptr, n, one, big, odd, scale, BLOCK: tl.constexpr):
+        pass
+
+    spec = launch_spec("k", kernel, dict(x_ptr="bf16", n=4096, one=1, big=2**31, odd=33, scale=0.5, BLOCK=64), 4)
+    assert spec.pointers == {"x_ptr": "bf16"}
+    assert spec.scalars == {"n": "i32", "big": "i64", "odd": "i32", "scale": "fp32"}
+    assert spec.constexprs == {"one": 1, "BLOCK": 64}
+    assert spec.divisible_by_16 == ("n", "big")
+    with pytest.raises(ValueError, match="odd"):
+        launch_spec("k", kernel, dict(x_ptr="bf16", n=1, one=1, big=1, scale=0.5, BLOCK=64), 4)

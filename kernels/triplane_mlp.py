@@ -124,7 +124,7 @@ def _scatter_plane(
 @triton.jit
 def _point_setup(
     coords_ptr, plane_index_ptr, block_id, P, points_per_plane, coord_scale, plane_size,
-    BLOCK: tl.constexpr, HAS_INDEX: tl.constexpr,
+    BLOCK: tl.constexpr, HAS_INDEX: tl.constexpr, ROWS_I32: tl.constexpr,
 ):
     """Rows of this program, their normalized coordinates and their triplane's base offset."""
     rows64 = block_id.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -134,6 +134,8 @@ def _point_setup(
     z = tl.load(coords_ptr + rows64 * 3 + 2, mask=row_mask, other=0.0) * coord_scale
     if HAS_INDEX:
         tri = tl.load(plane_index_ptr + rows64, mask=row_mask, other=0).to(tl.int64)
+    elif ROWS_I32:  # a 32-bit division is inline; a 64-bit one calls a ~80-instruction routine
+        tri = ((block_id * BLOCK + tl.arange(0, BLOCK)) // points_per_plane).to(tl.int64)
     else:
         tri = rows64 // points_per_plane
     base = tri * 3 * plane_size
@@ -166,13 +168,14 @@ def triplane_mlp_fwd_kernel(
     N_HIDDEN: tl.constexpr,  # hidden (softplus) layers, 1..3
     EG3D_AXES: tl.constexpr,  # third plane reads (z, x) instead of (y, z)
     HAS_INDEX: tl.constexpr,  # points carry a triplane index
+    ROWS_I32: tl.constexpr,  # P + BLOCK <= 2^31: a row's triplane in 32-bit arithmetic
     PRECISION: tl.constexpr,  # "ieee" | "tf32" | "bf16" MLP dot operands
     FAST_MATH: tl.constexpr,  # MUFU lg2/rcp approximations (not under the interpreter)
     BLOCK: tl.constexpr,  # points per program
 ):
     pid = tl.program_id(0)
     rows64, row_mask, x, y, z, base = _point_setup(
-        coords_ptr, plane_index_ptr, pid, P, points_per_plane, coord_scale, plane_size, BLOCK, HAS_INDEX
+        coords_ptr, plane_index_ptr, pid, P, points_per_plane, coord_scale, plane_size, BLOCK, HAS_INDEX, ROWS_I32
     )
     offs_c = tl.arange(0, CP)
     feat = tl.zeros((BLOCK, CP), dtype=tl.float32)
@@ -229,6 +232,7 @@ def triplane_mlp_bwd_kernel(
     N_HIDDEN: tl.constexpr,  # hidden layers, 1..3
     EG3D_AXES: tl.constexpr,  # plane order
     HAS_INDEX: tl.constexpr,  # points carry a triplane index
+    ROWS_I32: tl.constexpr,  # P + BLOCK <= 2^31: a row's triplane in 32-bit arithmetic
     PRECISION: tl.constexpr,  # MLP dot operand precision
     FAST_MATH: tl.constexpr,  # MUFU lg2/rcp approximations (not under the interpreter)
     WEIGHT_GRADS: tl.constexpr,  # accumulate decoder weight/bias gradients
@@ -251,7 +255,7 @@ def triplane_mlp_bwd_kernel(
     for it in range(0, blocks_per_program):
         rows64, row_mask, x, y, z, base = _point_setup(
             coords_ptr, plane_index_ptr, pid * blocks_per_program + it, P, points_per_plane, coord_scale,
-            plane_size, BLOCK, HAS_INDEX,
+            plane_size, BLOCK, HAS_INDEX, ROWS_I32,
         )
         # Recompute the forward pass, keeping each layer's softplus and its derivative
         # (sigmoid), both from one exp2 / log2 pair.
@@ -338,9 +342,9 @@ FWD_CONFIG = dict(block=32, num_warps=4)
 # layers, warp-instructions per point; larger blocks spill). One pipelining stage in the
 # weight pass's loop over blocks: the default 3 ask for 179-183 KB of shared memory (over
 # the A100's 163 KB per block) and issue more (16 x 8 warps: 812 at 3 stages, 747 at 1).
-# Weight pass 32 points x 8 warps: 421 (16 x 8: 578; with bf16 operands 32 x 8 spills, so
-# they keep 16 x 8); plane pass 16 x 4 warps: 536 and 12 resident warps per SM (16 x 8: 794
-# and 8).
+# Weight pass 32 points x 8 warps: 399 (16 x 8: 578; with bf16 operands 32 x 8 spills, so
+# they keep 16 x 8); plane pass 16 x 4 warps: 514 (16 x 8: 794). Capping the plane pass's
+# registers at 168 (3 resident programs per SM instead of 2) spills on sm_80.
 BWD_CONFIG = {
     "weights": dict(block=32, num_warps=8, num_stages=1),
     "planes": dict(block=16, num_warps=4, num_stages=1),
@@ -351,6 +355,16 @@ BWD_CONFIG_BF16 = BWD_CONFIG | {"weights": dict(block=16, num_warps=8, num_stage
 def bwd_config(precision: str) -> dict:
     """The backward passes' launch configs for these dot operands."""
     return BWD_CONFIG_BF16 if precision == "bf16" else BWD_CONFIG
+
+
+def launch_options(config: dict) -> dict:
+    """The Triton launch options of a launch config (all but its ``block``)."""
+    return {k: v for k, v in config.items() if k != "block"}
+
+
+def rows_fit_i32(points: int, block: int) -> bool:
+    """Whether every row number a launch of ``block``-point programs forms fits int32."""
+    return points + block <= 2**31
 
 
 def pad_dim(n: int) -> int:
@@ -396,8 +410,8 @@ def triplane_mlp_forward(
         planes, coords, index, w0, biases[0], wh, biases[1], wo, biases[2], out,
         P, points_per_plane, H, W, C, H * W * C, n_out, scale,
         CP=w0.shape[0], HP=w0.shape[1], OP=wo.shape[1], N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
-        PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), BLOCK=cfg["block"], num_warps=cfg["num_warps"],
-        **flags,
+        PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), BLOCK=cfg["block"],
+        ROWS_I32=rows_fit_i32(P, cfg["block"]), **launch_options(cfg), **flags,
     )
     return out
 
@@ -449,11 +463,11 @@ def triplane_mlp_backward(
     per_program, n_programs = weight_pass_partition(triton.cdiv(P, w_cfg["block"]), programs)
     triplane_mlp_bwd_kernel[(n_programs,)](
         *args, per_program, WEIGHT_GRADS=True, PLANE_GRADS=False, BLOCK=w_cfg["block"],
-        num_warps=w_cfg["num_warps"], num_stages=w_cfg["num_stages"], **meta,
+        ROWS_I32=rows_fit_i32(P, w_cfg["block"]), **launch_options(w_cfg), **meta,
     )
     triplane_mlp_bwd_kernel[(triton.cdiv(P, p_cfg["block"]),)](
-        *args, 1, WEIGHT_GRADS=False, PLANE_GRADS=True, BLOCK=p_cfg["block"], num_warps=p_cfg["num_warps"],
-        num_stages=p_cfg["num_stages"], **meta,
+        *args, 1, WEIGHT_GRADS=False, PLANE_GRADS=True, BLOCK=p_cfg["block"],
+        ROWS_I32=rows_fit_i32(P, p_cfg["block"]), **launch_options(p_cfg), **meta,
     )
     return grad_planes, grad_w, grad_b
 
@@ -505,17 +519,18 @@ def launch_specs(
                       HAS_INDEX=False, PRECISION=kernel_precision(precision), FAST_MATH=fast_math())
     label = label or f"nh{n_hidden} planes={plane_dtype} dot={precision}"
     specs = [launch_spec(f"fwd {label}", triplane_mlp_fwd_kernel,
-                         pointers | scalars | constexprs | dict(out_ptr="fp32", BLOCK=fwd["block"]), fwd["num_warps"])]
+                         pointers | scalars | constexprs | dict(out_ptr="fp32", BLOCK=fwd["block"],
+                                                                ROWS_I32=rows_fit_i32(points, fwd["block"])),
+                         **launch_options(fwd))]
     grads = dict.fromkeys(("grad_out_ptr", "grad_planes_ptr", "grad_w0_ptr", "grad_b0_ptr", "grad_wh_ptr",
                            "grad_bh_ptr", "grad_wo_ptr", "grad_bo_ptr"), "fp32")
     for job in ("weights", "planes"):
         cfg = bwd[job]
         per_program = weight_pass_partition(triton.cdiv(points, cfg["block"]), programs)[0] if job == "weights" else 1
         values = pointers | grads | scalars | constexprs | dict(
-            blocks_per_program=per_program, BLOCK=cfg["block"], WEIGHT_GRADS=job == "weights",
-            PLANE_GRADS=job == "planes")
-        specs.append(launch_spec(f"bwd-{job} {label}", triplane_mlp_bwd_kernel, values, cfg["num_warps"],
-                                 cfg["num_stages"]))
+            blocks_per_program=per_program, BLOCK=cfg["block"], ROWS_I32=rows_fit_i32(points, cfg["block"]),
+            WEIGHT_GRADS=job == "weights", PLANE_GRADS=job == "planes")
+        specs.append(launch_spec(f"bwd-{job} {label}", triplane_mlp_bwd_kernel, values, **launch_options(cfg)))
     return specs
 
 

@@ -1,10 +1,14 @@
-"""Device peaks and the roofline floor used by the bench suites.
+"""Device peaks and the roofline floors used by the bench suites.
 
-The floor of a kernel is ``max(bytes / bandwidth, flops / compute_rate)``: the time it
-could not beat even if it were perfectly memory- or compute-bound. Peaks are the vendor's
-dense figures (no sparsity); a device missing from the table gets no floor.
+A kernel's floors are charged separately: DRAM (compulsory bytes / HBM peak), L2 (every
+byte its loads, stores and atomics move through L2 / the L2 read bandwidth measured on this
+device) and tensor or FMA compute (flops / peak); its roofline floor is the largest, the
+time it could not beat even if it were perfectly bound by that resource. Peaks are the
+vendor's dense figures (no sparsity); a device missing from the table gets no floors.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -29,11 +33,30 @@ def device_peaks() -> tuple[float, float, float, float] | None:
     return None
 
 
-def floor_seconds(bytes_moved: float, flops: float, precision: str) -> float | None:
-    """Roofline floor in seconds for a kernel (None when the device is unknown)."""
+@functools.lru_cache(maxsize=1)
+def _l2_bandwidth() -> float | None:
+    from timing import l2_read_bytes_per_s
+
+    return l2_read_bytes_per_s()
+
+
+def floors(dram_bytes: float, l2_bytes: float, flops: float, precision: str) -> dict[str, float]:
+    """``dram_floor_ms``, ``l2_floor_ms``, ``compute_floor_ms`` and their maximum
+    ``roofline_floor_ms`` (empty on a CPU or an unknown device)."""
     peaks = device_peaks()
     if peaks is None:
-        return None
+        return {}
     bandwidth, fp32, tf32, bf16 = peaks
     rate = {"ieee": fp32, "tf32": tf32, "bf16": bf16}[precision]
-    return max(bytes_moved / bandwidth, flops / rate)
+    out = {"dram_floor_ms": dram_bytes / bandwidth * 1e3, "compute_floor_ms": flops / rate * 1e3}
+    l2 = _l2_bandwidth()
+    if l2:
+        out["l2_floor_ms"] = l2_bytes / l2 * 1e3
+    out["roofline_floor_ms"] = max(out.values())
+    return out
+
+
+def report(ms: float, floor: dict[str, float]) -> dict[str, float | None]:
+    """The floors and the fraction of the roofline floor a median of ``ms`` reaches."""
+    fraction = floor["roofline_floor_ms"] / ms if floor else None
+    return {**floor, "roofline_fraction": fraction}

@@ -2,9 +2,11 @@
 
 Size: batch 8 x 4096 rays x 96 samples x 32 channels (the issue's bench size), on CUDA
 (cuda vs ref) or CPU (cpp vs ref). Records median ms, peak memory (CUDA), rays/s and,
-on a known GPU, the fraction of the roofline floor: forward reads (2 + C) x 4 bytes per
-sample and writes (C + 1 + S - 1) x 4 per ray; backward reads the inputs and cotangents
-and writes (1 + C) x 4 bytes per sample (its flops are negligible).
+on a known GPU, its DRAM and L2 floors (CUDA events, L2 flushed and gradients zeroed
+before each round: ``timing.py``): forward reads (2 + C) x 4 bytes per sample and writes
+(C + 1 + S - 1) x 4 per ray; backward reads the inputs and cotangents and writes
+(1 + C) x 4 bytes per sample (every byte is compulsory, so L2 = DRAM traffic; its flops
+are negligible).
 
 Run: pytest bench/test_bench_composite.py --benchmark-json out.json
 """
@@ -15,7 +17,8 @@ import torch
 
 from tri3d.ops import composite
 
-from roofline import floor_seconds
+from roofline import floors, report
+from timing import time_case
 
 CUDA = torch.cuda.is_available()
 B, R, S, C = 8, 4096, 96, 32
@@ -46,26 +49,26 @@ def test_composite(benchmark, impl, mode):
             if cot is None:
                 cot = [torch.randn_like(o) for o in outs]
             torch.autograd.backward(outs, cot)
-        if CUDA:
-            torch.cuda.synchronize()
+
+    def zero_grads():
+        sigma.grad = rgb.grad = None
 
     step()
     peak_mb = None
     if CUDA:
+        zero_grads()
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         step()
+        torch.cuda.synchronize()
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
-    benchmark.pedantic(step, rounds=20 if CUDA else 5, warmup_rounds=2 if CUDA else 1, iterations=1)
-    median = benchmark.stats.stats.median
+    timing = time_case(benchmark, step, rounds=20 if CUDA else 5, warmup=2 if CUDA else 1, setup=zero_grads)
     rays = B * R
     bytes_ = rays * (S * (2 + C) * 4 + (C + S) * 4)
     if mode == "fwd+bwd":
         bytes_ += rays * (S * (2 + C) * 4 + (C + S) * 4 + S * (1 + C) * 4)
-    floor = floor_seconds(bytes_, 0.0, "ieee")
     benchmark.extra_info.update(
-        ms=median * 1e3, peak_mb=peak_mb, rays_per_s=rays / median, impl=impl,
-        roofline_floor_ms=None if floor is None else floor * 1e3,
-        roofline_fraction=None if floor is None else floor / median,
-        device=torch.cuda.get_device_name() if CUDA else "cpu",
+        **timing, **report(timing["ms"], floors(bytes_, bytes_, 0.0, "ieee")), peak_mb=peak_mb,
+        rays_per_s=rays / (timing["ms"] * 1e-3), impl=impl, device=torch.cuda.get_device_name() if CUDA else "cpu",
     )

@@ -27,7 +27,8 @@ from tri3d.models.synthesis import SynthesisNetwork
 from tri3d.ops import modulated_conv2d
 from tri3d.runs.config import preset
 
-from roofline import floor_seconds
+from roofline import floors, report
+from timing import time_case
 
 CUDA = torch.cuda.is_available()
 BATCH = 8 if CUDA else 2
@@ -53,11 +54,6 @@ def layer_shapes() -> list[tuple[str, int, int, int, int]]:
             if shape not in shapes:
                 shapes.append(shape)
     return shapes
-
-
-def sync() -> None:
-    if CUDA:
-        torch.cuda.synchronize()
 
 
 def make_layer(kind: str, I: int, O: int, k: int, R: int, dtype: torch.dtype, device: str):
@@ -92,23 +88,19 @@ def test_modconv_layer(benchmark, shape, impl, dtype, mode):
         y = modulated_conv2d(x, weight, styles, bias=bias, impl=impl, **kw)
         if mode == "fwd+bwd":
             cot = torch.randn_like(y) if cot is None else cot
-            torch.autograd.grad(y, (x, *params), cot)
-        sync()
+            torch.autograd.grad(y, (x, *params), cot)  # returns gradients: nothing accumulates
 
     step()  # compile / warm up
-    rounds = 20 if CUDA else 2
-    benchmark.pedantic(step, rounds=rounds, warmup_rounds=2 if CUDA else 0, iterations=1)
-    median = benchmark.stats.stats.median
+    timing = time_case(benchmark, step, rounds=20 if CUDA else 2, warmup=2 if CUDA else 0)
+    seconds = timing["ms"] * 1e-3
     kind, I, O, k, R = shape
     pixels = BATCH * R * R
     e = x.element_size()
     flops = 2 * pixels * I * O * k * k * (3 if mode == "fwd+bwd" else 1)
     bytes_ = pixels * (I + O) * e + (pixels * (2 * I + 4 * O) * e if mode == "fwd+bwd" else 0)
-    floor = floor_seconds(bytes_, flops, "bf16" if dtype == torch.bfloat16 else "tf32")
+    floor = floors(bytes_, bytes_, flops, "bf16" if dtype == torch.bfloat16 else "tf32")
     benchmark.extra_info.update(
-        ms=median * 1e3, tflops=flops / median / 1e12, pixels_per_s=pixels / median,
-        roofline_floor_ms=None if floor is None else floor * 1e3,
-        roofline_fraction=None if floor is None else floor / median,
+        **timing, **report(timing["ms"], floor), tflops=flops / seconds / 1e12, pixels_per_s=pixels / seconds,
         device=torch.cuda.get_device_name() if CUDA else "cpu",
     )
 
@@ -127,18 +119,21 @@ def test_synthesis_network(benchmark, monkeypatch, impl, dtype):
 
     def step():
         nonlocal cot
-        net.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
             img = net(ws)
         cot = torch.randn_like(img) if cot is None else cot
         img.backward(cot)
-        sync()
+
+    def zero_grads():
+        net.zero_grad(set_to_none=True)
 
     step()
+    zero_grads()
+    torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     step()
+    torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() / 2**20
-    benchmark.pedantic(step, rounds=10, warmup_rounds=1, iterations=1)
-    median = benchmark.stats.stats.median
-    benchmark.extra_info.update(ms=median * 1e3, images_per_s=BATCH / median, peak_mb=peak,
+    timing = time_case(benchmark, step, rounds=10, warmup=1, setup=zero_grads)
+    benchmark.extra_info.update(**timing, images_per_s=BATCH / (timing["ms"] * 1e-3), peak_mb=peak,
                                 device=torch.cuda.get_device_name())

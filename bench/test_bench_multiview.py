@@ -16,6 +16,8 @@ from tri3d.models import GeneratorConfig, RendererConfig, TriplaneGenerator
 from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
 from tri3d.runs.config import preset
 
+from timing import time_case
+
 CUDA = torch.cuda.is_available()
 
 
@@ -47,19 +49,21 @@ def test_generator_multiview(benchmark, monkeypatch, views, impl):
     K = fov_to_intrinsics(18.837).to(device)
 
     def step():
-        G.zero_grad(set_to_none=True)
         out = G(z, c, cams, K)
         out["image"].square().mean().backward()
-        if CUDA:
-            torch.cuda.synchronize()
+
+    def zero_grads():
+        G.zero_grad(set_to_none=True)
 
     step()
     peak = None
     if CUDA:
+        zero_grads()
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         step()
+        torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
-    benchmark.pedantic(step, rounds=10 if CUDA else 3, warmup_rounds=1, iterations=1)
-    median = benchmark.stats.stats.median
-    benchmark.extra_info.update(ms=median * 1e3, images_per_s=batch * views / median, peak_mb=peak, views=views,
-                                impl=impl, device=torch.cuda.get_device_name() if CUDA else "cpu")
+    timing = time_case(benchmark, step, rounds=10 if CUDA else 3, warmup=1, setup=zero_grads)
+    benchmark.extra_info.update(**timing, images_per_s=batch * views / (timing["ms"] * 1e-3), peak_mb=peak,
+                                views=views, impl=impl, device=torch.cuda.get_device_name() if CUDA else "cpu")

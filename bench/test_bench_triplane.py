@@ -2,14 +2,20 @@
 
 Sizes: "small" (runs everywhere; the Triton path under the interpreter on CPU) and
 "eg3d" (EG3D training scale: batch 8, 64x64 rays x 96 samples, planes 3x32x256x256,
-decoder 32 -> 64 x3 -> 33; CUDA only). Each case records in ``extra_info``: median ms,
-peak memory over the inputs (MB), points/s, and the fraction of the roofline floor.
+decoder 32 -> 64 x3 -> 33; CUDA only). Each case records in ``extra_info``: median ms
+(CUDA events, L2 flushed and gradients zeroed before each round: ``timing.py``), peak
+memory over the inputs (MB), points/s, and its DRAM, L2 and compute floors.
 
-Roofline model per point (C channels, hidden width Hd, n hidden layers, O outputs,
-plane element size e): forward reads 3 planes x 4 texels x C x e bytes plus 12 bytes of
-coordinates and writes 4 x O bytes, and does 2 x (C Hd + (n-1) Hd^2 + Hd O) flops.
-Forward+backward adds two recomputing passes (weight and plane gradients): 2x the
-forward gather, 12 x C x 4 bytes of fp32 atomics, and 2 + 3 times the MLP flops.
+The reference runs at the fused path's precision too: "ref-tf32" lets cuBLAS use TF32
+(``torch.backends.cuda.matmul.allow_tf32``), so tf32 fused vs tf32 reference is a
+like-for-like pair beside the exact fp32 reference.
+
+Cost model per point (C channels, hidden width Hd, n hidden layers, O outputs, plane
+element size e): the forward moves 3 planes x 4 texels x C x e bytes through L2, 12 bytes
+of coordinates and 4 x O bytes of output, and does 2 x (C Hd + (n-1) Hd^2 + Hd O) flops;
+forward+backward adds two recomputing passes (weight and plane gradients): 2x the forward
+gather, 12 x C x 4 bytes of fp32 atomics, and 2 + 3 times the MLP flops. Compulsory DRAM
+traffic reads the planes once per pass and writes the fp32 plane gradient once.
 
 Run: pytest bench/test_bench_triplane.py --benchmark-json out.json
 """
@@ -21,7 +27,8 @@ import torch
 from tri3d.models import TriplaneDecoder
 from tri3d.ops import triplane_decode
 
-from roofline import floor_seconds
+from roofline import floors, report
+from timing import time_case
 
 CUDA = torch.cuda.is_available()
 SIZES = {
@@ -42,32 +49,35 @@ def make_inputs(size: str, dtype: torch.dtype):
     return planes, xyz, decoder, cfg
 
 
-def model_cost(cfg, elem: int, backward: bool) -> tuple[float, float]:
+def model_cost(cfg, elem: int, backward: bool) -> tuple[float, float, float]:
+    """``(DRAM bytes, L2 bytes, flops)`` of a case (module docstring)."""
     P = cfg["B"] * cfg["N"]
+    plane_bytes = cfg["B"] * 3 * C * cfg["res"] ** 2 * elem
     mlp = 2 * (C * HIDDEN + (cfg["n_hidden"] - 1) * HIDDEN**2 + HIDDEN * (1 + C_OUT))
     gather = 3 * 4 * C * elem
-    bytes_, flops = P * (gather + 12 + 4 * (1 + C_OUT)), P * mlp
+    io = 12 + 4 * (1 + C_OUT)
+    l2, flops, dram = P * (gather + io), P * mlp, plane_bytes + P * io
     if backward:
-        bytes_ += P * (2 * gather + 12 * C * 4 + 4 * (1 + C_OUT) * 2)
+        l2 += P * (2 * gather + 12 * C * 4 + 2 * io)
         flops += P * mlp * 5
-    return bytes_, flops
-
-
-def sync() -> None:
-    if CUDA:
-        torch.cuda.synchronize()
+        dram += 2 * (plane_bytes + P * io) + cfg["B"] * 3 * C * cfg["res"] ** 2 * 4
+    return dram, l2, flops
 
 
 @pytest.mark.parametrize("size", ["small", "eg3d"])
 @pytest.mark.parametrize("impl, precision, dtype", [
     ("ref", "ieee", torch.float32),
+    ("ref", "tf32", torch.float32),
     ("triton", "tf32", torch.float32),
     ("triton", "bf16", torch.bfloat16),
-], ids=["ref-fp32", "triton-fp32-tf32", "triton-bf16"])
+], ids=["ref-fp32", "ref-tf32", "triton-fp32-tf32", "triton-bf16"])
 @pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
-def test_triplane_decode(benchmark, size, impl, precision, dtype, mode):
+def test_triplane_decode(benchmark, monkeypatch, size, impl, precision, dtype, mode):
     if size == "eg3d" and not CUDA:
         pytest.skip("EG3D-scale sizes need a GPU")
+    if impl == "ref" and precision == "tf32" and not CUDA:
+        pytest.skip("TF32 matmuls exist only on a GPU")
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", impl == "ref" and precision == "tf32")
     planes, xyz, decoder, cfg = make_inputs(size, dtype)
     planes.requires_grad_(mode == "fwd+bwd")
     grad = None
@@ -79,27 +89,25 @@ def test_triplane_decode(benchmark, size, impl, precision, dtype, mode):
             if grad is None:
                 grad = (torch.randn_like(sigma), torch.randn_like(rgb))
             torch.autograd.backward((sigma, rgb), grad)
-        sync()
+
+    def zero_grads():
+        planes.grad = None
+        decoder.zero_grad(set_to_none=True)
 
     step()  # compile / warm up
+    peak_mb = None
     if CUDA:
+        zero_grads()
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         step()
+        torch.cuda.synchronize()
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak_mb = None
-    rounds = 20 if CUDA else 3
-    benchmark.pedantic(step, rounds=rounds, warmup_rounds=2 if CUDA else 0, iterations=1)
-    median = benchmark.stats.stats.median
+    timing = time_case(benchmark, step, rounds=20 if CUDA else 3, warmup=2 if CUDA else 0, setup=zero_grads)
     points = cfg["B"] * cfg["N"]
-    bytes_, flops = model_cost(cfg, planes.element_size(), mode == "fwd+bwd")
-    floor = floor_seconds(bytes_, flops, precision if impl == "triton" else "ieee")
+    floor = floors(*model_cost(cfg, planes.element_size(), mode == "fwd+bwd"), precision)
     benchmark.extra_info.update(
-        ms=median * 1e3,
-        peak_mb=peak_mb,
-        points_per_s=points / median,
-        roofline_floor_ms=None if floor is None else floor * 1e3,
-        roofline_fraction=None if floor is None else floor / median,
-        device=torch.cuda.get_device_name() if CUDA else "cpu",
+        **timing, **report(timing["ms"], floor), peak_mb=peak_mb, points_per_s=points / (timing["ms"] * 1e-3),
+        impl=impl, precision=precision, device=torch.cuda.get_device_name() if CUDA else "cpu",
     )

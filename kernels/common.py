@@ -59,11 +59,16 @@ def fast_math() -> bool:
 
 
 @triton.jit
+def _ptx_f32(x, ASM: tl.constexpr):
+    """One fp32 -> fp32 PTX instruction ``ASM`` (``"op $0, $1;"``), element-wise."""
+    return tl.inline_asm_elementwise(ASM, "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
 def log2(x, FAST_MATH: tl.constexpr):
     """``log2(x)`` of fp32 ``x``: ``lg2.approx`` (libdevice's ``log2f`` is ~25 instructions)."""
     if FAST_MATH:
-        return tl.inline_asm_elementwise("lg2.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
-                                         pack=1)
+        return _ptx_f32(x, "lg2.approx.f32 $0, $1;")
     else:
         return tl.log2(x)
 
@@ -72,8 +77,7 @@ def log2(x, FAST_MATH: tl.constexpr):
 def reciprocal(x, FAST_MATH: tl.constexpr):
     """``1 / x`` of fp32 ``x``: ``rcp.approx`` (a division is a MUFU.RCP plus a correction)."""
     if FAST_MATH:
-        return tl.inline_asm_elementwise("rcp.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
-                                         pack=1)
+        return _ptx_f32(x, "rcp.approx.f32 $0, $1;")
     else:
         return 1.0 / x
 

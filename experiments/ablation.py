@@ -26,7 +26,8 @@ from tri3d.train.loop import Trainer
 ROWS = ("tiny-eg3d", "tiny-eg3d+d", "tiny-eg3d+g+d", "tiny-eg3d+g+d+mv")
 COLUMNS = (("fid", "rgb FID"), ("depth_fid", "depth FID"), ("class_accuracy", "rgb class acc."),
            ("depth_class_accuracy", "depth class acc."), ("depth_flat_fraction", "flat cards"),
-           ("inversion_depth_error_after", "inversion depth error"))
+           ("inversion_depth_error_after", "inversion depth error"),
+           ("inversion_perceptual_after", "inversion perceptual distance"))
 
 
 def run_one(name: str, seed: int, kimg: float, out: Path, num_gen: int, inversion: int) -> dict:

@@ -60,3 +60,14 @@ def report(ms: float, floor: dict[str, float]) -> dict[str, float | None]:
     """The floors and the fraction of the roofline floor a median of ``ms`` reaches."""
     fraction = floor["roofline_floor_ms"] / ms if floor else None
     return {**floor, "roofline_fraction": fraction}
+
+
+def triplane_decode_dram_bytes(points: int, triplanes: int, H: int, W: int, C: int, n_out: int, plane_elem: int,
+                               backward: bool) -> float:
+    """Compulsory DRAM bytes of one fused ``triplane_decode`` call: the forward reads the
+    planes once and 12 bytes of coordinates per point and writes 4 x ``n_out`` bytes per
+    point; the backward's two recomputing passes (weights, planes) each read planes,
+    coordinates and output gradients again, and the fp32 plane gradient is written once."""
+    planes = triplanes * 3 * H * W * C
+    fwd = planes * plane_elem + points * (12 + 4 * n_out)
+    return fwd + (2 * fwd + planes * 4 if backward else 0)

@@ -22,19 +22,6 @@ CALLS_PER_RENDER = 2  # coarse + fine decode
 SHOWN = ("mma", "mufu", "global load", "shared", "reduction", "barrier", "alu")
 
 
-def floors(call: dict, plane_bytes: int) -> dict[str, float]:
-    """Compulsory DRAM bytes of one decode call: forward reads the planes once, the
-    coordinates and writes the outputs; backward reads planes, coordinates and output
-    gradients (twice: weight and plane pass) and writes the fp32 plane gradient once."""
-    points = call["points"]
-    planes = 8 * 3 * call["H"] * call["W"] * call["C"]
-    out = 4 * call["n_out"] * points
-    coords = 12 * points
-    fwd = planes * plane_bytes + coords + out
-    bwd = 2 * (planes * plane_bytes + coords + out) + planes * 4
-    return {"fwd": fwd, "bwd": bwd}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", nargs="+", default=["tf32", "bf16"], choices=["tf32", "bf16", "ieee"])
@@ -44,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("TRITON_INTERPRET", None)
     from tri3d.kernels import sass_cost, triplane_mlp
     from tri3d.kernels.aot import compile_with_sass
+
+    from roofline import triplane_decode_dram_bytes
 
     call = triplane_mlp.IMAGENET_CALL
     gpu = sass_cost.H100
@@ -71,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"SHARED {report.dynamic_shared_bytes:>6} warps/SM {warps:>2} | per point: "
                       + " ".join(f"{k} {cost[k]:.0f}" for k in SHOWN) + f" | total {cost['total']:.0f}", flush=True)
             points = CALLS_PER_RENDER * call["points"]
-            dram = floors(call, 2 if plane_dtype == "bf16" else 4)
+            sizes = dict(points=call["points"], triplanes=call["points"] // call["points_per_plane"], H=call["H"],
+                         W=call["W"], C=call["C"], n_out=call["n_out"], plane_elem=2 if plane_dtype == "bf16" else 4)
+            fwd_bytes = triplane_decode_dram_bytes(**sizes, backward=False)
+            dram = {"fwd": fwd_bytes, "bwd": triplane_decode_dram_bytes(**sizes, backward=True) - fwd_bytes}
             peak = gpu["tensor_flops"]["tf32" if precision == "ieee" else precision]
             summary = dict(name=f"render nh{n_hidden} dot={precision}", fwd_per_point=totals["fwd"],
                            bwd_per_point=totals["bwd"])

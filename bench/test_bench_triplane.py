@@ -27,7 +27,7 @@ import torch
 from tri3d.models import TriplaneDecoder
 from tri3d.ops import triplane_decode
 
-from roofline import floors, report
+from roofline import floors, report, triplane_decode_dram_bytes
 from timing import time_case
 
 CUDA = torch.cuda.is_available()
@@ -52,15 +52,14 @@ def make_inputs(size: str, dtype: torch.dtype):
 def model_cost(cfg, elem: int, backward: bool) -> tuple[float, float, float]:
     """``(DRAM bytes, L2 bytes, flops)`` of a case (module docstring)."""
     P = cfg["B"] * cfg["N"]
-    plane_bytes = cfg["B"] * 3 * C * cfg["res"] ** 2 * elem
     mlp = 2 * (C * HIDDEN + (cfg["n_hidden"] - 1) * HIDDEN**2 + HIDDEN * (1 + C_OUT))
     gather = 3 * 4 * C * elem
     io = 12 + 4 * (1 + C_OUT)
-    l2, flops, dram = P * (gather + io), P * mlp, plane_bytes + P * io
+    l2, flops = P * (gather + io), P * mlp
     if backward:
         l2 += P * (2 * gather + 12 * C * 4 + 2 * io)
         flops += P * mlp * 5
-        dram += 2 * (plane_bytes + P * io) + cfg["B"] * 3 * C * cfg["res"] ** 2 * 4
+    dram = triplane_decode_dram_bytes(P, cfg["B"], cfg["res"], cfg["res"], C, 1 + C_OUT, elem, backward)
     return dram, l2, flops
 
 

@@ -502,7 +502,6 @@ def launch_specs(
     programs: int = 8 * H100_SMS,  # the backward's default on an H100
     fwd: dict | None = None,  # launch config of the forward (default FWD_CONFIG)
     bwd: dict | None = None,  # launch configs of the backward passes (default bwd_config(precision))
-    label: str = "",
 ) -> list:
     """The three specializations (forward, backward weight pass, backward plane pass) that
     Triton's JIT compiles when ``triplane_mlp_forward`` / ``_backward`` launch at these
@@ -517,7 +516,7 @@ def launch_specs(
                    coord_scale=2.0 / box_warp)
     constexprs = dict(CP=pad_dim(C), HP=pad_dim(hidden), OP=pad_dim(n_out), N_HIDDEN=n_hidden, EG3D_AXES=False,
                       HAS_INDEX=False, PRECISION=kernel_precision(precision), FAST_MATH=fast_math())
-    label = label or f"nh{n_hidden} planes={plane_dtype} dot={precision}"
+    label = f"nh{n_hidden} planes={plane_dtype} dot={precision}"
     specs = [launch_spec(f"fwd {label}", triplane_mlp_fwd_kernel,
                          pointers | scalars | constexprs | dict(out_ptr="fp32", BLOCK=fwd["block"],
                                                                 ROWS_I32=rows_fit_i32(points, fwd["block"])),
@@ -537,7 +536,7 @@ def launch_specs(
 def kernel_specs(fwd: dict | None = None, bwd: dict | None = None) -> list:
     """The specializations the AOT compile check builds: those a decode call of the
     ``imagenet`` render launches, for 1 and 3 hidden layers and every operand precision,
-    at the launch defaults unless ``fwd``/``bwd`` give ``block`` and ``num_warps``."""
+    at the launch defaults unless ``fwd`` / ``bwd`` give other launch configs."""
     specs = []
     for n_hidden in (1, 3):
         for plane_dtype in ("fp32", "bf16"):

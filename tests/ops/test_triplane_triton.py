@@ -203,13 +203,13 @@ def test_planes_for_decode_layout_is_used_without_copy(device, monkeypatch):
     outs = [triplane_decode(converted, xyz[:, :20], dec, impl="triton"),
             triplane_decode(converted, xyz[:, 20:], dec, impl="triton")]
     assert pointers == [converted.data_ptr()] * 2  # both calls read the one converted copy
-    loss = sum((s * c0[:, sl].float()).sum() + (r * c1[:, sl].float()).sum()
-               for (s, r), sl, c0, c1 in zip(outs, (slice(0, 20), slice(20, 40)), [cot[0]] * 2, [cot[1]] * 2))
+    sigma_parts, rgb_parts = (torch.cat(parts, dim=1) for parts in zip(*outs))
+    loss = (sigma_parts * cot[0].float()).sum() + (rgb_parts * cot[1].float()).sum()
     (grad_converted,) = torch.autograd.grad(loss, [base])
     plain = planes.detach().requires_grad_()
     sigma, rgb = triplane_decode(plain, xyz, dec, impl="triton")
     (grad_plain,) = torch.autograd.grad((sigma * cot[0].float()).sum() + (rgb * cot[1].float()).sum(), [plain])
-    torch.testing.assert_close(torch.cat([o[0] for o in outs], 1), sigma, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(sigma_parts, sigma, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(grad_converted, grad_plain, rtol=1e-6, atol=1e-6)
 
 

@@ -1,7 +1,15 @@
 // Shared helpers for the per-ray cores: host/device qualifiers and EG3D's softplus.
 #pragma once
 
+#if defined(__CUDACC_RTC__)
+// NVRTC (the no-build CUDA path, tri3d/_nvrtc.py) compiles without the C++ standard
+// headers: the two names the cores take from them. Its math functions are built in.
+typedef long long int64_t;
+#define INFINITY __int_as_float(0x7f800000)
+#else
 #include <cmath>
+#include <cstdint>
+#endif
 
 #if defined(__CUDACC__)
 #define HOST_DEVICE __host__ __device__ __forceinline__

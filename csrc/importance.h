@@ -8,8 +8,6 @@
 // mapped through the inverse CDF (searchsorted right, EG3D's below/above clamping).
 #pragma once
 
-#include <cstdint>
-
 #include "common.h"
 
 namespace tri3d {

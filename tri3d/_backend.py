@@ -41,16 +41,41 @@ def cpp_unavailable(device: torch.device) -> str | None:
     return _load()[1]
 
 
-def cuda_unavailable(device: torch.device) -> str | None:
-    """Availability probe of the CUDA path."""
-    if device.type != "cuda":
-        return "the CUDA path runs on CUDA tensors"
+def prebuilt_cuda_unavailable() -> str | None:
+    """Why the prebuilt CUDA kernels of ``tri3d._C`` cannot run here (``None`` when they can)."""
     module, reason = _load()
     if module is None:
         return reason
     if not module.with_cuda:
         return "tri3d._C was built without CUDA (no nvcc at install time); reinstall on a machine with nvcc"
     return cuda_runtime_problem()
+
+
+def cuda_unavailable(device: torch.device) -> str | None:
+    """Availability probe of the CUDA path: the prebuilt kernels, else the same kernels
+    compiled at run time by NVRTC (``tri3d._nvrtc``, needs cupy)."""
+    if device.type != "cuda":
+        return "the CUDA path runs on CUDA tensors"
+    prebuilt = prebuilt_cuda_unavailable()
+    if prebuilt is None:
+        return None
+    from tri3d import _nvrtc
+
+    jit = _nvrtc.unavailable()
+    if jit is None:
+        return None
+    return f"{prebuilt}; and the NVRTC path cannot run either: {jit}"
+
+
+def kernels_for(device: torch.device):
+    """The entry points that run the native ops on ``device`` (all take the extension's
+    arguments): ``tri3d._C`` on the CPU and for CUDA when its prebuilt kernels can run,
+    else the NVRTC-compiled kernels. Call after the op's probe said yes."""
+    if device.type == "cuda" and prebuilt_cuda_unavailable() is not None:
+        from tri3d import _nvrtc
+
+        return _nvrtc.kernels()
+    return native()
 
 
 def _cuda_version(v: int) -> str:
@@ -74,7 +99,8 @@ def cuda_runtime_problem() -> str | None:
         reason = "the CUDA driver sees no device"
     else:
         return None
-    warnings.warn(f"tri3d: the native CUDA kernels cannot run ({reason}); impl='auto' uses the other paths",
+    warnings.warn(f"tri3d: the prebuilt CUDA kernels cannot run ({reason}); the CUDA path uses the kernels "
+                  "compiled at run time by NVRTC when cupy is installed, else impl='auto' uses the other paths",
                   stacklevel=2)
     return reason
 

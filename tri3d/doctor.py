@@ -136,6 +136,11 @@ def versions() -> list[str]:
                      f"supports {driver // 1000}.{driver % 1000 // 10}; {devices} device(s))"
                      + (f": they cannot run here ({problem})" if problem else ""))
     lines.append(f"cupy {__import__('cupy').__version__}" if importlib.util.find_spec("cupy") else "cupy: not installed")
+    from tri3d import _nvrtc
+
+    jit = _nvrtc.unavailable()
+    lines.append("NVRTC path (csrc kernels compiled at run time through cupy): " + (f"cannot run ({jit})" if jit
+                                                                                     else "ready"))
     return lines
 
 

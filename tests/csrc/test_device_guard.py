@@ -5,13 +5,12 @@ each launch function checks that it is called inside it, with the right device."
 from __future__ import annotations
 
 import contextlib
-import importlib
 import warnings
 
 import pytest
 import torch
 
-from tri3d import _backend
+from tri3d import _backend, _nvrtc
 from tri3d.models import TriplaneDecoder
 from tri3d.ops import composite, modulated_conv2d, triplane_decode
 from tri3d.ops import importance_depths, merge_samples
@@ -51,8 +50,7 @@ def test_native_calls_run_under_the_tensors_device(guard, native_ext, monkeypatc
         def __getattr__(self, name):
             return guard["checked"](name, getattr(native_ext, name))
 
-    for path in ("tri3d.ops.composite", "tri3d.ops.importance", "tri3d.ops.merge"):  # modules (tri3d.ops.composite is also a function)
-        monkeypatch.setattr(importlib.import_module(path), "native", lambda: CheckedNative())
+    monkeypatch.setattr(_backend, "kernels_for", lambda device: CheckedNative())
     sigma, rgb = torch.randn(1, 3, 6, 1, requires_grad=True), torch.rand(1, 3, 6, 4, requires_grad=True)
     depths = torch.linspace(2, 3, 6).expand(1, 3, 6).unsqueeze(-1).contiguous()
     out = composite(sigma, rgb, depths, impl="cpp")
@@ -110,6 +108,7 @@ def test_the_guard_switches_the_current_cuda_device(monkeypatch):
 
 def test_a_driver_older_than_the_build_makes_auto_fall_back_with_one_warning(native_ext, monkeypatch):
     monkeypatch.setattr(native_ext, "with_cuda", True)  # the probe's answer must not depend on how CI built _C
+    monkeypatch.setattr(_nvrtc, "unavailable", lambda: "cupy is not installed")  # nor on cupy being there
     monkeypatch.setattr(native_ext, "cuda_versions", lambda: (13000, 12040, 1), raising=False)
     _backend.cuda_runtime_problem.cache_clear()
     try:

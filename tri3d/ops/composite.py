@@ -18,7 +18,6 @@ from tri3d._backend import (
     cpp_unavailable,
     cuda_unavailable,
     device_name,
-    native,
     native_pointers,
     stream_handle,
 )
@@ -100,7 +99,7 @@ def composite_native_forward(
         ("out_rgb", out_rgb, (M, C), dt), ("out_depth", out_depth, (M,), dt), ("out_weights", out_w, (M, S - 1), dt),
     ])
     with _backend.on_device(rgb.device):
-        native().composite_forward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
+        _backend.kernels_for(rgb.device).composite_forward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
     return out_rgb, out_depth, out_w
 
 
@@ -127,7 +126,7 @@ def composite_native_backward(
         ("grad_rgb_out", g_rgb, (M, S, C), dt),
     ])
     with _backend.on_device(rgb.device):
-        native().composite_backward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
+        _backend.kernels_for(rgb.device).composite_backward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
     return g_sigma, g_rgb
 
 

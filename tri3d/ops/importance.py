@@ -15,7 +15,6 @@ from tri3d._backend import (
     cpp_unavailable,
     cuda_unavailable,
     device_name,
-    native,
     native_pointers,
     stream_handle,
 )
@@ -118,7 +117,7 @@ def importance_depths_native(
         ("out", fine, (M, samples), d.dtype),
     ])
     with _backend.on_device(d.device):
-        native().importance(device_name(d), NATIVE_DTYPES[d.dtype], M, S, samples, *pointers, stream_handle(d))
+        _backend.kernels_for(d.device).importance(device_name(d), NATIVE_DTYPES[d.dtype], M, S, samples, *pointers, stream_handle(d))
     return fine.reshape(*depths.shape[:2], samples, 1).to(depths.dtype)
 
 

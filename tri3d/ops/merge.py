@@ -11,7 +11,6 @@ from tri3d._backend import (
     cpp_unavailable,
     cuda_unavailable,
     device_name,
-    native,
     native_pointers,
     stream_handle,
 )
@@ -57,7 +56,7 @@ def merge_order_native(
         ("merged", merged, (B * R, Sa + Sb), dtype), ("order", order, (B * R, Sa + Sb), torch.int64),
     ])
     with _backend.on_device(a.device):
-        native().merge_sorted(device_name(a), NATIVE_DTYPES[dtype], B * R, Sa, Sb, *pointers, stream_handle(a))
+        _backend.kernels_for(a.device).merge_sorted(device_name(a), NATIVE_DTYPES[dtype], B * R, Sa, Sb, *pointers, stream_handle(a))
     return order.reshape(B, R, Sa + Sb, 1)
 
 

@@ -1,0 +1,69 @@
+// The CUDA kernels around the shared per-ray cores, device code only: compiled by nvcc
+// into tri3d._C (composite_cuda.cu launches them) and by NVRTC at run time for the
+// no-build path (tri3d/_nvrtc.py names them `tri3d::kernels::<name><T>`). Compositing:
+// one warp per ray, lanes split the channels (coalesced [S, C] rows). Importance
+// sampling: one thread per (ray, fine sample). Merging: one thread per ray.
+#pragma once
+
+#include "composite.h"
+#include "importance.h"
+
+namespace tri3d {
+namespace kernels {
+
+// Launch shapes, read by both launchers (composite_cuda.cu and tri3d/_nvrtc.py).
+constexpr int kWarpsPerBlock = 4;       // compositing: rays (warps) per block
+constexpr int kImportanceThreads = 256;  // importance sampling: threads per block
+constexpr int kMergeThreads = 128;       // merging: threads (rays) per block
+
+struct WarpSync {
+  __device__ void operator()() const { __syncwarp(); }
+};
+struct WarpSum {
+  template <typename T>
+  __device__ T operator()(T x) const {
+    for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(0xffffffffu, x, offset);
+    return x;
+  }
+};
+
+template <typename T>
+__global__ void composite_forward_kernel(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
+                                         T* out_rgb, T* out_depth, T* out_weights) {
+  int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
+  if (r >= M) return;
+  composite_forward_ray<T>(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
+                           out_weights + r * (S - 1), threadIdx.x % 32, 32);
+}
+
+template <typename T>
+__global__ void composite_backward_kernel(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
+                                          const T* grad_rgb_out, const T* grad_depth_out,
+                                          const T* grad_weights_out, T* grad_sigma, T* grad_rgb) {
+  int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
+  if (r >= M) return;  // whole warps exit together: r is uniform across a warp
+  composite_backward_ray<T>(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C,
+                            grad_depth_out + r, grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr,
+                            grad_sigma + r * S, grad_rgb + r * S * C, threadIdx.x % 32, 32, WarpSync(), WarpSum());
+}
+
+template <typename T>
+__global__ void importance_kernel(int64_t M, int64_t S, int64_t n, const T* depth, const T* weights, const T* u,
+                                  T* out_depths) {
+  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= M * n) return;
+  int64_t r = i / n;
+  const T* w = weights + r * (S - 1);
+  out_depths[i] = importance_sample_one(depth + r * S, w, S, importance_total(w, S), u[i]);
+}
+
+template <typename T>
+__global__ void merge_sorted_kernel(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth,
+                                    int64_t* order) {
+  int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= M) return;
+  merge_sorted_ray(S, n, coarse + r * S, fine + r * n, out_depth + r * (S + n), order + r * (S + n));
+}
+
+}  // namespace kernels
+}  // namespace tri3d

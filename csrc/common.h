@@ -19,18 +19,31 @@ typedef long long int64_t;
 
 namespace tri3d {
 
+#if !defined(__CUDACC__)
+// Host code: the float overloads (expf, log1pf) for float, not the C library's double
+// functions that an unqualified call on a float would otherwise convert to and from.
+using std::exp;
+using std::log1p;
+#endif
+
 // torch.nn.functional.softplus(x) with beta 1, threshold 20.
 template <typename T>
 HOST_DEVICE T softplus(T x) {
   return x > T(20) ? x : log1p(exp(x));
 }
 
-// d softplus / dx as torch computes it (exactly 1 above the threshold).
+// softplus(x) and its derivative as torch computes it (exactly 1 above the threshold),
+// from one exp.
 template <typename T>
-HOST_DEVICE T softplus_grad(T x) {
-  if (x > T(20)) return T(1);
+HOST_DEVICE void softplus_and_grad(T x, T& value, T& grad) {
+  if (x > T(20)) {
+    value = x;
+    grad = T(1);
+    return;
+  }
   T z = exp(x);
-  return z / (z + T(1));
+  value = log1p(z);
+  grad = z / (z + T(1));
 }
 
 template <typename T>

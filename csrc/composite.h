@@ -7,15 +7,21 @@
 //   w_i = alpha_i T_i, rgb = sum w_i (c_i + c_{i+1}) / 2, W = sum w_i,
 //   depth = clamp(sum w_i (d_i + d_{i+1}) / 2 / W (or +inf when W == 0), d_0, d_{S-1}).
 //
+// Both passes read each sample's colour row once: rgb = sum_j v_j c_j with
+// v_j = (w_{j-1} + w_j) / 2 (w_{-1} = w_K = 0), so dL/dc_j = v_j dL/drgb.
+//
 // Backward: with G_i = dL/dw_i (direct weight grad + rgb and depth contributions), the
 // reverse scan R_{K-1} = 0, R_{k-1} = G_k alpha_k + (1 - alpha_k + eps) R_k gives
-// dL/dalpha_k = T_k (G_k - R_k) without dividing by transmittance. T_k comes from a
-// forward recompute parked in the grad_sigma slots (no extra storage): slot k holds T_k
-// until the reverse scan has passed it.
+// dL/dalpha_k = T_k (G_k - R_k) without dividing by transmittance. A forward recompute
+// parks what the reverse scan needs in the output buffers (no extra storage, and no
+// transcendental in the reverse scan): T_k in grad_sigma[k], and with C >= 2,
+// exp(-sigma_k delta_k) and softplus'(m_k - 1) in grad_rgb[k, 0:2]. The reverse scan
+// reads slot k at step k and overwrites it only at step k - 1.
 //
 // Channel loops take (lane, lanes) so a warp can split channels (CUDA) while the CPU
-// uses (0, 1); `sync` orders the parked T_k writes before their reads within a warp and
-// `reduce` sums a per-lane partial over the lanes (identity on the CPU).
+// uses (0, 1); `sync` orders the parked writes before their reads (and the reads before
+// the overwrites) within a warp, and `reduce` sums a per-lane partial over the lanes
+// (identity on the CPU).
 #pragma once
 
 #include "common.h"
@@ -27,40 +33,93 @@ constexpr double kSigmaShift = 1.0;
 
 template <typename T>
 struct Interval {
-  T alpha;       // 1 - exp(-sigma delta)
-  T keep;        // exp(-sigma delta) = 1 - alpha
-  T delta;
-  T m;           // midpoint raw density
+  T alpha;  // 1 - exp(-sigma delta)
+  T keep;   // exp(-sigma delta) = 1 - alpha
+  T delta;  // d_{i+1} - d_i
+  T dsig;   // softplus'(m - 1): d sigma / d m (only from interval_with_grad)
 };
 
 template <typename T>
-HOST_DEVICE Interval<T> interval(const T* sigma, const T* depth, int64_t i) {
+HOST_DEVICE T midpoint_density(const T* __restrict__ sigma, int64_t i) {
+  return (sigma[i] + sigma[i + 1]) * T(0.5) - T(kSigmaShift);
+}
+
+template <typename T>
+HOST_DEVICE Interval<T> interval(const T* __restrict__ sigma, const T* __restrict__ depth, int64_t i) {
   Interval<T> iv;
   iv.delta = depth[i + 1] - depth[i];
-  iv.m = (sigma[i] + sigma[i + 1]) * T(0.5);
-  T sig = softplus(iv.m - T(kSigmaShift));
+  iv.keep = exp(-softplus(midpoint_density(sigma, i)) * iv.delta);
+  iv.alpha = T(1) - iv.keep;
+  iv.dsig = T(0);
+  return iv;
+}
+
+template <typename T>
+HOST_DEVICE Interval<T> interval_with_grad(const T* __restrict__ sigma, const T* __restrict__ depth, int64_t i) {
+  Interval<T> iv;
+  iv.delta = depth[i + 1] - depth[i];
+  T sig;
+  softplus_and_grad(midpoint_density(sigma, i), sig, iv.dsig);
   iv.keep = exp(-sig * iv.delta);
   iv.alpha = T(1) - iv.keep;
   return iv;
 }
 
+// Where the cores get each interval's terms. The CUDA kernels compute them from the
+// inputs (and the backward parks them for its reverse scan); the CPU loop fills a table
+// per ray first, in a loop the compiler vectorizes (composite_cpu.cpp).
+template <typename T>
+struct TermsFromInputs {
+  static constexpr bool kRecomputes = true;  // the reverse scan reads parked terms instead
+  const T* __restrict__ sigma;
+  const T* __restrict__ depth;
+  HOST_DEVICE Interval<T> value(int64_t i) const { return interval(sigma, depth, i); }
+  HOST_DEVICE Interval<T> with_grad(int64_t i) const { return interval_with_grad(sigma, depth, i); }
+};
+
+template <typename T>
+struct TermsFromTable {
+  static constexpr bool kRecomputes = false;
+  const T* __restrict__ depth;
+  const T* __restrict__ keep;  // [S-1] exp(-sigma_i delta_i)
+  const T* __restrict__ dsig;  // [S-1] softplus'(m_i - 1) (backward only)
+  HOST_DEVICE Interval<T> value(int64_t i) const {
+    Interval<T> iv;
+    iv.delta = depth[i + 1] - depth[i];
+    iv.keep = keep[i];
+    iv.alpha = T(1) - iv.keep;
+    iv.dsig = T(0);
+    return iv;
+  }
+  HOST_DEVICE Interval<T> with_grad(int64_t i) const {
+    Interval<T> iv = value(i);
+    iv.dsig = dsig[i];
+    return iv;
+  }
+};
+
 // Forward for one ray. sigma, depth: [S]; rgb: [S, C]; out_rgb: [C]; out_depth: [1];
 // out_weights: [S-1]. Every lane computes the scalars; lanes split channels and weights.
-template <typename T>
-HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
-                                       T* out_depth, T* out_weights, int lane, int lanes) {
+template <typename T, typename Terms>
+HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* __restrict__ rgb, const T* __restrict__ depth,
+                                       T* __restrict__ out_rgb, T* __restrict__ out_depth, T* __restrict__ out_weights,
+                                       int lane, int lanes, const Terms& terms) {
   const T eps = T(kTransmittanceEps);
+  const int64_t K = S - 1;
   for (int64_t c = lane; c < C; c += lanes) out_rgb[c] = T(0);
-  T trans = T(1), wsum = T(0), dsum = T(0);
-  for (int64_t i = 0; i < S - 1; ++i) {
-    Interval<T> iv = interval(sigma, depth, i);
+  T trans = T(1), wsum = T(0), dsum = T(0), w_prev = T(0);
+  for (int64_t i = 0; i < K; ++i) {
+    Interval<T> iv = terms.value(i);
     T w = iv.alpha * trans;
     if (lane == 0) out_weights[i] = w;
-    for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += w * (rgb[i * C + c] + rgb[(i + 1) * C + c]) * T(0.5);
+    const T v = (w_prev + w) * T(0.5);  // row i's coefficient
+    for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += v * rgb[i * C + c];
+    w_prev = w;
     wsum += w;
     dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
     trans *= T(1) - iv.alpha + eps;
   }
+  for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += w_prev * T(0.5) * rgb[K * C + c];
   if (lane == 0) {
     T d = wsum > T(0) ? dsum / wsum : T(INFINITY);
     out_depth[0] = min2(max2(d, depth[0]), depth[S - 1]);
@@ -69,17 +128,26 @@ HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* sigma, con
 
 // Backward for one ray. grad_rgb_out: [C]; grad_depth_out: [1]; grad_weights_out: [S-1]
 // (may be null: no gradient). Writes grad_sigma: [S] and grad_rgb: [S, C].
-template <typename T, typename Sync, typename Reduce>
-HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
-                                        const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
-                                        T* grad_sigma, T* grad_rgb, int lane, int lanes, Sync sync, Reduce reduce) {
+template <typename T, typename Terms, typename Sync, typename Reduce>
+HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restrict__ rgb, const T* __restrict__ depth,
+                                        const T* __restrict__ grad_rgb_out, const T* __restrict__ grad_depth_out,
+                                        const T* __restrict__ grad_weights_out, T* __restrict__ grad_sigma,
+                                        T* __restrict__ grad_rgb, int lane, int lanes, const Terms& terms, Sync sync,
+                                        Reduce reduce) {
   const T eps = T(kTransmittanceEps);
   const int64_t K = S - 1;
-  // Pass 1: forward recompute of T_k (parked in grad_sigma[k]) and the depth totals.
+  const bool parked = Terms::kRecomputes && C >= 2;  // grad_rgb rows have room for keep_k and softplus'
+  // Pass 1: forward recompute of T_k and the depth totals; park the per-interval terms.
   T trans = T(1), wsum = T(0), dsum = T(0);
   for (int64_t i = 0; i < K; ++i) {
-    Interval<T> iv = interval(sigma, depth, i);
-    if (lane == 0) grad_sigma[i] = trans;
+    Interval<T> iv = terms.with_grad(i);
+    if (lane == 0) {
+      grad_sigma[i] = trans;
+      if (parked) {
+        grad_rgb[i * C] = iv.keep;
+        grad_rgb[i * C + 1] = iv.dsig;
+      }
+    }
     T w = iv.alpha * trans;
     wsum += w;
     dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
@@ -92,33 +160,44 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* sigma, co
     depth_val = dsum / wsum;
     if (depth_val > depth[0] && depth_val < depth[S - 1]) gdepth = grad_depth_out[0] / wsum;
   }
-  // Pass 2: reverse scan.
-  for (int64_t c = lane; c < C; c += lanes) grad_rgb[K * C + c] = T(0);
-  T R = T(0), gm_next = T(0);
+  // Pass 2: reverse scan. p_j = dL/drgb . c_j (each row's dot once); row k + 1 of
+  // grad_rgb is complete at step k, when w_k is known.
+  T partial = T(0);
+  for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[K * C + c];
+  T p_next = reduce(partial);
+  T R = T(0), gm_next = T(0), w_next = T(0);
   for (int64_t k = K - 1; k >= 0; --k) {
-    Interval<T> iv = interval(sigma, depth, k);
+    Interval<T> iv;
+    if (parked) {
+      iv.delta = depth[k + 1] - depth[k];
+      iv.keep = grad_rgb[k * C];
+      iv.dsig = grad_rgb[k * C + 1];
+      iv.alpha = T(1) - iv.keep;
+    } else {
+      iv = terms.with_grad(k);
+    }
     T t_k = grad_sigma[k];
     T w = iv.alpha * t_k;
-    // G_k = dL/dw_k: direct + rgb (channel dot product split over lanes) + depth.
-    T partial = T(0);
-    for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * (rgb[k * C + c] + rgb[(k + 1) * C + c]);
-    T G = (grad_weights_out ? grad_weights_out[k] : T(0)) + reduce(partial) * T(0.5);
+    partial = T(0);
+    for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[k * C + c];
+    T p_k = reduce(partial);
+    // G_k = dL/dw_k: direct + rgb + depth.
+    T G = (grad_weights_out ? grad_weights_out[k] : T(0)) + (p_k + p_next) * T(0.5);
     G += gdepth * ((depth[k] + depth[k + 1]) * T(0.5) - depth_val);
     T g_alpha = t_k * (G - R);
     R = G * iv.alpha + (T(1) - iv.alpha + eps) * R;
-    T gm = g_alpha * iv.delta * iv.keep * softplus_grad(iv.m - T(kSigmaShift));
-    sync();
-    if (lane == 0) grad_sigma[k + 1] = (gm + gm_next) * T(0.5);  // slot k+1's T is no longer needed
+    T gm = g_alpha * iv.delta * iv.keep * iv.dsig;
+    sync();  // every lane has read slot k + 1 (at step k + 1) and slot k before they are overwritten
+    if (lane == 0) grad_sigma[k + 1] = (gm + gm_next) * T(0.5);
+    const T v = (w + w_next) * T(0.5);  // row k + 1's coefficient
+    for (int64_t c = lane; c < C; c += lanes) grad_rgb[(k + 1) * C + c] = grad_rgb_out[c] * v;
     gm_next = gm;
-    // rgb: c_mid_k = (c_k + c_{k+1}) / 2 gets grad_rgb_out * w_k.
-    for (int64_t c = lane; c < C; c += lanes) {
-      T g = grad_rgb_out[c] * w * T(0.5);
-      grad_rgb[(k + 1) * C + c] += g;
-      grad_rgb[k * C + c] = g;
-    }
+    w_next = w;
+    p_next = p_k;
   }
   sync();
   if (lane == 0) grad_sigma[0] = gm_next * T(0.5);
+  for (int64_t c = lane; c < C; c += lanes) grad_rgb[c] = grad_rgb_out[c] * w_next * T(0.5);
 }
 
 }  // namespace tri3d

@@ -1,7 +1,12 @@
-// CPU loops over rays (OpenMP) around the shared per-ray cores.
+// CPU loops over rays (OpenMP) around the shared per-ray cores. Each ray's interval
+// terms come from a table filled first in a vectorizable loop (vector_math_cpu.h for
+// float; the C library for double), in a scratch buffer per thread.
+#include <vector>
+
 #include "composite.h"
 #include "importance.h"
 #include "ops.h"
+#include "vector_math_cpu.h"
 
 namespace tri3d {
 
@@ -13,15 +18,48 @@ struct Identity {
   template <typename T>
   T operator()(T x) const { return x; }
 };
+
+// keep[i] = exp(-softplus(m_i - 1) delta_i) and, when dsig is given, softplus'(m_i - 1),
+// for the K = S - 1 intervals of one ray.
+void fill_terms(int64_t K, const float* __restrict__ sigma, const float* __restrict__ depth, float* __restrict__ keep,
+                float* __restrict__ dsig) {
+  const float shift = static_cast<float>(kSigmaShift);
+  for (int64_t i = 0; i < K; ++i) {
+    const float x = (sigma[i] + sigma[i + 1]) * 0.5f - shift;
+    const float softplus = vector_math::log1p(vector_math::exp(x));
+    const float sig = x > 20.0f ? x : softplus;
+    keep[i] = vector_math::exp(-sig * (depth[i + 1] - depth[i]));
+  }
+  if (dsig == nullptr) return;
+  for (int64_t i = 0; i < K; ++i) {
+    const float x = (sigma[i] + sigma[i + 1]) * 0.5f - shift;
+    const float z = vector_math::exp(x);
+    const float grad = z / (z + 1.0f);
+    dsig[i] = x > 20.0f ? 1.0f : grad;
+  }
+}
+
+void fill_terms(int64_t K, const double* sigma, const double* depth, double* keep, double* dsig) {
+  for (int64_t i = 0; i < K; ++i) {
+    Interval<double> iv = dsig ? interval_with_grad(sigma, depth, i) : interval(sigma, depth, i);
+    keep[i] = iv.keep;
+    if (dsig) dsig[i] = iv.dsig;
+  }
+}
 }  // namespace
 
 template <typename T>
 void composite_forward_cpu(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,
                            T* out_depth, T* out_weights) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < M; ++r) {
-    composite_forward_ray<T>(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
-                             out_weights + r * (S - 1), 0, 1);
+#pragma omp parallel
+  {
+    std::vector<T> keep(S - 1);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < M; ++r) {
+      fill_terms(S - 1, sigma + r * S, depth + r * S, keep.data(), nullptr);
+      composite_forward_ray<T>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
+                               out_weights + r * (S - 1), 0, 1, TermsFromTable<T>{depth + r * S, keep.data(), nullptr});
+    }
   }
 }
 
@@ -29,11 +67,17 @@ template <typename T>
 void composite_backward_cpu(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
                             const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
                             T* grad_sigma, T* grad_rgb) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < M; ++r) {
-    composite_backward_ray<T>(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C,
-                              grad_depth_out + r, grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr,
-                              grad_sigma + r * S, grad_rgb + r * S * C, 0, 1, NoSync(), Identity());
+#pragma omp parallel
+  {
+    std::vector<T> keep(S - 1), dsig(S - 1);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < M; ++r) {
+      fill_terms(S - 1, sigma + r * S, depth + r * S, keep.data(), dsig.data());
+      composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+                                grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr, grad_sigma + r * S,
+                                grad_rgb + r * S * C, 0, 1, TermsFromTable<T>{depth + r * S, keep.data(), dsig.data()},
+                                NoSync(), Identity());
+    }
   }
 }
 

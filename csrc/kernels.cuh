@@ -32,8 +32,9 @@ __global__ void composite_forward_kernel(int64_t M, int64_t S, int64_t C, const 
                                          T* out_rgb, T* out_depth, T* out_weights) {
   int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   if (r >= M) return;
-  composite_forward_ray<T>(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
-                           out_weights + r * (S - 1), threadIdx.x % 32, 32);
+  composite_forward_ray<T>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
+                           out_weights + r * (S - 1), threadIdx.x % 32, 32,
+                           TermsFromInputs<T>{sigma + r * S, depth + r * S});
 }
 
 template <typename T>
@@ -42,9 +43,10 @@ __global__ void composite_backward_kernel(int64_t M, int64_t S, int64_t C, const
                                           const T* grad_weights_out, T* grad_sigma, T* grad_rgb) {
   int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   if (r >= M) return;  // whole warps exit together: r is uniform across a warp
-  composite_backward_ray<T>(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C,
-                            grad_depth_out + r, grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr,
-                            grad_sigma + r * S, grad_rgb + r * S * C, threadIdx.x % 32, 32, WarpSync(), WarpSum());
+  composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+                            grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr, grad_sigma + r * S,
+                            grad_rgb + r * S * C, threadIdx.x % 32, 32, TermsFromInputs<T>{sigma + r * S, depth + r * S},
+                            WarpSync(), WarpSum());
 }
 
 template <typename T>

@@ -43,6 +43,22 @@ def test_matches_fp64_reference(native_ext, S, C):
         assert_fused_close(a, r, r64, FLOORS["fp32"], name)
 
 
+def test_wide_intervals_see_every_density_regime(native_ext):
+    """Intervals of depth 1-2 make alpha sensitive to the softplus itself (the CPU path's
+    own exp / log1p), over raw densities from the log1p tail through the threshold at 20."""
+    M, S, C = 2001, 3, 2
+    sigma = torch.linspace(-30, 30, M * S).reshape(1, M, S, 1)
+    rgb = torch.rand(1, M, S, C, generator=torch.Generator().manual_seed(1))
+    depths = torch.tensor([2.0, 3.0, 5.0]).expand(1, M, S).unsqueeze(-1).contiguous()
+    g = torch.Generator().manual_seed(2)
+    cot = [torch.randn(1, M, C, generator=g), torch.randn(1, M, 1, generator=g), torch.randn(1, M, S - 1, 1, generator=g)]
+    ref64 = outputs_and_grads("ref", sigma.double(), rgb.double(), depths.double(), [t.double() for t in cot])
+    ref32 = outputs_and_grads("ref", sigma, rgb, depths, cot)
+    cpp = outputs_and_grads("cpp", sigma, rgb, depths, cot)
+    for name, a, r, r64 in zip(["rgb", "depth", "weights", "grad sigma", "grad rgb"], cpp, ref32, ref64):
+        assert_fused_close(a, r, r64, FLOORS["fp32"], name)
+
+
 def test_fp64_gradcheck(native_ext):
     sigma, rgb, depths = rays(1, 4, 7, 3, seed=3, dtype=torch.float64)
     sigma = sigma.clamp(-5, 5).requires_grad_()  # keep the finite-difference steps meaningful

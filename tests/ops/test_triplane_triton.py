@@ -228,3 +228,31 @@ def test_renderer_converts_planes_once_per_render(device, monkeypatch):
     cams = sample_multiview_poses(1, 2, generator=torch.Generator().manual_seed(0)).to(device)
     TriplaneRenderer(depth_samples=4, importance_samples=4, box_warp=2.0)(planes, dec, cams, fov_to_intrinsics(30.0), 4)
     assert len(pointers) == 2 and pointers[0] == pointers[1] and pointers[0] != planes.data_ptr()
+
+
+def test_auto_precision_is_tf32_on_cuda_and_exact_elsewhere(device, monkeypatch):
+    """The default ``precision="auto"`` gives tensor-core (tf32) dots on CUDA tensors and
+    exact fp32 under the interpreter; the renderer and generator configs default to it."""
+    import tri3d.ops.triplane as triplane_module
+    from tri3d.models import RendererConfig
+    from tri3d.ops.triplane import resolve_precision
+    from tri3d.render import TriplaneRenderer
+
+    assert resolve_precision("auto", torch.device("cuda", 1)) == "tf32"
+    assert resolve_precision("auto", torch.device("cpu")) == "ieee"
+    assert [resolve_precision(p, torch.device("cuda")) for p in ("ieee", "tf32", "bf16")] == ["ieee", "tf32", "bf16"]
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp8", torch.device("cpu"))
+    assert TriplaneRenderer().precision == "auto" and RendererConfig().precision == "auto"
+
+    seen = []
+    real = triplane_module._fused_fwd
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(triplane_module, "_fused_fwd", spy)
+    planes, xyz, dec = make_case(device, n_hidden=1, N=20)
+    triplane_decode(planes, xyz, dec, impl="triton")
+    assert seen == ["tf32" if xyz.is_cuda else "ieee"]

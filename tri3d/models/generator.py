@@ -28,7 +28,7 @@ class RendererConfig:
     white_back: bool = False
     plane_axes: str = "xyz"
     ray_chunk: int | None = None
-    precision: str = "ieee"
+    precision: str = "auto"  # fused decoder's dot operands: "auto" (tf32 on CUDA), "ieee", "tf32" or "bf16"
     deterministic: bool = False
 
 

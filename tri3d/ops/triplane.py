@@ -97,7 +97,18 @@ def triplane_decode_ref(
 
 # ---------------------------------------------------------------- fused (Triton) path
 
-PRECISIONS = ("ieee", "tf32", "bf16")
+PRECISIONS = ("auto", "ieee", "tf32", "bf16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The fused path's dot operands for ``precision``: "auto" is "tf32" on CUDA tensors
+    (what cuBLAS / cuDNN users get with ``allow_tf32``; the exact-fp32 "ieee" path runs on
+    FMA units and spills) and "ieee" elsewhere (the interpreter); the others as named."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return "tf32" if device.type == "cuda" else "ieee"
+    return precision
 MAX_HIDDEN = 3
 
 
@@ -208,12 +219,11 @@ def triplane_decode_fused(
     box_warp: float = 1.0,
     plane_axes: str = "xyz",
     plane_index: Tensor | None = None,  # [B, N] int
-    precision: str = "ieee",
+    precision: str = "auto",
 ) -> tuple[Tensor, Tensor]:  # sigma_raw [B, N, 1], rgb [B, N, C_out] (fp32)
     """The Triton path of ``triplane_decode`` (differentiable in planes and decoder)."""
     _check_sample_args(planes, xyz, box_warp, plane_axes, plane_index)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    precision = resolve_precision(precision, xyz.device)
     if xyz.requires_grad:
         raise ValueError(
             "xyz requires grad, but the fused triplane_decode has no gradient w.r.t. coordinates; "
@@ -274,7 +284,7 @@ def triplane_decode(
     box_warp: float = 1.0,
     plane_axes: str = "xyz",
     plane_index: Tensor | None = None,  # [B, N] int
-    precision: str = "ieee",
+    precision: str = "auto",
     impl: str = "auto",
 ) -> tuple[Tensor, Tensor]:  # sigma_raw [B, N, 1], rgb [B, N, C_out]
     """Sample the triplane at ``xyz`` and run the decoder MLP on the averaged features.
@@ -286,8 +296,10 @@ def triplane_decode(
         box_warp: side of the cube the planes span.
         plane_axes: "xyz" or "eg3d".
         plane_index: triplane of each point ``[B, N]`` (see ``sample_triplane``).
-        precision: MLP dot operands of the fused path: "ieee" (exact fp32, default),
-            "tf32", or "bf16" (fp32 accumulation in every case).
+        precision: MLP dot operands of the fused path: "auto" (default: "tf32" on CUDA
+            tensors, "ieee" under the interpreter; ``resolve_precision``), "ieee" (exact
+            fp32, for tests), "tf32" or "bf16" (fp32 accumulation in every case). The
+            reference path computes in the inputs' dtype either way.
         impl: "auto", "ref" or "triton".
 
     Returns:

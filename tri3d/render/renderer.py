@@ -35,8 +35,8 @@ class TriplaneRenderer(nn.Module):
             backward pass, so chunking saves nothing there and all rays render at once.
         deterministic: no random jitter of the coarse samples and evenly spaced CDF
             levels for the fine ones (flicker-free videos, exact comparisons).
-        precision: decoder MLP dot operands on the fused path: "ieee" (exact fp32),
-            "tf32" or "bf16" (see ``triplane_decode``).
+        precision: decoder MLP dot operands on the fused path: "auto" (tf32 on CUDA),
+            "ieee" (exact fp32), "tf32" or "bf16" (see ``triplane_decode``).
     """
 
     def __init__(
@@ -50,7 +50,7 @@ class TriplaneRenderer(nn.Module):
         plane_axes: str = "xyz",
         ray_chunk: int | None = None,
         deterministic: bool = False,
-        precision: str = "ieee",
+        precision: str = "auto",
     ):
         super().__init__()
         check_near_far(near, far)

@@ -140,8 +140,7 @@ def versions() -> list[str]:
     from tri3d import _nvrtc
 
     jit = _nvrtc.unavailable()
-    lines.append("NVRTC path (csrc kernels compiled at run time through cupy): " + (f"cannot run ({jit})" if jit
-                                                                                     else "ready"))
+    lines.append(f"NVRTC path (CUDA kernels compiled at run time): {f'cannot run: {jit}' if jit else 'ready'}")
     return lines
 
 

@@ -24,17 +24,20 @@ struct Identity {
 void fill_terms(int64_t K, const float* __restrict__ sigma, const float* __restrict__ depth, float* __restrict__ keep,
                 float* __restrict__ dsig) {
   const float shift = static_cast<float>(kSigmaShift);
-  for (int64_t i = 0; i < K; ++i) {
-    const float x = (sigma[i] + sigma[i + 1]) * 0.5f - shift;
-    const float softplus = vector_math::log1p(vector_math::exp(x));
-    const float sig = x > 20.0f ? x : softplus;
-    keep[i] = vector_math::exp(-sig * (depth[i + 1] - depth[i]));
+  if (dsig == nullptr) {
+    for (int64_t i = 0; i < K; ++i) {
+      const float x = (sigma[i] + sigma[i + 1]) * 0.5f - shift;
+      const float softplus = vector_math::log1p(vector_math::exp(x));
+      keep[i] = vector_math::exp(-(x > 20.0f ? x : softplus) * (depth[i + 1] - depth[i]));
+    }
+    return;
   }
-  if (dsig == nullptr) return;
-  for (int64_t i = 0; i < K; ++i) {
+  for (int64_t i = 0; i < K; ++i) {  // the same, plus softplus' from the same exp
     const float x = (sigma[i] + sigma[i + 1]) * 0.5f - shift;
     const float z = vector_math::exp(x);
+    const float softplus = vector_math::log1p(z);
     const float grad = z / (z + 1.0f);
+    keep[i] = vector_math::exp(-(x > 20.0f ? x : softplus) * (depth[i + 1] - depth[i]));
     dsig[i] = x > 20.0f ? 1.0f : grad;
   }
 }

@@ -13,10 +13,11 @@
 // Backward: with G_i = dL/dw_i (direct weight grad + rgb and depth contributions), the
 // reverse scan R_{K-1} = 0, R_{k-1} = G_k alpha_k + (1 - alpha_k + eps) R_k gives
 // dL/dalpha_k = T_k (G_k - R_k) without dividing by transmittance. A forward recompute
-// parks what the reverse scan needs in the output buffers (no extra storage, and no
-// transcendental in the reverse scan): T_k in grad_sigma[k], and with C >= 2,
-// exp(-sigma_k delta_k) and softplus'(m_k - 1) in grad_rgb[k, 0:2]. The reverse scan
-// reads slot k at step k and overwrites it only at step k - 1.
+// parks what the reverse scan needs in the output buffers (no extra storage): T_k in
+// grad_sigma[k], and when the terms are recomputed from the inputs (CUDA) and C >= 2,
+// exp(-sigma_k delta_k) and softplus'(m_k - 1) in grad_rgb[k, 0:2], so the reverse scan
+// computes no transcendental. It reads slot k at step k and overwrites it only at step
+// k - 1.
 //
 // Channel loops take (lane, lanes) so a warp can split channels (CUDA) while the CPU
 // uses (0, 1); `sync` orders the parked writes before their reads (and the reads before

@@ -11,9 +11,12 @@ import functools
 import importlib
 import warnings
 from types import ModuleType
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
+
+if TYPE_CHECKING:
+    from tri3d._nvrtc import NvrtcKernels
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,7 +70,7 @@ def cuda_unavailable(device: torch.device) -> str | None:
     return f"{prebuilt}; and the NVRTC path cannot run either: {jit}"
 
 
-def kernels_for(device: torch.device):
+def kernels_for(device: torch.device) -> ModuleType | NvrtcKernels:
     """The entry points that run the native ops on ``device`` (all take the extension's
     arguments): ``tri3d._C`` on the CPU and for CUDA when its prebuilt kernels can run,
     else the NVRTC-compiled kernels. Call after the op's probe said yes."""

@@ -164,7 +164,7 @@ def kernels() -> NvrtcKernels:
 # ---------------------------------------------------------------- compile check (no GPU)
 def _libnvrtc_candidates() -> list[str]:
     found = []
-    for package in ("nvidia.cuda_nvrtc", "nvidia.cu13", "cupy_backends"):
+    for package in ("nvidia.cuda_nvrtc", "nvidia.cu13"):  # the CUDA 12 and CUDA 13 NVRTC wheels
         try:
             spec = importlib.util.find_spec(package)
         except ModuleNotFoundError:

@@ -4,10 +4,11 @@ declared order with the declared launch shapes, the CUDA path falls back to it, 
 GPU it agrees with the reference."""
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -45,7 +46,7 @@ def _kernel_parameters() -> dict[str, list[str]]:
     return found
 
 
-CALLS = {  # entry point -> (kernel, the sizes that set the grid)
+CALLS = {  # entry point -> the kernel it launches
     "composite_forward": "composite_forward_kernel",
     "composite_backward": "composite_backward_kernel",
     "importance": "importance_kernel",
@@ -130,8 +131,7 @@ def test_cuda_composite_matches_reference(cuda_kernels, S, C):
     sigma = torch.randn(2, 37, S, 1, generator=g, dtype=torch.float64) * 4
     rgb = torch.rand(2, 37, S, C, generator=g, dtype=torch.float64)
     depths = torch.sort(2 + 1.5 * torch.rand(2, 37, S, 1, generator=g, dtype=torch.float64), dim=2).values
-    cot = [torch.randn(2, 37, C, generator=g, dtype=torch.float64), torch.randn(2, 37, 1, generator=g, dtype=torch.float64),
-           torch.randn(2, 37, S - 1, 1, generator=g, dtype=torch.float64)]
+    cot = [torch.randn(shape, generator=g, dtype=torch.float64) for shape in ((2, 37, C), (2, 37, 1), (2, 37, S - 1, 1))]
 
     def run(impl, dtype, device):
         s = sigma.to(device, dtype).requires_grad_()
@@ -166,11 +166,6 @@ def test_cuda_sampling_and_merge_match_reference(cuda_kernels):
 
 def test_cupy_is_optional_for_import():
     """Importing tri3d (and its NVRTC module) imports neither cupy nor NVRTC."""
-    code = ("import sys, tri3d, tri3d._nvrtc, tri3d.ops; "
-            "assert 'cupy' not in sys.modules; print('ok')")
-    import subprocess
-    import sys
-
+    code = "import sys, tri3d, tri3d._nvrtc, tri3d.ops; assert 'cupy' not in sys.modules; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.stdout.strip() == "ok", out.stderr
-    assert importlib.util.find_spec("tri3d._nvrtc") is not None

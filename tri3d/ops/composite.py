@@ -99,7 +99,8 @@ def composite_native_forward(
         ("out_rgb", out_rgb, (M, C), dt), ("out_depth", out_depth, (M,), dt), ("out_weights", out_w, (M, S - 1), dt),
     ])
     with _backend.on_device(rgb.device):
-        _backend.kernels_for(rgb.device).composite_forward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
+        _backend.kernels_for(rgb.device).composite_forward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers,
+                                                           stream_handle(rgb))
     return out_rgb, out_depth, out_w
 
 
@@ -126,7 +127,8 @@ def composite_native_backward(
         ("grad_rgb_out", g_rgb, (M, S, C), dt),
     ])
     with _backend.on_device(rgb.device):
-        _backend.kernels_for(rgb.device).composite_backward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers, stream_handle(rgb))
+        _backend.kernels_for(rgb.device).composite_backward(device_name(rgb), NATIVE_DTYPES[dt], M, S, C, *pointers,
+                                                            stream_handle(rgb))
     return g_sigma, g_rgb
 
 

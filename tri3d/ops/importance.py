@@ -117,7 +117,8 @@ def importance_depths_native(
         ("out", fine, (M, samples), d.dtype),
     ])
     with _backend.on_device(d.device):
-        _backend.kernels_for(d.device).importance(device_name(d), NATIVE_DTYPES[d.dtype], M, S, samples, *pointers, stream_handle(d))
+        _backend.kernels_for(d.device).importance(device_name(d), NATIVE_DTYPES[d.dtype], M, S, samples, *pointers,
+                                                  stream_handle(d))
     return fine.reshape(*depths.shape[:2], samples, 1).to(depths.dtype)
 
 

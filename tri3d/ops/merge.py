@@ -56,7 +56,8 @@ def merge_order_native(
         ("merged", merged, (B * R, Sa + Sb), dtype), ("order", order, (B * R, Sa + Sb), torch.int64),
     ])
     with _backend.on_device(a.device):
-        _backend.kernels_for(a.device).merge_sorted(device_name(a), NATIVE_DTYPES[dtype], B * R, Sa, Sb, *pointers, stream_handle(a))
+        _backend.kernels_for(a.device).merge_sorted(device_name(a), NATIVE_DTYPES[dtype], B * R, Sa, Sb, *pointers,
+                                                    stream_handle(a))
     return order.reshape(B, R, Sa + Sb, 1)
 
 

@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 import torch
 
-from tri3d.data.shapes import default_cache_dir, shapes_dataset_path
+from tri3d.data.shapes import shapes_dataset_path
 from tri3d.export.generate import load_generator
 from tri3d.metrics.evaluate import to_uint8
 from tri3d.metrics.shapes_judges import depth_nearness, load_shapes_judge, shapes_ground_truth
@@ -58,7 +58,7 @@ def main() -> None:
     bins = [0, 0.05, 0.2, 0.5, 0.8, 0.95, 1.0001]
     hist = np.histogram(opacity.numpy(), bins=bins)[0] / opacity.numel()
     print("opacity histogram", {f"{a:g}-{b:g}": round(float(h), 3) for a, b, h in zip(bins, bins[1:], hist)})
-    real, labels = shapes_ground_truth(shapes_dataset_path(R, cfg.shapes_per_class, seed=0, root=default_cache_dir()))
+    real, labels = shapes_ground_truth(shapes_dataset_path(R, cfg.shapes_per_class, seed=0))
     print("pixels with opacity > 0.5 per class, generated:",
           [round(float((opacity[c == k] > 0.5).float().mean()), 3) for k in range(K)])
     print("                                     real:     ",

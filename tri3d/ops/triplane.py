@@ -109,6 +109,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "tf32" if device.type == "cuda" else "ieee"
     return precision
+
+
 MAX_HIDDEN = 3
 
 

@@ -7,7 +7,12 @@ set's seed), and reports its accuracy on the judges' held-out set (a fresh seed)
 sees more images. With the class loss, G's class signal is D's class knowledge: a D that
 cannot tell held-out shapes apart cannot teach G to draw them.
 
+``--network judge`` trains the rgb judge's network instead (batch norm, Adam at 2e-3 with
+the default betas, random horizontal flips, as the judges train but without their
+one-cycle schedule): how fast a classifier built to learn fast learns the same images.
+
     python experiments/d_classifier.py --per-class 200 --images 40000
+    python experiments/d_classifier.py --network judge --batch 8 --images 16000 --eval-every 2000
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import torch.nn.functional as F
 
 from tri3d.data.dataset import ImageDataset
 from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
+from tri3d.metrics.shapes_judges import ShapesClassifier
 from tri3d.models import Discriminator
 from tri3d.runs.config import preset
 
@@ -36,6 +42,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-every", type=int, default=8000, help="presentations between evaluations")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--network", choices=("D", "judge"), default="D",
+                        help="tiny's discriminator or the rgb judge's classifier (default: %(default)s)")
     args = parser.parse_args()
     for flag in ("per_class", "images", "batch", "eval_every"):
         if getattr(args, flag) < 1:
@@ -49,24 +57,41 @@ def main() -> None:
                                                    resolution=R, per_class=judge.heldout_per_class,
                                                    seed=judge.heldout_seed))
     torch.manual_seed(args.seed)
-    cfg.D.num_classes = int(train_y.max()) + 1
-    D = Discriminator(cfg.D)
-    opt = torch.optim.Adam(D.parameters(), lr=cfg.lr_D, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+    num_classes = int(train_y.max()) + 1
     g = torch.Generator().manual_seed(args.seed)
+    if args.network == "D":
+        cfg.D.num_classes = num_classes
+        net = Discriminator(cfg.D)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr_D, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+
+        def logits(x: torch.Tensor) -> torch.Tensor:  # [N, 3, R, R] -> [N, classes]
+            return net(x, None, None, all_classes=True)
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            return x
+    else:
+        net = ShapesClassifier(num_classes)
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        logits = net
+
+        def augment(x: torch.Tensor) -> torch.Tensor:  # random horizontal flips, as the judges train
+            flip = (torch.rand(len(x), generator=g) < 0.5)[:, None, None, None]
+            return torch.where(flip, x.flip(3), x)
     seen = 0
     while seen < args.images:
+        net.train()
         idx = torch.randint(len(train_x), (args.batch,), generator=g)
-        loss = F.cross_entropy(D(train_x[idx], None, None, all_classes=True), train_y[idx])
+        loss = F.cross_entropy(logits(augment(train_x[idx])), train_y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         before, seen = seen, seen + args.batch
         if seen // args.eval_every > before // args.eval_every or seen >= args.images:
+            net.eval()
             with torch.no_grad():
-                held = (D(held_x, None, None, all_classes=True).argmax(1) == held_y).float().mean().item()
+                held = (logits(held_x).argmax(1) == held_y).float().mean().item()
             print(json.dumps({"images_seen": seen, "train_loss": round(loss.item(), 3),
                               "heldout_accuracy": round(held, 3)}), flush=True)
-
 
 if __name__ == "__main__":
     main()

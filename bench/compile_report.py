@@ -21,14 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     os.environ.pop("TRITON_INTERPRET", None)
-    from tri3d.kernels.aot import compile_kernel
+    from tri3d.kernels.aot import ARCHS, compile_kernel
     from tri3d.kernels import modconv, triplane_mlp
 
     rows = []
     for spec in triplane_mlp.kernel_specs() + modconv.kernel_specs():
         if args.match not in spec.name:
             continue
-        for arch in args.arch:
+        for arch in (a for a in args.arch if a in spec.archs or a not in ARCHS):
             report = compile_kernel(spec, arch)
             print(report.row(), flush=True)
             rows.append(asdict(report))

@@ -66,8 +66,8 @@ def triplane_decode_dram_bytes(points: int, triplanes: int, H: int, W: int, C: i
                                backward: bool) -> float:
     """Compulsory DRAM bytes of one fused ``triplane_decode`` call: the forward reads the
     planes once and 12 bytes of coordinates per point and writes 4 x ``n_out`` bytes per
-    point; the backward's two recomputing passes (weights, planes) each read planes,
-    coordinates and output gradients again, and the fp32 plane gradient is written once."""
+    point; the backward (one launch, recomputing the forward) reads planes, coordinates and
+    the output gradients again, and the fp32 plane gradient is written once."""
     planes = triplanes * 3 * H * W * C
     fwd = planes * plane_elem + points * (12 + 4 * n_out)
-    return fwd + (2 * fwd + planes * 4 if backward else 0)
+    return fwd + (fwd + planes * 4 if backward else 0)

@@ -41,6 +41,8 @@ class KernelSpec:
         divisible_by_16: runtime integer scalars the JIT hints as multiples of 16.
         num_stages: software-pipelining stages (``None``: Triton's default).
         scalar_values: the runtime scalars' values at the launch the spec was made from.
+        archs: the GPU architectures this specialization is launched on (a launch config
+            may differ per architecture).
     """
 
     name: str
@@ -52,10 +54,11 @@ class KernelSpec:
     divisible_by_16: tuple[str, ...] = ()
     num_stages: int | None = None  # software-pipelining stages of loops (None: Triton's default)
     scalar_values: dict[str, Any] = field(default_factory=dict)
+    archs: tuple[int, ...] = ARCHS
 
 
 def launch_spec(name: str, fn: Any, values: dict[str, Any], num_warps: int,
-                num_stages: int | None = None) -> KernelSpec:
+                num_stages: int | None = None, archs: tuple[int, ...] = ARCHS) -> KernelSpec:
     """The specialization Triton's JIT compiles for a launch with these argument values
     (its rules since 3.0): a pointer, given as its element type ("fp32", "bf16", "i32"),
     is 16-byte aligned (torch allocations are); a runtime integer equal to 1 becomes a
@@ -82,7 +85,7 @@ def launch_spec(name: str, fn: Any, values: dict[str, Any], num_warps: int,
             if v % 16 == 0:
                 divisible.append(n)
     return KernelSpec(name, fn, pointers, scalars, constexprs, num_warps, tuple(divisible), num_stages,
-                      {n: values[n] for n in scalars})
+                      {n: values[n] for n in scalars}, archs)
 
 
 @dataclass(frozen=True)

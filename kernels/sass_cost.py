@@ -38,7 +38,8 @@ _CLASS_OF = {
     "BRA": "control", "EXIT": "control", "BSSY": "control", "BSYNC": "control", "WARPSYNC": "control",
     "CALL": "control", "RET": "control", "BMOV": "control", "YIELD": "control",
 }
-_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
+# Opcodes are upper case except the shape of a warpgroup MMA (``HGMMA.64x64x8.F32.TF32``).
+_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.x]*)([^;]*);")
 
 
 @dataclass(frozen=True)

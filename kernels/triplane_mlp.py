@@ -3,10 +3,10 @@
 Per block of points the forward kernel projects each point onto the three planes,
 gathers the 4 bilinear texels x C channels of each plane from a channels-last copy
 ``[T, 3, H, W, C]``, averages, runs the MLP with ``tl.dot`` and writes only the decoded
-``[P, 1 + C_out]`` (sigma_raw, activated rgb). The backward kernel recomputes those
-activations from the inputs, back-propagates through the MLP, reduces weight and bias
-gradients per program (one atomic per program) and scatters plane gradients with fp32
-atomics. Nothing per point is stored between the two.
+``[P, 1 + C_out]`` (sigma_raw, activated rgb). The backward kernel, one launch, recomputes
+those activations from the inputs once, back-propagates through the MLP, reduces weight
+and bias gradients per program (one atomic per program) and scatters plane gradients with
+fp32 atomics. Nothing per point is stored between the two.
 
 Layout contract of the launch functions (the op layer builds these):
 - ``planes``: ``[T, 3, H, W, C]`` contiguous, fp32/bf16/fp16.
@@ -337,24 +337,37 @@ def _add_weight_grads(
     tl.atomic_add(grad_b0_ptr + offs_h, acc_b0, sem="relaxed")
 
 
-FWD_CONFIG = dict(block=32, num_warps=4)
-# Backward launch configs per pass, chosen with bench/sass_report.py (sm_90, tf32, 3 hidden
-# layers, warp-instructions per point; larger blocks spill). One pipelining stage in the
-# weight pass's loop over blocks: the default 3 ask for 179-183 KB of shared memory (over
-# the A100's 163 KB per block) and issue more (16 x 8 warps: 812 at 3 stages, 747 at 1).
-# Weight pass 32 points x 8 warps: 399 (16 x 8: 578; with bf16 operands 32 x 8 spills, so
-# they keep 16 x 8); plane pass 16 x 4 warps: 514 (16 x 8: 794). Capping the plane pass's
-# registers at 168 (3 resident programs per SM instead of 2) spills on sm_80.
+# Launch configs chosen with bench/sass_report.py (sm_90, warp-instructions per point at
+# ``imagenet`` scale). Forward: 64 points x 4 warps is one warpgroup, so on sm_90 each layer
+# is a wgmma (tf32 3 hidden layers: 212; 32 x 4: 229, 32 x 2: 209; bf16: 175 against 196-236).
+FWD_CONFIG = dict(block=64, num_warps=4)
+# Backward, one launch per decode, per architecture and hidden-layer count: the
+# weight-gradient accumulators stay in registers across a program's blocks beside the
+# scatter's tiles. sm_90: 16 points x 4 warps fits them for 1 hidden layer (tf32 388,
+# against 256 + 354 for the two passes this replaced); with 2-3 layers 4 warps spill
+# (104-288 bytes of stack), 8 do not (tf32 3 layers 801, against 399 + 514; 32-point
+# blocks spill), and more pipelining stages ask for 140+ KB of shared memory and issue
+# more. sm_80 allocates differently: 1 layer needs 8 warps, and 2-3 layers with tf32 spill
+# 8 bytes at one stage, none at two (162 KB of the A100's 163 KB per block).
 BWD_CONFIG = {
-    "weights": dict(block=32, num_warps=8, num_stages=1),
-    "planes": dict(block=16, num_warps=4, num_stages=1),
+    90: {1: dict(block=16, num_warps=4, num_stages=1), 2: dict(block=16, num_warps=8, num_stages=1),
+         3: dict(block=16, num_warps=8, num_stages=1)},
+    80: {1: dict(block=16, num_warps=8, num_stages=1), 2: dict(block=16, num_warps=8, num_stages=2),
+         3: dict(block=16, num_warps=8, num_stages=2)},
 }
-BWD_CONFIG_BF16 = BWD_CONFIG | {"weights": dict(block=16, num_warps=8, num_stages=1)}
 
 
-def bwd_config(precision: str) -> dict:
-    """The backward passes' launch configs for these dot operands."""
-    return BWD_CONFIG_BF16 if precision == "bf16" else BWD_CONFIG
+def config_arch(device: torch.device) -> int:
+    """The ``BWD_CONFIG`` architecture of a CUDA device: 90 from Hopper on, else 80 (and 90
+    for the interpreter, whose programs ignore warps and stages)."""
+    if device.type != "cuda":
+        return 90
+    return 90 if torch.cuda.get_device_capability(device)[0] >= 9 else 80
+
+
+def bwd_config(n_hidden: int, arch: int = 90) -> dict:
+    """The backward launch config for ``n_hidden`` hidden layers on ``arch`` (80 or 90)."""
+    return BWD_CONFIG[arch][n_hidden]
 
 
 def launch_options(config: dict) -> dict:
@@ -429,11 +442,13 @@ def triplane_mlp_backward(
     box_warp: float,
     eg3d_axes: bool,
     precision: str,
-    config: dict | None = None,  # per pass block / num_warps / num_stages (default bwd_config(precision))
+    plane_grads: bool = True,  # scatter plane gradients (else grad_planes stays zero)
+    weight_grads: bool = True,  # reduce decoder weight / bias gradients (else they stay zero)
+    config: dict | None = None,  # block / num_warps / num_stages (default bwd_config for the device)
     programs: int | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """Launch the backward kernel; returns fp32 ``(grad_planes, grad_weights, grad_biases)``
-    in the padded layouts of the inputs.
+    """Launch the backward kernel once; returns fp32 ``(grad_planes, grad_weights,
+    grad_biases)`` in the padded layouts of the inputs.
 
     Each program walks ``blocks_per_program`` consecutive blocks of ``block`` points and
     adds its weight gradients once, so there are about ``programs`` (default: 8 per SM)
@@ -447,33 +462,24 @@ def triplane_mlp_backward(
     if P == 0:
         return grad_planes, grad_w, grad_b
     w0, wh, wo = weights
-    cfg = config or bwd_config(precision)
+    cfg = config or bwd_config(n_hidden, config_arch(planes.device))
     if programs is None:
         programs = 8 * torch.cuda.get_device_properties(planes.device).multi_processor_count if planes.is_cuda else 4
-    args = (
+    per_program, n_programs = program_partition(triton.cdiv(P, cfg["block"]), programs)
+    triplane_mlp_bwd_kernel[(n_programs,)](
         planes, coords, index, w0, biases[0], wh, biases[1], wo, biases[2], grad_out.contiguous(),
         grad_planes, grad_w[0], grad_b[0], grad_w[1], grad_b[1], grad_w[2], grad_b[2],
-        P, points_per_plane, H, W, C, H * W * C, grad_out.shape[1], scale,
-    )
-    meta = dict(CP=w0.shape[0], HP=w0.shape[1], OP=wo.shape[1], N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
-                PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), **flags)
-    # Two specializations of one kernel: holding the weight-gradient accumulators and
-    # the scatter's pointer tiles at once spills registers, so each pass does one job.
-    w_cfg, p_cfg = cfg["weights"], cfg["planes"]
-    per_program, n_programs = weight_pass_partition(triton.cdiv(P, w_cfg["block"]), programs)
-    triplane_mlp_bwd_kernel[(n_programs,)](
-        *args, per_program, WEIGHT_GRADS=True, PLANE_GRADS=False, BLOCK=w_cfg["block"],
-        ROWS_I32=rows_fit_i32(P, w_cfg["block"]), **launch_options(w_cfg), **meta,
-    )
-    triplane_mlp_bwd_kernel[(triton.cdiv(P, p_cfg["block"]),)](
-        *args, 1, WEIGHT_GRADS=False, PLANE_GRADS=True, BLOCK=p_cfg["block"],
-        ROWS_I32=rows_fit_i32(P, p_cfg["block"]), **launch_options(p_cfg), **meta,
+        P, points_per_plane, H, W, C, H * W * C, grad_out.shape[1], scale, per_program,
+        CP=w0.shape[0], HP=w0.shape[1], OP=wo.shape[1], N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
+        PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), WEIGHT_GRADS=weight_grads,
+        PLANE_GRADS=plane_grads, BLOCK=cfg["block"], ROWS_I32=rows_fit_i32(P, cfg["block"]),
+        **launch_options(cfg), **flags,
     )
     return grad_planes, grad_w, grad_b
 
 
-def weight_pass_partition(n_blocks: int, programs: int) -> tuple[int, int]:
-    """``(blocks per program, programs launched)`` of the weight-gradient pass."""
+def program_partition(n_blocks: int, programs: int) -> tuple[int, int]:
+    """``(blocks per program, programs launched)`` of the backward launch."""
     per_program = triton.cdiv(n_blocks, max(1, min(programs, n_blocks)))
     return per_program, triton.cdiv(n_blocks, per_program)
 
@@ -501,15 +507,16 @@ def launch_specs(
     box_warp: float = 1.0,
     programs: int = 8 * H100_SMS,  # the backward's default on an H100
     fwd: dict | None = None,  # launch config of the forward (default FWD_CONFIG)
-    bwd: dict | None = None,  # launch configs of the backward passes (default bwd_config(precision))
+    bwd: dict | None = None,  # launch config of the backward, every arch (default BWD_CONFIG's per arch)
 ) -> list:
-    """The three specializations (forward, backward weight pass, backward plane pass) that
-    Triton's JIT compiles when ``triplane_mlp_forward`` / ``_backward`` launch at these
-    sizes without a plane index: the same scalars, the same value-1 and divisibility
-    specializations, the same partition of the weight pass."""
+    """The specializations (forward, backward with plane and weight gradients per distinct
+    launch config of the architectures) that Triton's JIT compiles when
+    ``triplane_mlp_forward`` / ``_backward`` launch at these sizes without a plane index:
+    the same scalars, the same value-1 and divisibility specializations, the same partition
+    of the backward's blocks."""
     from tri3d.kernels.aot import launch_spec
 
-    fwd, bwd = fwd or FWD_CONFIG, bwd or bwd_config(precision)
+    fwd = fwd or FWD_CONFIG
     pointers = dict(planes_ptr=plane_dtype, coords_ptr="fp32", plane_index_ptr="fp32",  # coords as the dummy index
                     w0_ptr="fp32", b0_ptr="fp32", wh_ptr="fp32", bh_ptr="fp32", wo_ptr="fp32", bo_ptr="fp32")
     scalars = dict(P=points, points_per_plane=points_per_plane, H=H, W=W, C=C, plane_size=H * W * C, NOUT=n_out,
@@ -523,13 +530,21 @@ def launch_specs(
                          **launch_options(fwd))]
     grads = dict.fromkeys(("grad_out_ptr", "grad_planes_ptr", "grad_w0_ptr", "grad_b0_ptr", "grad_wh_ptr",
                            "grad_bh_ptr", "grad_wo_ptr", "grad_bo_ptr"), "fp32")
-    for job in ("weights", "planes"):
-        cfg = bwd[job]
-        per_program = weight_pass_partition(triton.cdiv(points, cfg["block"]), programs)[0] if job == "weights" else 1
+    archs_of: dict[str, tuple] = {}  # one spec per distinct config, launched on these archs
+    configs = {}
+    for arch in sorted(BWD_CONFIG):
+        cfg = bwd or bwd_config(n_hidden, arch)
+        key = repr(sorted(cfg.items()))
+        configs[key] = cfg
+        archs_of[key] = archs_of.get(key, ()) + (arch,)
+    for key, cfg in configs.items():
+        per_program = program_partition(triton.cdiv(points, cfg["block"]), programs)[0]
         values = pointers | grads | scalars | constexprs | dict(
             blocks_per_program=per_program, BLOCK=cfg["block"], ROWS_I32=rows_fit_i32(points, cfg["block"]),
-            WEIGHT_GRADS=job == "weights", PLANE_GRADS=job == "planes")
-        specs.append(launch_spec(f"bwd-{job} {label}", triplane_mlp_bwd_kernel, values, **launch_options(cfg)))
+            WEIGHT_GRADS=True, PLANE_GRADS=True)
+        where = "" if len(configs) == 1 else " " + "/".join(f"sm_{a}" for a in archs_of[key])
+        specs.append(launch_spec(f"bwd {label}{where}", triplane_mlp_bwd_kernel, values, **launch_options(cfg),
+                                 archs=archs_of[key]))
     return specs
 
 

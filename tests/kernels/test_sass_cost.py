@@ -63,6 +63,17 @@ def test_mma_shapes_and_occupancy():
     assert issue_bound_seconds(clocks) == pytest.approx(1.0)
 
 
+def test_warpgroup_mma_is_parsed_with_its_shape():
+    """sm_90's wgmma: the listing's opcode keeps its lower-case shape, so its flops count."""
+    from tri3d.kernels.sass_cost import parse_sass, per_point
+
+    line = "        /*5d70*/                   HGMMA.64x64x8.F32.TF32 R56, R24, gdesc[UR4], R56 ;   /* 0x04e0 */\n"
+    exit_ = "        /*5d80*/                   EXIT ;                                    /* 0x0000 */\n"
+    assert [i.opcode for i in parse_sass(line + exit_)] == ["HGMMA.64x64x8.F32.TF32", "EXIT"]
+    cost = per_point(line + exit_, num_warps=4, points_per_block=64)  # one warpgroup, 64 points
+    assert cost["mma"] == pytest.approx(4 / 64) and cost["mma_flops"] == pytest.approx(2 * 64 * 8)
+
+
 def test_launch_spec_follows_the_jit_rules():
     import triton
     import triton.language as tl

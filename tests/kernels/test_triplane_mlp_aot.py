@@ -23,7 +23,7 @@ def reports(compile_reports):
 def test_fast_paths_compile_without_spills_and_use_mma(reports):
     fast = [r for r in reports if r["fast"]]
     assert {r["arch"] for r in fast} == {80, 90}
-    assert len(fast) >= 2 * 18  # fwd + 2 bwd passes x 2 depths x 3 dtype/precision combos x 2 archs
+    assert len(fast) == 2 * 12  # (fwd + bwd) x 2 depths x 3 dtype/precision combos x 2 archs
     spills = [f"{r['name']} sm_{r['arch']}: STACK {r['stack_bytes']}" for r in fast if r["stack_bytes"] or r["local_bytes"]]
     assert not spills, "register spills:\n" + "\n".join(spills)
     assert all(r["uses_mma"] for r in fast)
@@ -32,8 +32,8 @@ def test_fast_paths_compile_without_spills_and_use_mma(reports):
 
 def test_shared_memory_fits_one_block(reports):
     """Triton requests its shared memory dynamically at launch: over the arch's per-block
-    limit (A100 163 KB, H100 227 KB) the launch fails on the GPU. The weight pass's default
-    3 pipelining stages asked for 183 KB on sm_80."""
+    limit (A100 163 KB, H100 227 KB) the launch fails on the GPU. The old weight pass's
+    default 3 pipelining stages asked for 183 KB on sm_80."""
     from tri3d.kernels.aot import MAX_SHARED_BYTES
 
     over = [f"{r['name']} sm_{r['arch']}: {r['dynamic_shared_bytes']} B" for r in reports
@@ -43,24 +43,27 @@ def test_shared_memory_fits_one_block(reports):
 
 
 def test_specs_are_what_the_jit_compiles():
-    """The report compiles the launch's specialization: the plane pass runs one block per
-    program (Triton makes a runtime 1 a constexpr), sizes divisible by 16 carry the hint,
-    plane offsets fit i32 at EG3D sizes, and the weight pass is partitioned as launched."""
-    from tri3d.kernels.triplane_mlp import BWD_CONFIG, IMAGENET_CALL, kernel_specs, weight_pass_partition
+    """The report compiles the launch's specialization: sizes divisible by 16 carry the
+    hint, plane offsets fit i32 at EG3D sizes, and the backward is one launch doing both
+    jobs, partitioned as launched."""
+    from tri3d.kernels.triplane_mlp import BWD_CONFIG, IMAGENET_CALL, kernel_specs, program_partition
 
     specs = {s.name: s for s in kernel_specs()}
-    planes, weights = specs["bwd-planes nh3 planes=fp32 dot=tf32"], specs["bwd-weights nh3 planes=fp32 dot=tf32"]
-    assert planes.constexprs["blocks_per_program"] == 1 and "blocks_per_program" not in planes.scalars
-    n_blocks = -(-IMAGENET_CALL["points"] // BWD_CONFIG["weights"]["block"])
-    assert weights.scalar_values["blocks_per_program"] == weight_pass_partition(n_blocks, 8 * 132)[0] > 1
-    assert weights.scalars["plane_size"] == "i32" and {"H", "W", "C", "plane_size"} <= set(weights.divisible_by_16)
-    assert "NOUT" not in weights.divisible_by_16 and weights.num_stages == BWD_CONFIG["weights"]["num_stages"]
-    assert planes.num_warps == BWD_CONFIG["planes"]["num_warps"] and planes.constexprs["BLOCK"] == 16
+    assert not any(name.startswith("bwd-") for name in specs)  # no second backward pass
+    bwd = specs["bwd nh3 planes=fp32 dot=tf32 sm_90"]
+    assert bwd.archs == (90,) and specs["bwd nh3 planes=fp32 dot=tf32 sm_80"].archs == (80,)
+    assert bwd.constexprs["WEIGHT_GRADS"] and bwd.constexprs["PLANE_GRADS"]
+    config = BWD_CONFIG[90][3]
+    n_blocks = -(-IMAGENET_CALL["points"] // config["block"])
+    assert bwd.scalar_values["blocks_per_program"] == program_partition(n_blocks, 8 * 132)[0] > 1
+    assert bwd.scalars["plane_size"] == "i32" and {"H", "W", "C", "plane_size"} <= set(bwd.divisible_by_16)
+    assert "NOUT" not in bwd.divisible_by_16 and bwd.num_stages == config["num_stages"]
+    assert bwd.num_warps == config["num_warps"] and bwd.constexprs["BLOCK"] == config["block"]
 
 
 def test_exact_fp32_path_compiles(reports):
     exact = [r for r in reports if not r["fast"]]
-    assert len(exact) == 3 and all(r["registers"] > 0 for r in exact)
+    assert len(exact) == 2 and all(r["registers"] > 0 for r in exact)
     assert not any(r["uses_mma"] for r in exact)  # ieee fp32 dots run on FMA units
 
 
@@ -74,7 +77,7 @@ def test_res_usage_parser():
 def test_gradient_atomics_are_relaxed_no_membar(reports):
     """Plane-gradient scatter and weight reductions use `sem="relaxed"` atomics: plain RED
     instructions, no MEMBAR (acq_rel puts a full-GPU fence before each of them)."""
-    backward = [r for r in reports if r["name"].startswith("bwd-")]
+    backward = [r for r in reports if r["name"].startswith("bwd ")]
     assert backward and all(r["atomics"] > 0 for r in backward)
     assert all(r["membar"] == 0 for r in reports), [(r["name"], r["arch"], r["membar"]) for r in reports if r["membar"]]
 

@@ -124,6 +124,31 @@ def test_plane_index_many_triplanes(device):
     assert p.grad[1:].abs().max() == 0 and p.grad[0].abs().max() > 0
 
 
+@pytest.mark.parametrize("frozen", ["decoder", "planes"])
+def test_gradients_not_asked_for_are_skipped(device, monkeypatch, frozen):
+    """A frozen decoder (inversion's latent phase) launches the backward without the weight
+    reductions, fixed planes without the scatter; what is asked for still matches fp64."""
+    import tri3d.kernels.triplane_mlp as kernels
+
+    planes, xyz, dec = make_case(device, n_hidden=3, N=50, seed=11)
+    launched = []
+    real = kernels.triplane_mlp_backward
+    monkeypatch.setattr(kernels, "triplane_mlp_backward",
+                        lambda *a, **kw: launched.append((kw["plane_grads"], kw["weight_grads"])) or real(*a, **kw))
+    dec64 = copy.deepcopy(dec).double()
+    cot = _cot(xyz, dec)
+    outputs = []
+    for decoder, p, x, impl in ((dec, planes, xyz, "triton"), (dec64, planes.cpu().double(), xyz.cpu().double(), "ref")):
+        decoder.requires_grad_(frozen != "decoder")
+        p = p.detach().requires_grad_(frozen != "planes")
+        sigma, rgb = triplane_decode(p, x, decoder, impl=impl, precision="ieee")
+        loss = (sigma * cot[0].to(sigma)).sum() + (rgb * cot[1].to(rgb)).sum()
+        outputs.append(torch.autograd.grad(loss, [p] if frozen == "decoder" else list(decoder.parameters())))
+    assert launched == [(frozen != "planes", frozen != "decoder")]
+    for got, want in zip(*outputs):
+        assert_fused_close(got.cpu().float(), want.float(), want, FLOORS["fp32"], frozen)
+
+
 def test_default_layout_equals_explicit_index(device):
     planes, xyz, dec = make_case(device, n_hidden=1, T=2, B=2, seed=9)
     index = torch.arange(2, device=device)[:, None].expand(2, xyz.shape[1])

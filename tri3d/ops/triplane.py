@@ -181,7 +181,10 @@ def _fused_bwd(
     w0: Tensor, wh: Tensor, wo: Tensor, b0: Tensor, bh: Tensor, bo: Tensor,
     grad_out: Tensor,  # [P, n_out]
     n_hidden: int, points_per_plane: int, box_warp: float, eg3d_axes: bool, precision: str,
+    plane_grads: bool, weight_grads: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Plane and decoder gradients in one kernel launch; a gradient not asked for is zeros
+    and costs nothing (a frozen decoder skips the weight reductions, fixed planes the scatter)."""
     from tri3d.kernels.triplane_mlp import triplane_mlp_backward
     from tri3d.utils.nvtx import nvtx_range
 
@@ -189,6 +192,7 @@ def _fused_bwd(
         g_planes, g_w, g_b = triplane_mlp_backward(
             planes_cl, coords, plane_index, (w0, wh, wo), (b0, bh, bo), grad_out.float(), n_hidden=n_hidden,
             points_per_plane=points_per_plane, box_warp=box_warp, eg3d_axes=eg3d_axes, precision=precision,
+            plane_grads=plane_grads, weight_grads=weight_grads,
         )
     return (g_planes.to(planes_cl.dtype), *g_w, *g_b)
 
@@ -206,7 +210,9 @@ def _fused_setup_context(ctx, inputs, output) -> None:
 
 def _fused_backward(ctx, grad_out: Tensor):
     planes_cl, coords, plane_index, *params = ctx.saved_tensors
-    g_planes, *g_params = _fused_bwd(planes_cl, coords, plane_index, *params, grad_out.contiguous(), *ctx.config)
+    plane_grads, weight_grads = ctx.needs_input_grad[0], any(ctx.needs_input_grad[3:9])
+    g_planes, *g_params = _fused_bwd(planes_cl, coords, plane_index, *params, grad_out.contiguous(), *ctx.config,
+                                     plane_grads, weight_grads)
     return (g_planes, None, None, *g_params, None, None, None, None, None, None)
 
 

@@ -62,6 +62,17 @@ def report(ms: float, floor: dict[str, float]) -> dict[str, float | None]:
     return {**floor, "roofline_fraction": fraction}
 
 
+def composite_dram_bytes(rays: int, samples: int, channels: int, backward: bool) -> float:
+    """Compulsory DRAM bytes of one fp32 ``composite`` call (every byte is read or written
+    once, so L2 traffic is the same): the forward reads sigma, depth and the colour row of
+    each sample, (2 + C) x 4 bytes, and writes C + 1 + S - 1 values per ray; the backward
+    reads the inputs again plus the cotangents of those outputs and writes the gradients
+    of sigma and rgb, (1 + C) x 4 bytes per sample. ``backward``: forward + backward."""
+    S, C = samples, channels
+    fwd = rays * (S * (2 + C) * 4 + (C + S) * 4)
+    return fwd + (fwd + rays * S * (1 + C) * 4 if backward else 0)
+
+
 def triplane_decode_dram_bytes(points: int, triplanes: int, H: int, W: int, C: int, n_out: int, plane_elem: int,
                                backward: bool) -> float:
     """Compulsory DRAM bytes of one fused ``triplane_decode`` call: the forward reads the

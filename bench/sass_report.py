@@ -1,6 +1,7 @@
-"""SASS cost report of the fused triplane kernels as the ``imagenet`` render launches them.
+"""SASS cost report of the fused triplane kernels and the CUDA compositor as the
+``imagenet`` render launches them.
 
-Usage: python bench/sass_report.py [--precision tf32 bf16] [--hidden 3] [--json PATH]
+Usage: python bench/sass_report.py [--precision tf32 bf16] [--hidden 3] [--kernels triplane compositor] [--json PATH]
 
 Runs on a machine without a GPU: compiles for sm_90 the exact specializations Triton's JIT
 builds for one decode call of the ``imagenet`` render (batch 8, 64x64 rays x 3 views, 48
@@ -8,24 +9,90 @@ samples, planes 3 x 32 x 256 x 256, decoder 32 -> 64 -> 64 -> 64 -> 33; a render
 such calls, coarse and fine), reads the SASS and prints, per kernel: registers, stack,
 dynamic shared memory, resident warps per SM, and warp-instructions per point by class
 (``tri3d/kernels/sass_cost.py``). The summary sets the issue-bound time of a render's
-forward + backward beside its DRAM and tensor floors on an H100 SXM. These are model
-estimates, not measurements.
+forward + backward beside its DRAM and tensor floors on an H100 SXM.
+
+The compositor (``csrc/kernels.cuh``, compiled with nvcc when it is installed) is counted
+per sample of the render's final composite (98,304 rays x 96 samples x 32 channels, fp32,
+one warp per ray): its loops run S - 1 times (samples) or C / 32 times (a lane's channels),
+and the backward's version for C < 2 (terms recomputed, not parked) runs 0 times.
+These are model estimates, not measurements.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
 
 CALLS_PER_RENDER = 2  # coarse + fine decode
 SHOWN = ("mma", "mufu", "global load", "shared", "reduction", "barrier", "alu")
+# The imagenet render's final composite: batch 8, 64x64 rays x 3 views, 48 + 48 samples.
+COMPOSITE_CALL = dict(rays=8 * 64 * 64 * 3, samples=96, channels=32)
+
+
+def compositor_trips(kernel: str, loops: list[dict], samples: int, channels: int) -> list[int]:
+    """Trip counts of the compositor's loops (listing order, ``sass_cost.loop_counts``), one
+    warp per ray with 32 lanes splitting the channels. Raises when the listing's loops are
+    not the ones this model describes (after a change to ``csrc/composite.h``)."""
+    K, ch = samples - 1, -(-channels // 32)
+    if kernel.startswith("composite_forward"):
+        expected = [ch, ch, K, ch]  # zero the output, per sample: its row, the last row
+    else:
+        # Two versions of the backward, chosen per launch by C: terms recomputed (C < 2),
+        # then parked. Each: forward recompute, the last row's dot, per sample: the row's
+        # dot and gradient write, the reverse scan, the first row.
+        per_version = [K, ch, ch, ch, K, ch]
+        expected = [0] * len(per_version) + per_version
+        if len(loops) == len(expected) and not (loops[4]["mufu"] > 0 and loops[10]["mufu"] == 0):
+            raise ValueError(f"{kernel}: the parked version's reverse scan is not the loop without MUFU")
+    if len(loops) != len(expected):
+        raise ValueError(f"{kernel}: {len(loops)} loops (sizes {[r['total'] for r in loops]}), the model has "
+                         f"{len(expected)}: update compositor_trips")
+    return expected
+
+
+def compositor_rows() -> list[dict]:
+    """Per-sample warp-instructions of the compositor's fp32 kernels and the issue-bound
+    time of one imagenet composite beside its DRAM floor; [] without nvcc."""
+    from tri3d.kernels import sass_cost
+    from tri3d.kernels.aot import cuobjdump_path
+
+    from roofline import composite_dram_bytes
+
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        print("compositor: nvcc not found, skipped")
+        return []
+    spec = importlib.util.spec_from_file_location("nvcc_report", Path(__file__).parents[1] / "csrc" / "nvcc_report.py")
+    nvcc_report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nvcc_report)
+    listings = nvcc_report.kernel_sass(nvcc, str(cuobjdump_path()), 90)
+    rays, S, C = COMPOSITE_CALL["rays"], COMPOSITE_CALL["samples"], COMPOSITE_CALL["channels"]
+    fwd_bytes = composite_dram_bytes(rays, S, C, backward=False)
+    dram = {"forward": fwd_bytes, "backward": composite_dram_bytes(rays, S, C, backward=True) - fwd_bytes}
+    rows = []
+    for phase in ("forward", "backward"):
+        kernel = f"composite_{phase}_kernel<float>"
+        sass = listings[kernel]
+        trips = compositor_trips(kernel, sass_cost.loop_counts(sass), S, C)
+        cost = sass_cost.per_item(sass, warps=1, items=S, trips=trips)
+        issue_ms = 1e3 * sass_cost.issue_bound_seconds(cost["total"] * rays * S)
+        dram_ms = 1e3 * dram[phase] / sass_cost.H100["dram_bytes_per_s"]
+        rows.append(dict(name=kernel, **cost, issue_ms=issue_ms, dram_ms=dram_ms))
+        print(f"{kernel:<34} per sample: " + " ".join(f"{k} {cost[k]:.1f}" for k in SHOWN + ("global store",))
+              + f" | total {cost['total']:.0f} | {rays * S / 1e6:.2f} M samples: issue-bound {issue_ms:.2f} ms / "
+              f"DRAM floor {dram_ms:.2f} ms", flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", nargs="+", default=["tf32", "bf16"], choices=["tf32", "bf16", "ieee"])
     parser.add_argument("--hidden", type=int, nargs="+", default=[3], choices=[1, 2, 3], help="hidden layers")
+    parser.add_argument("--kernels", nargs="+", default=["triplane", "compositor"], choices=["triplane", "compositor"])
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     os.environ.pop("TRITON_INTERPRET", None)
@@ -37,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     call = triplane_mlp.IMAGENET_CALL
     gpu = sass_cost.H100
     rows = []
-    for n_hidden in args.hidden:
+    for n_hidden in args.hidden if "triplane" in args.kernels else ():
         for precision in args.precision:
             plane_dtype = "bf16" if precision == "bf16" else "fp32"
             totals = {"fwd": 0.0, "bwd": 0.0}
@@ -79,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{phase} issue-bound {summary[f'{phase}_issue_ms']:.2f} ms / DRAM floor "
                       f"{summary[f'{phase}_dram_ms']:.2f} ms / tensor floor {summary[f'{phase}_tensor_ms']:.2f} ms"
                       for phase in ("fwd", "bwd")), flush=True)
+    if "compositor" in args.kernels:
+        rows += compositor_rows()
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -17,7 +17,7 @@ import torch
 
 from tri3d.ops import composite
 
-from roofline import floors, report
+from roofline import composite_dram_bytes, floors, report
 from timing import time_case
 
 CUDA = torch.cuda.is_available()
@@ -65,9 +65,7 @@ def test_composite(benchmark, impl, mode):
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     timing = time_case(benchmark, step, rounds=20 if CUDA else 5, warmup=2 if CUDA else 1, setup=zero_grads)
     rays = B * R
-    bytes_ = rays * (S * (2 + C) * 4 + (C + S) * 4)
-    if mode == "fwd+bwd":
-        bytes_ += rays * (S * (2 + C) * 4 + (C + S) * 4 + S * (1 + C) * 4)
+    bytes_ = composite_dram_bytes(rays, S, C, backward=mode == "fwd+bwd")
     benchmark.extra_info.update(
         **timing, **report(timing["ms"], floors(bytes_, bytes_, 0.0, "ieee")), peak_mb=peak_mb,
         rays_per_s=rays / (timing["ms"] * 1e-3), impl=impl, device=torch.cuda.get_device_name() if CUDA else "cpu",

@@ -14,9 +14,9 @@
 // reverse scan R_{K-1} = 0, R_{k-1} = G_k alpha_k + (1 - alpha_k + eps) R_k gives
 // dL/dalpha_k = T_k (G_k - R_k) without dividing by transmittance. A forward recompute
 // parks what the reverse scan needs in the output buffers (no extra storage): T_k in
-// grad_sigma[k], and when the terms are recomputed from the inputs (CUDA) and C >= 2,
-// exp(-sigma_k delta_k) and softplus'(m_k - 1) in grad_rgb[k, 0:2], so the reverse scan
-// computes no transcendental. It reads slot k at step k and overwrites it only at step
+// grad_sigma[k], and when the terms are recomputed from the inputs (CUDA) and C >= 2
+// (`TermsFromInputs<T, true>`), exp(-sigma_k delta_k) and softplus'(m_k - 1) in
+// grad_rgb[k, 0:2], so the reverse scan computes no transcendental. It reads slot k at step k and overwrites it only at step
 // k - 1.
 //
 // Channel loops take (lane, lanes) so a warp can split channels (CUDA) while the CPU
@@ -67,11 +67,12 @@ HOST_DEVICE Interval<T> interval_with_grad(const T* __restrict__ sigma, const T*
 }
 
 // Where the cores get each interval's terms. The CUDA kernels compute them from the
-// inputs (and the backward parks them for its reverse scan); the CPU loop fills a table
-// per ray first, in a loop the compiler vectorizes (composite_cpu.cpp).
-template <typename T>
+// inputs (and the backward parks them for its reverse scan when kPark: C >= 2, chosen
+// per ray outside the loops); the CPU loop fills a table per ray first, in a loop the
+// compiler vectorizes (composite_cpu.cpp).
+template <typename T, bool kPark = false>
 struct TermsFromInputs {
-  static constexpr bool kRecomputes = true;  // the reverse scan reads parked terms instead
+  static constexpr bool kParks = kPark;  // the reverse scan reads parked terms instead (needs C >= 2)
   const T* __restrict__ sigma;
   const T* __restrict__ depth;
   HOST_DEVICE Interval<T> value(int64_t i) const { return interval(sigma, depth, i); }
@@ -80,7 +81,7 @@ struct TermsFromInputs {
 
 template <typename T>
 struct TermsFromTable {
-  static constexpr bool kRecomputes = false;
+  static constexpr bool kParks = false;
   const T* __restrict__ depth;
   const T* __restrict__ keep;  // [S-1] exp(-sigma_i delta_i)
   const T* __restrict__ dsig;  // [S-1] softplus'(m_i - 1) (backward only)
@@ -107,20 +108,20 @@ HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* __restrict
                                        int lane, int lanes, const Terms& terms) {
   const T eps = T(kTransmittanceEps);
   const int64_t K = S - 1;
-  for (int64_t c = lane; c < C; c += lanes) out_rgb[c] = T(0);
+  TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] = T(0);
   T trans = T(1), wsum = T(0), dsum = T(0), w_prev = T(0);
-  for (int64_t i = 0; i < K; ++i) {
+  TRI3D_NO_UNROLL for (int64_t i = 0; i < K; ++i) {
     Interval<T> iv = terms.value(i);
     T w = iv.alpha * trans;
     if (lane == 0) out_weights[i] = w;
     const T v = (w_prev + w) * T(0.5);  // row i's coefficient
-    for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += v * rgb[i * C + c];
+    TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += v * rgb[i * C + c];
     w_prev = w;
     wsum += w;
     dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
     trans *= T(1) - iv.alpha + eps;
   }
-  for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += w_prev * T(0.5) * rgb[K * C + c];
+  TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += w_prev * T(0.5) * rgb[K * C + c];
   if (lane == 0) {
     T d = wsum > T(0) ? dsum / wsum : T(INFINITY);
     out_depth[0] = min2(max2(d, depth[0]), depth[S - 1]);
@@ -137,10 +138,10 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
                                         Reduce reduce) {
   const T eps = T(kTransmittanceEps);
   const int64_t K = S - 1;
-  const bool parked = Terms::kRecomputes && C >= 2;  // grad_rgb rows have room for keep_k and softplus'
+  constexpr bool parked = Terms::kParks;  // grad_rgb rows hold keep_k and softplus' (C >= 2)
   // Pass 1: forward recompute of T_k and the depth totals; park the per-interval terms.
   T trans = T(1), wsum = T(0), dsum = T(0);
-  for (int64_t i = 0; i < K; ++i) {
+  TRI3D_NO_UNROLL for (int64_t i = 0; i < K; ++i) {
     Interval<T> iv = terms.with_grad(i);
     if (lane == 0) {
       grad_sigma[i] = trans;
@@ -164,10 +165,10 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
   // Pass 2: reverse scan. p_j = dL/drgb . c_j (each row's dot once); row k + 1 of
   // grad_rgb is complete at step k, when w_k is known.
   T partial = T(0);
-  for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[K * C + c];
+  TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[K * C + c];
   T p_next = reduce(partial);
   T R = T(0), gm_next = T(0), w_next = T(0);
-  for (int64_t k = K - 1; k >= 0; --k) {
+  TRI3D_NO_UNROLL for (int64_t k = K - 1; k >= 0; --k) {
     Interval<T> iv;
     if (parked) {
       iv.delta = depth[k + 1] - depth[k];
@@ -180,7 +181,7 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
     T t_k = grad_sigma[k];
     T w = iv.alpha * t_k;
     partial = T(0);
-    for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[k * C + c];
+    TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[k * C + c];
     T p_k = reduce(partial);
     // G_k = dL/dw_k: direct + rgb + depth.
     T G = (grad_weights_out ? grad_weights_out[k] : T(0)) + (p_k + p_next) * T(0.5);
@@ -191,14 +192,14 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
     sync();  // every lane has read slot k + 1 (at step k + 1) and slot k before they are overwritten
     if (lane == 0) grad_sigma[k + 1] = (gm + gm_next) * T(0.5);
     const T v = (w + w_next) * T(0.5);  // row k + 1's coefficient
-    for (int64_t c = lane; c < C; c += lanes) grad_rgb[(k + 1) * C + c] = grad_rgb_out[c] * v;
+    TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) grad_rgb[(k + 1) * C + c] = grad_rgb_out[c] * v;
     gm_next = gm;
     w_next = w;
     p_next = p_k;
   }
   sync();
   if (lane == 0) grad_sigma[0] = gm_next * T(0.5);
-  for (int64_t c = lane; c < C; c += lanes) grad_rgb[c] = grad_rgb_out[c] * w_next * T(0.5);
+  TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) grad_rgb[c] = grad_rgb_out[c] * w_next * T(0.5);
 }
 
 }  // namespace tri3d

@@ -43,10 +43,16 @@ __global__ void composite_backward_kernel(int64_t M, int64_t S, int64_t C, const
                                           const T* grad_weights_out, T* grad_sigma, T* grad_rgb) {
   int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   if (r >= M) return;  // whole warps exit together: r is uniform across a warp
-  composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
-                            grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr, grad_sigma + r * S,
-                            grad_rgb + r * S * C, threadIdx.x % 32, 32, TermsFromInputs<T>{sigma + r * S, depth + r * S},
-                            WarpSync(), WarpSum());
+  const T* grad_weights = grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr;
+  if (C >= 2) {  // grad_rgb rows have room to park the terms: one version of the loops per case
+    composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+                              grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, threadIdx.x % 32, 32,
+                              TermsFromInputs<T, true>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
+  } else {
+    composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+                              grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, threadIdx.x % 32, 32,
+                              TermsFromInputs<T, false>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
+  }
 }
 
 template <typename T>

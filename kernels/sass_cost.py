@@ -1,10 +1,12 @@
 """Issue-bound cost model of a compiled kernel, read from its SASS (no GPU needed).
 
 ``cuobjdump -sass`` lists every instruction a warp can issue. With the loop structure of
-tri3d's kernels (straight-line code per block of points, at most one runtime loop over
-consecutive blocks) the static listing gives the dynamic count: the loop body runs once
-per block, the rest once per program. Dividing by the points a program handles gives
-*warp-instructions per point*, by class; at one instruction per scheduler per clock
+tri3d's Triton kernels (straight-line code per block of points, at most one runtime loop
+over consecutive blocks) the static listing gives the dynamic count: the loop body runs
+once per block, the rest once per program (``per_point``). The native kernels' loops run
+counts the caller knows from the sizes (samples per ray, channels per lane:
+``per_item``). Dividing by the points (samples) handled gives *warp-instructions per
+point*, by class; at one instruction per scheduler per clock
 (H100 SXM: 132 SMs x 4 schedulers x 1.98 GHz) that bounds the time from below, to be set
 beside the DRAM floor (bytes / 3.0 TB/s) and the tensor floor (MMA flops / peak).
 
@@ -64,17 +66,16 @@ def parse_sass(text: str) -> list[Instruction]:
     return out
 
 
-def _executed(instructions: list[Instruction]) -> tuple[list[Instruction], tuple[int, int] | None]:
+def _executed(instructions: list[Instruction]) -> tuple[list[Instruction], list[tuple[int, int]]]:
     """Instructions up to the last EXIT, each CALL followed by its subroutine's instructions
-    (up to its RET), and the address range of the one runtime loop."""
+    (up to its RET), and the address ranges of the runtime loops (one per backward branch,
+    in listing order)."""
     exits = [i for i, ins in enumerate(instructions) if ins.opcode.startswith("EXIT")]
     if not exits:
         raise ValueError("no EXIT in the SASS listing")
     main = instructions[: exits[-1] + 1]
     loops = [(ins.target, ins.address) for ins in main
              if ins.opcode.startswith("BRA") and ins.target is not None and ins.target < ins.address]
-    if len(loops) > 1:
-        raise ValueError(f"{len(loops)} backward branches: the model handles at most one loop")
     body = []
     for ins in main:
         body.append(ins)
@@ -87,7 +88,7 @@ def _executed(instructions: list[Instruction]) -> tuple[list[Instruction], tuple
                 raise ValueError(f"subroutine at {ins.target:#x} has no RET")
             # charged at the CALL's address, so a call inside the loop runs per iteration
             body += [Instruction(ins.address, s.opcode, None) for s in sub[: end + 1]]
-    return body, (loops[0] if loops else None)
+    return body, loops
 
 
 def mma_flops(opcode: str) -> int:
@@ -111,13 +112,56 @@ def per_point(
 ) -> dict[str, float]:
     """Warp-instructions per point by class (``CLASSES``), their ``total``, and ``mma_flops``
     (tensor-core flops per point)."""
-    body, loop = _executed(parse_sass(sass))
+    loops = loop_sizes(sass)
+    if len(loops) > 1:
+        raise ValueError(f"{len(loops)} backward branches: per_point handles at most one loop (see per_item)")
+    return per_item(sass, warps=num_warps, items=points_per_block * blocks_per_program,
+                    trips=[blocks_per_program] * len(loops))
+
+
+def loop_counts(sass: str) -> list[dict[str, int]]:
+    """Instructions by class (and their ``total``) inside each runtime loop of a listing,
+    nested loops included, in the order ``per_item`` takes their trip counts: to check a
+    trip model against the code."""
+    body, loops = _executed(parse_sass(sass))
+    rows = []
+    for first, last in loops:
+        row = dict.fromkeys(CLASSES, 0)
+        for ins in body:
+            if first <= ins.address <= last:
+                row[ins.kind] += 1
+        rows.append(row | {"total": sum(row.values())})
+    return rows
+
+
+def loop_sizes(sass: str) -> list[int]:
+    """Instructions inside each runtime loop (``loop_counts``' totals)."""
+    return [row["total"] for row in loop_counts(sass)]
+
+
+def per_item(
+    sass: str,  # cuobjdump -sass of one kernel
+    *,
+    warps: float,  # warps that run the listing for one group of items (e.g. 1: one warp per ray)
+    items: float,  # items (e.g. samples) that group handles
+    trips: list[float],  # iterations of each loop per entry, in listing order of their backward branches
+) -> dict[str, float]:
+    """Warp-instructions per item by class, their ``total`` and ``mma_flops``, for code with
+    several (nested) loops whose trip counts the caller knows from the sizes it models. An
+    instruction runs the product of the trips of every loop around it; the rest once.
+    Untaken branches inside a loop (a remainder path) are counted as executed: write the
+    loops to be modelled without unrolled copies (``#pragma unroll 1``)."""
+    body, loops = _executed(parse_sass(sass))
+    if len(trips) != len(loops):
+        raise ValueError(f"{len(loops)} loops in the listing (sizes {loop_sizes(sass)}), {len(trips)} trip counts given")
     counts = dict.fromkeys(CLASSES, 0.0)
     flops = 0.0
     for ins in body:
-        in_loop = loop is not None and loop[0] <= ins.address <= loop[1]
-        runs = blocks_per_program if in_loop else 1  # per program
-        weight = runs * num_warps / (points_per_block * blocks_per_program)
+        runs = 1.0
+        for (first, last), n in zip(loops, trips):
+            if first <= ins.address <= last:
+                runs *= n
+        weight = runs * warps / items
         counts[ins.kind] += weight
         flops += weight * mma_flops(ins.opcode)
     counts["total"] = sum(counts[c] for c in CLASSES)

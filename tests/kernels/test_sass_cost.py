@@ -49,6 +49,37 @@ def test_two_loops_are_refused():
         per_point(second, num_warps=4, points_per_block=16)
 
 
+# A ray: 1 setup instruction, an outer loop over samples (2 instructions, an inner loop
+# over a lane's channels of 3 instructions, the back branch), a final channel loop of 2
+# instructions, EXIT.
+NESTED = """
+        /*0000*/                   S2R R0, SR_TID.X ;
+        /*0010*/                   MUFU.EX2 R1, R2 ;
+        /*0020*/                   FMUL R1, R1, R2 ;
+        /*0030*/                   LDG.E R3, desc[UR4][R2.64] ;
+        /*0040*/                   FFMA R4, R3, R1, R4 ;
+        /*0050*/               @P0 BRA 0x30 ;
+        /*0060*/               @P1 BRA 0x10 ;
+        /*0070*/                   STG.E desc[UR4][R2.64], R4 ;
+        /*0080*/               @P0 BRA 0x70 ;
+        /*0090*/                   EXIT ;
+"""
+
+
+def test_per_item_multiplies_the_trips_of_nested_loops():
+    from tri3d.kernels.sass_cost import loop_counts, loop_sizes, per_item
+
+    assert loop_sizes(NESTED) == [3, 6, 2]  # inner, outer (inner included), final
+    assert [row["mufu"] for row in loop_counts(NESTED)] == [0, 1, 0]
+    samples, per_lane = 96, 2
+    cost = per_item(NESTED, warps=1, items=samples, trips=[per_lane, samples, per_lane])
+    # setup + EXIT once; outer 3 per sample (MUFU, FMUL, BRA); inner 3 per sample per channel; final 2 per channel
+    assert cost["total"] * samples == pytest.approx(2 + samples * (3 + 3 * per_lane) + 2 * per_lane)
+    assert cost["mufu"] == pytest.approx(1.0) and cost["global load"] == pytest.approx(per_lane)
+    assert cost["global store"] * samples == pytest.approx(per_lane)
+    with pytest.raises(ValueError, match="3 loops"):
+        per_item(NESTED, warps=1, items=samples, trips=[per_lane, samples])
+
 def test_mma_shapes_and_occupancy():
     from tri3d.kernels.sass_cost import H100, issue_bound_seconds, mma_flops, warps_per_sm
 

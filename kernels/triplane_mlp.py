@@ -530,21 +530,18 @@ def launch_specs(
                          **launch_options(fwd))]
     grads = dict.fromkeys(("grad_out_ptr", "grad_planes_ptr", "grad_w0_ptr", "grad_b0_ptr", "grad_wh_ptr",
                            "grad_bh_ptr", "grad_wo_ptr", "grad_bo_ptr"), "fp32")
-    archs_of: dict[str, tuple] = {}  # one spec per distinct config, launched on these archs
-    configs = {}
+    archs_by_config: dict[str, list[int]] = {}  # one spec per distinct config, with the archs launching it
     for arch in sorted(BWD_CONFIG):
-        cfg = bwd or bwd_config(n_hidden, arch)
-        key = repr(sorted(cfg.items()))
-        configs[key] = cfg
-        archs_of[key] = archs_of.get(key, ()) + (arch,)
-    for key, cfg in configs.items():
+        archs_by_config.setdefault(repr(bwd or bwd_config(n_hidden, arch)), []).append(arch)
+    for archs in archs_by_config.values():
+        cfg = bwd or bwd_config(n_hidden, archs[0])
         per_program = program_partition(triton.cdiv(points, cfg["block"]), programs)[0]
         values = pointers | grads | scalars | constexprs | dict(
             blocks_per_program=per_program, BLOCK=cfg["block"], ROWS_I32=rows_fit_i32(points, cfg["block"]),
             WEIGHT_GRADS=True, PLANE_GRADS=True)
-        where = "" if len(configs) == 1 else " " + "/".join(f"sm_{a}" for a in archs_of[key])
+        where = "" if len(archs_by_config) == 1 else " " + "/".join(f"sm_{a}" for a in archs)
         specs.append(launch_spec(f"bwd {label}{where}", triplane_mlp_bwd_kernel, values, **launch_options(cfg),
-                                 archs=archs_of[key]))
+                                 archs=tuple(archs)))
     return specs
 
 

@@ -93,3 +93,17 @@ def test_sass_counter():
         /*0130*/                   FFMA R1, R2, R3, R4 ;
     """
     assert count_sass(sass) == (1, 2)
+
+
+def test_backward_config_follows_the_device_architecture(monkeypatch):
+    """An A100 (and any pre-Hopper GPU) launches the sm_80 configs, which do not spill there;
+    Hopper and later the sm_90 ones; the interpreter (CPU tensors) the sm_90 ones."""
+    import torch
+
+    from tri3d.kernels.triplane_mlp import BWD_CONFIG, bwd_config, config_arch
+
+    for major, arch in ((7, 80), (8, 80), (9, 90), (10, 90)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, major=major: (major, 0))
+        assert config_arch(torch.device("cuda", 1)) == arch
+    assert config_arch(torch.device("cpu")) == 90
+    assert bwd_config(3, 80) == BWD_CONFIG[80][3] != BWD_CONFIG[90][3]

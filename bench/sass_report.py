@@ -13,8 +13,9 @@ forward + backward beside its DRAM and tensor floors on an H100 SXM.
 
 The compositor (``csrc/kernels.cuh``, compiled with nvcc when it is installed) is counted
 per sample of the render's final composite (98,304 rays x 96 samples x 32 channels, fp32,
-one warp per ray): its loops run S - 1 times (samples) or C / 32 times (a lane's channels),
-and the backward's version for C < 2 (terms recomputed, not parked) runs 0 times.
+one warp per ray): its loops run S - 1 times (samples; the forward-order ones as chunks of
+32), or C / 32 times (a lane's channels), and the backward's version for C < 2 (terms
+recomputed, not parked) runs 0 times.
 These are model estimates, not measurements.
 """
 from __future__ import annotations
@@ -33,20 +34,26 @@ SHOWN = ("mma", "mufu", "global load", "shared", "reduction", "barrier", "alu")
 COMPOSITE_CALL = dict(rays=8 * 64 * 64 * 3, samples=96, channels=32)
 
 
-def compositor_trips(kernel: str, loops: list[dict], samples: int, channels: int) -> list[int]:
+def compositor_trips(kernel: str, loops: list[dict], samples: int, channels: int) -> list[float]:
     """Trip counts of the compositor's loops (listing order, ``sass_cost.loop_counts``), one
-    warp per ray with 32 lanes splitting the channels. Raises when the listing's loops are
-    not the ones this model describes (after a change to ``csrc/composite.h``)."""
+    warp per ray with 32 lanes splitting the channels; the forward-order sample loops walk
+    chunks of 32 intervals (``kChunk``), the lanes computing a chunk's terms once at its
+    start. Raises when the listing's loops are not the ones this model describes (after a
+    change to ``csrc/composite.h``)."""
     K, ch = samples - 1, -(-channels // 32)
+    chunks = -(-K // 32)
+    per_chunk = K / chunks  # average intervals per chunk (the last one is shorter)
     if kernel.startswith("composite_forward"):
-        expected = [ch, ch, K, ch]  # zero the output, per sample: its row, the last row
+        # zero the output; per interval of a chunk: its row; the chunks; the last row
+        expected = [ch, ch, per_chunk, chunks, ch]
     else:
         # Two versions of the backward, chosen per launch by C: terms recomputed (C < 2),
-        # then parked. Each: forward recompute, the last row's dot, per sample: the row's
-        # dot and gradient write, the reverse scan, the first row.
-        per_version = [K, ch, ch, ch, K, ch]
+        # then parked. Each: the forward recompute (intervals of a chunk, the chunks), the
+        # last row's dot, per interval of the reverse scan: the row's dot and gradient
+        # write, the reverse scan, the first row.
+        per_version = [per_chunk, chunks, ch, ch, ch, K, ch]
         expected = [0] * len(per_version) + per_version
-        if len(loops) == len(expected) and not (loops[4]["mufu"] > 0 and loops[10]["mufu"] == 0):
+        if len(loops) == len(expected) and not (loops[5]["mufu"] > 0 and loops[12]["mufu"] == 0):
             raise ValueError(f"{kernel}: the parked version's reverse scan is not the loop without MUFU")
     if len(loops) != len(expected):
         raise ValueError(f"{kernel}: {len(loops)} loops (sizes {[r['total'] for r in loops]}), the model has "

@@ -75,8 +75,48 @@ struct TermsFromInputs {
   static constexpr bool kParks = kPark;  // the reverse scan reads parked terms instead (needs C >= 2)
   const T* __restrict__ sigma;
   const T* __restrict__ depth;
+  HOST_DEVICE void prepare(int64_t, bool) const {}
   HOST_DEVICE Interval<T> value(int64_t i) const { return interval(sigma, depth, i); }
   HOST_DEVICE Interval<T> with_grad(int64_t i) const { return interval_with_grad(sigma, depth, i); }
+};
+
+// The forward-order loops walk the intervals in chunks of kChunk: `prepare(i0, grad)`
+// readies the terms of intervals i0 .. i0 + kChunk - 1, then value / with_grad read them.
+// TermsSharedByLanes has each of kChunk lanes compute one interval's terms (lane j the
+// interval i0 + j) and shares them, instead of every lane computing every interval's
+// transcendentals. `Lanes` holds the chunk: a warp's registers and shuffles on CUDA
+// (WarpLanes, kernels.cuh), an array in the host emulation that tests the chunking
+// (ArrayLanes). Every lane makes the same calls (the cores' sample loops are uniform).
+constexpr int kChunk = 32;
+
+template <typename T>
+struct ArrayLanes {
+  Interval<T> held[kChunk];
+  template <typename F>
+  HOST_DEVICE void fill(F&& term_of) {
+    for (int j = 0; j < kChunk; ++j) held[j] = term_of(j);
+  }
+  HOST_DEVICE Interval<T> get(int j) const { return held[j]; }
+};
+
+template <typename T, bool kPark, typename Lanes>
+struct TermsSharedByLanes {
+  static constexpr bool kParks = kPark;
+  const T* __restrict__ sigma;
+  const T* __restrict__ depth;
+  int64_t K;  // intervals of the ray
+  mutable Lanes lanes;
+  mutable int64_t base = 0;  // first interval of the chunk the lanes hold
+  HOST_DEVICE void prepare(int64_t i0, bool grad) const {
+    base = i0;
+    lanes.fill([&](int j) {
+      const int64_t k = i0 + j;
+      if (k >= K) return Interval<T>{T(0), T(1), T(0), T(0)};
+      return grad ? interval_with_grad(sigma, depth, k) : interval(sigma, depth, k);
+    });
+  }
+  HOST_DEVICE Interval<T> value(int64_t i) const { return lanes.get(static_cast<int>(i - base)); }
+  HOST_DEVICE Interval<T> with_grad(int64_t i) const { return value(i); }
 };
 
 template <typename T>
@@ -85,6 +125,7 @@ struct TermsFromTable {
   const T* __restrict__ depth;
   const T* __restrict__ keep;  // [S-1] exp(-sigma_i delta_i)
   const T* __restrict__ dsig;  // [S-1] softplus'(m_i - 1) (backward only)
+  HOST_DEVICE void prepare(int64_t, bool) const {}
   HOST_DEVICE Interval<T> value(int64_t i) const {
     Interval<T> iv;
     iv.delta = depth[i + 1] - depth[i];
@@ -110,16 +151,20 @@ HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* __restrict
   const int64_t K = S - 1;
   TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] = T(0);
   T trans = T(1), wsum = T(0), dsum = T(0), w_prev = T(0);
-  TRI3D_NO_UNROLL for (int64_t i = 0; i < K; ++i) {
-    Interval<T> iv = terms.value(i);
-    T w = iv.alpha * trans;
-    if (lane == 0) out_weights[i] = w;
-    const T v = (w_prev + w) * T(0.5);  // row i's coefficient
-    TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += v * rgb[i * C + c];
-    w_prev = w;
-    wsum += w;
-    dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
-    trans *= T(1) - iv.alpha + eps;
+  TRI3D_NO_UNROLL for (int64_t i0 = 0; i0 < K; i0 += kChunk) {
+    terms.prepare(i0, false);
+    const int64_t end = min2(K, i0 + kChunk);
+    TRI3D_NO_UNROLL for (int64_t i = i0; i < end; ++i) {
+      Interval<T> iv = terms.value(i);
+      T w = iv.alpha * trans;
+      if (lane == 0) out_weights[i] = w;
+      const T v = (w_prev + w) * T(0.5);  // row i's coefficient
+      TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += v * rgb[i * C + c];
+      w_prev = w;
+      wsum += w;
+      dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
+      trans *= T(1) - iv.alpha + eps;
+    }
   }
   TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += w_prev * T(0.5) * rgb[K * C + c];
   if (lane == 0) {
@@ -141,19 +186,23 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
   constexpr bool parked = Terms::kParks;  // grad_rgb rows hold keep_k and softplus' (C >= 2)
   // Pass 1: forward recompute of T_k and the depth totals; park the per-interval terms.
   T trans = T(1), wsum = T(0), dsum = T(0);
-  TRI3D_NO_UNROLL for (int64_t i = 0; i < K; ++i) {
-    Interval<T> iv = terms.with_grad(i);
-    if (lane == 0) {
-      grad_sigma[i] = trans;
-      if (parked) {
-        grad_rgb[i * C] = iv.keep;
-        grad_rgb[i * C + 1] = iv.dsig;
+  TRI3D_NO_UNROLL for (int64_t i0 = 0; i0 < K; i0 += kChunk) {
+    terms.prepare(i0, true);
+    const int64_t end = min2(K, i0 + kChunk);
+    TRI3D_NO_UNROLL for (int64_t i = i0; i < end; ++i) {
+      Interval<T> iv = terms.with_grad(i);
+      if (lane == 0) {
+        grad_sigma[i] = trans;
+        if (parked) {
+          grad_rgb[i * C] = iv.keep;
+          grad_rgb[i * C + 1] = iv.dsig;
+        }
       }
+      T w = iv.alpha * trans;
+      wsum += w;
+      dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
+      trans *= T(1) - iv.alpha + eps;
     }
-    T w = iv.alpha * trans;
-    wsum += w;
-    dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
-    trans *= T(1) - iv.alpha + eps;
   }
   sync();
   // The clamped normalized depth passes gradient only strictly inside [d_0, d_{S-1}].

@@ -1,7 +1,8 @@
 // The CUDA kernels around the shared per-ray cores, device code only: compiled by nvcc
 // into tri3d._C (composite_cuda.cu launches them) and by NVRTC at run time for the
 // no-build path (tri3d/_nvrtc.py names them `tri3d::kernels::<name><T>`). Compositing:
-// one warp per ray, lanes split the channels (coalesced [S, C] rows). Importance
+// one warp per ray, lanes split the channels (coalesced [S, C] rows) and compute the
+// per-interval terms for 32 intervals at a time, one each, shared by shuffles. Importance
 // sampling: one thread per (ray, fine sample). Merging: one thread per ray.
 #pragma once
 
@@ -19,6 +20,28 @@ constexpr int kMergeThreads = 128;       // merging: threads (rays) per block
 struct WarpSync {
   __device__ void operator()() const { __syncwarp(); }
 };
+// A chunk of interval terms held one per lane (TermsSharedByLanes, composite.h).
+template <typename T>
+struct WarpLanes {
+  int lane;
+  T keep, delta, dsig;  // this lane's interval
+  template <typename F>
+  __device__ void fill(F&& term_of) {
+    const Interval<T> iv = term_of(lane);
+    keep = iv.keep;
+    delta = iv.delta;
+    dsig = iv.dsig;
+  }
+  __device__ Interval<T> get(int j) const {
+    Interval<T> iv;
+    iv.keep = __shfl_sync(0xffffffffu, keep, j);
+    iv.delta = __shfl_sync(0xffffffffu, delta, j);
+    iv.dsig = __shfl_sync(0xffffffffu, dsig, j);
+    iv.alpha = T(1) - iv.keep;
+    return iv;
+  }
+};
+
 struct WarpSum {
   template <typename T>
   __device__ T operator()(T x) const {
@@ -32,9 +55,10 @@ __global__ void composite_forward_kernel(int64_t M, int64_t S, int64_t C, const 
                                          T* out_rgb, T* out_depth, T* out_weights) {
   int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   if (r >= M) return;
+  const int lane = threadIdx.x % 32;
   composite_forward_ray<T>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
-                           out_weights + r * (S - 1), threadIdx.x % 32, 32,
-                           TermsFromInputs<T>{sigma + r * S, depth + r * S});
+                           out_weights + r * (S - 1), lane, 32,
+                           TermsSharedByLanes<T, false, WarpLanes<T>>{sigma + r * S, depth + r * S, S - 1, {lane}});
 }
 
 template <typename T>
@@ -44,13 +68,15 @@ __global__ void composite_backward_kernel(int64_t M, int64_t S, int64_t C, const
   int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   if (r >= M) return;  // whole warps exit together: r is uniform across a warp
   const T* grad_weights = grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr;
+  const int lane = threadIdx.x % 32;
   if (C >= 2) {  // grad_rgb rows have room to park the terms: one version of the loops per case
     composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
-                              grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, threadIdx.x % 32, 32,
-                              TermsFromInputs<T, true>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
-  } else {
+                              grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32,
+                              TermsSharedByLanes<T, true, WarpLanes<T>>{sigma + r * S, depth + r * S, S - 1, {lane}},
+                              WarpSync(), WarpSum());
+  } else {  // the reverse scan recomputes its terms in descending order: each lane all of them
     composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
-                              grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, threadIdx.x % 32, 32,
+                              grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32,
                               TermsFromInputs<T, false>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
   }
 }

@@ -30,13 +30,14 @@ def test_cuda_kernels_compile_for_sm80_sm90_without_spills():
 @pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
 def test_compositor_cost_model_fits_the_kernels(tmp_path):
     """bench/sass_report.py's trip model matches the compiled compositor's loops (it raises
-    when they change), and the backward's reverse scan reads parked terms: its per-sample
-    MUFU count is the forward recompute's alone (recomputing them doubles it)."""
+    when they change), the backward's reverse scan reads parked terms (it raises when that
+    loop issues a MUFU), and the transcendentals run once per interval, shared by the warp's
+    lanes, not once per lane (2 and 5 MUFU per sample then)."""
     root = Path(__file__).parents[2]
     out = subprocess.run([sys.executable, str(root / "bench" / "sass_report.py"), "--kernels", "compositor",
                           "--json", str(tmp_path / "rows.json")], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     fwd, bwd = json.loads((tmp_path / "rows.json").read_text())
     assert fwd["name"] == "composite_forward_kernel<float>" and bwd["name"] == "composite_backward_kernel<float>"
-    assert 1 <= fwd["mufu"] <= 3 and 1 <= bwd["mufu"] <= 6, (fwd["mufu"], bwd["mufu"])
+    assert 0 < fwd["mufu"] < 0.5 and 0 < bwd["mufu"] < 0.5, (fwd["mufu"], bwd["mufu"])
     assert fwd["issue_ms"] > fwd["dram_ms"] > 0 and bwd["issue_ms"] > bwd["dram_ms"] > 0

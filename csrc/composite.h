@@ -14,10 +14,10 @@
 // reverse scan R_{K-1} = 0, R_{k-1} = G_k alpha_k + (1 - alpha_k + eps) R_k gives
 // dL/dalpha_k = T_k (G_k - R_k) without dividing by transmittance. A forward recompute
 // parks what the reverse scan needs in the output buffers (no extra storage): T_k in
-// grad_sigma[k], and when the terms are recomputed from the inputs (CUDA) and C >= 2
-// (`TermsFromInputs<T, true>`), exp(-sigma_k delta_k) and softplus'(m_k - 1) in
-// grad_rgb[k, 0:2], so the reverse scan computes no transcendental. It reads slot k at step k and overwrites it only at step
-// k - 1.
+// grad_sigma[k], and when the terms come from the inputs (CUDA) and C >= 2 (a Terms
+// policy with kParks), exp(-sigma_k delta_k) and softplus'(m_k - 1) in grad_rgb[k, 0:2],
+// so the reverse scan computes no transcendental. It reads slot k at step k and
+// overwrites it only at step k - 1.
 //
 // Channel loops take (lane, lanes) so a warp can split channels (CUDA) while the CPU
 // uses (0, 1); `sync` orders the parked writes before their reads (and the reads before
@@ -67,9 +67,10 @@ HOST_DEVICE Interval<T> interval_with_grad(const T* __restrict__ sigma, const T*
 }
 
 // Where the cores get each interval's terms. The CUDA kernels compute them from the
-// inputs (and the backward parks them for its reverse scan when kPark: C >= 2, chosen
-// per ray outside the loops); the CPU loop fills a table per ray first, in a loop the
-// compiler vectorizes (composite_cpu.cpp).
+// inputs, shared across a warp's lanes (TermsSharedByLanes below; the backward parks them
+// for its reverse scan when C >= 2, chosen per ray outside the loops, and otherwise every
+// lane computes them, TermsFromInputs); the CPU loop fills a table per ray first, in a
+// loop the compiler vectorizes (composite_cpu.cpp).
 template <typename T, bool kPark = false>
 struct TermsFromInputs {
   static constexpr bool kParks = kPark;  // the reverse scan reads parked terms instead (needs C >= 2)

@@ -71,9 +71,9 @@ HOST_DEVICE Interval<T> interval_with_grad(const T* __restrict__ sigma, const T*
 // for its reverse scan when C >= 2, chosen per ray outside the loops, and otherwise every
 // lane computes them, TermsFromInputs); the CPU loop fills a table per ray first, in a
 // loop the compiler vectorizes (composite_cpu.cpp).
-template <typename T, bool kPark = false>
+template <typename T>
 struct TermsFromInputs {
-  static constexpr bool kParks = kPark;  // the reverse scan reads parked terms instead (needs C >= 2)
+  static constexpr bool kParks = false;  // every lane recomputes the terms, the reverse scan too
   const T* __restrict__ sigma;
   const T* __restrict__ depth;
   HOST_DEVICE void prepare(int64_t, bool) const {}

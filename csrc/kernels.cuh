@@ -77,7 +77,7 @@ __global__ void composite_backward_kernel(int64_t M, int64_t S, int64_t C, const
   } else {  // the reverse scan recomputes its terms in descending order: each lane all of them
     composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
                               grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32,
-                              TermsFromInputs<T, false>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
+                              TermsFromInputs<T>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
   }
 }
 

@@ -2,8 +2,9 @@
 each of 32 lanes computes one interval's terms per chunk, every lane reads them), checked
 on the host: the same cores run with the chunk held in an array (``ArrayLanes``, exactly
 what a warp's shuffles return: lane j's terms of interval i0 + j) and must give bitwise the
-results of every lane computing every interval (``TermsFromInputs``), forward and parked
-backward, at sample counts around the chunk size. Needs a C++17 compiler, not a GPU."""
+results of every lane computing every interval (``TermsFromInputs``, whose backward also
+recomputes them in its reverse scan), forward and parked backward, at sample counts around
+the chunk size. Needs a C++17 compiler, not a GPU."""
 from __future__ import annotations
 
 import shutil
@@ -69,10 +70,10 @@ int main() {
     g_depth[0] = normal(gen);
     const int64_t K = S - 1;
     std::vector<float> a, b;
-    forward(S, C, rgb, depth, TermsFromInputs<float, false>{sigma.data(), depth.data()}, a);
+    forward(S, C, rgb, depth, TermsFromInputs<float>{sigma.data(), depth.data()}, a);
     forward(S, C, rgb, depth, TermsSharedByLanes<float, false, ArrayLanes<float>>{sigma.data(), depth.data(), K, {}}, b);
     mismatches += std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0;
-    backward(S, C, rgb, depth, g_rgb, g_depth, g_w, TermsFromInputs<float, true>{sigma.data(), depth.data()}, a);
+    backward(S, C, rgb, depth, g_rgb, g_depth, g_w, TermsFromInputs<float>{sigma.data(), depth.data()}, a);
     backward(S, C, rgb, depth, g_rgb, g_depth, g_w,
              TermsSharedByLanes<float, true, ArrayLanes<float>>{sigma.data(), depth.data(), K, {}}, b);
     mismatches += std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0;

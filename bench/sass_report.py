@@ -34,27 +34,41 @@ SHOWN = ("mma", "mufu", "global load", "shared", "reduction", "barrier", "alu")
 COMPOSITE_CALL = dict(rays=8 * 64 * 64 * 3, samples=96, channels=32)
 
 
+REGISTER_CHANNELS = 32  # csrc/kernels.cuh's kRegisterChannels: channels in registers up to this C
+
+
 def compositor_trips(kernel: str, loops: list[dict], samples: int, channels: int) -> list[float]:
     """Trip counts of the compositor's loops (listing order, ``sass_cost.loop_counts``), one
     warp per ray with 32 lanes splitting the channels; the forward-order sample loops walk
     chunks of 32 intervals (``kChunk``), the lanes computing a chunk's terms once at its
-    start. Raises when the listing's loops are not the ones this model describes (after a
-    change to ``csrc/composite.h``)."""
+    start. Each kernel holds one version of its loops per case, chosen per launch by C;
+    the versions this C does not launch count 0. Raises when the listing's loops are not the
+    ones this model describes (after a change to ``csrc/composite.h`` or ``kernels.cuh``)."""
     K, ch = samples - 1, -(-channels // 32)
     chunks = -(-K // 32)
     per_chunk = K / chunks  # average intervals per chunk (the last one is shorter)
+    in_registers = channels <= REGISTER_CHANNELS
     if kernel.startswith("composite_forward"):
-        # zero the output; per interval of a chunk: its row; the chunks; the last row
-        expected = [ch, ch, per_chunk, chunks, ch]
+        # Channels in memory (C > 32): zero the output; per interval of a chunk: its row; the
+        # chunks; the last row. Channels in registers: per interval of a chunk, the chunks.
+        memory, registers = [ch, ch, per_chunk, chunks, ch], [per_chunk, chunks]
+        expected = [0] * len(memory) + registers if in_registers else memory + [0] * len(registers)
+        if len(loops) == len(expected) and loops[len(memory)]["global store"] != 1:
+            raise ValueError(f"{kernel}: the register version's interval loop stores more than its weight")
     else:
-        # Two versions of the backward, chosen per launch by C: terms recomputed (C < 2),
-        # then parked. Each: the forward recompute (intervals of a chunk, the chunks), the
-        # last row's dot, per interval of the reverse scan: the row's dot and gradient
-        # write, the reverse scan, the first row.
-        per_version = [per_chunk, chunks, ch, ch, ch, K, ch]
-        expected = [0] * len(per_version) + per_version
-        if len(loops) == len(expected) and not (loops[5]["mufu"] > 0 and loops[12]["mufu"] == 0):
-            raise ValueError(f"{kernel}: the parked version's reverse scan is not the loop without MUFU")
+        # Parked terms with channels in memory (C > 32): the forward recompute (intervals of
+        # a chunk, the chunks), the last row's dot, per interval of the reverse scan: the
+        # row's dot and gradient write, the reverse scan, the first row. Parked terms with
+        # channels in registers (2 <= C <= 32): the forward recompute, the reverse scan.
+        # Terms recomputed (C < 2): the same three loops.
+        memory = [per_chunk, chunks, ch, ch, ch, K, ch]
+        registers = [per_chunk, chunks, K]
+        versions = [memory, registers, registers]
+        chosen = 2 if channels < 2 else 1 if in_registers else 0
+        expected = [t for v, trips in enumerate(versions) for t in (trips if v == chosen else [0] * len(trips))]
+        scans = (5, 9, 12)  # each version's reverse scan: parked ones issue no MUFU
+        if len(loops) == len(expected) and [loops[i]["mufu"] > 0 for i in scans] != [False, False, True]:
+            raise ValueError(f"{kernel}: the parked versions' reverse scans are not the loops without MUFU")
     if len(loops) != len(expected):
         raise ValueError(f"{kernel}: {len(loops)} loops (sizes {[r['total'] for r in loops]}), the model has "
                          f"{len(expected)}: update compositor_trips")

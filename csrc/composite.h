@@ -142,15 +142,35 @@ struct TermsFromTable {
   }
 };
 
+// A lane's channels are lane, lane + lanes, ... With kSlots > 0 (CUDA, C <= 32 over 32
+// lanes: one slot) the caller guarantees C <= kSlots * lanes and the lane keeps its running
+// sums (forward) and its dL/drgb (backward) in kSlots registers, so a sample costs no
+// channel loop and no load or store of an accumulator; with kSlots == 0 (the CPU, wide C)
+// the channel loops walk memory. Both give the same bits: the same operations in the same
+// order.
+
 // Forward for one ray. sigma, depth: [S]; rgb: [S, C]; out_rgb: [C]; out_depth: [1];
 // out_weights: [S-1]. Every lane computes the scalars; lanes split channels and weights.
-template <typename T, typename Terms>
+template <typename T, int kSlots = 0, typename Terms>
 HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* __restrict__ rgb, const T* __restrict__ depth,
                                        T* __restrict__ out_rgb, T* __restrict__ out_depth, T* __restrict__ out_weights,
                                        int lane, int lanes, const Terms& terms) {
   const T eps = T(kTransmittanceEps);
   const int64_t K = S - 1;
-  TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] = T(0);
+  T acc[kSlots > 0 ? kSlots : 1] = {};  // out_rgb of the lane's channels (kSlots > 0)
+  auto add_row = [&](int64_t row, T v) {  // out_rgb += v * rgb[row] over the lane's channels
+    if constexpr (kSlots > 0) {
+      for (int n = 0; n < kSlots; ++n) {
+        const int64_t c = lane + int64_t(n) * lanes;
+        if (c < C) acc[n] += v * rgb[row * C + c];
+      }
+    } else {
+      TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += v * rgb[row * C + c];
+    }
+  };
+  if constexpr (kSlots == 0) {
+    TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] = T(0);
+  }
   T trans = T(1), wsum = T(0), dsum = T(0), w_prev = T(0);
   TRI3D_NO_UNROLL for (int64_t i0 = 0; i0 < K; i0 += kChunk) {
     terms.prepare(i0, false);
@@ -159,15 +179,20 @@ HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* __restrict
       Interval<T> iv = terms.value(i);
       T w = iv.alpha * trans;
       if (lane == 0) out_weights[i] = w;
-      const T v = (w_prev + w) * T(0.5);  // row i's coefficient
-      TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += v * rgb[i * C + c];
+      add_row(i, (w_prev + w) * T(0.5));  // row i's coefficient
       w_prev = w;
       wsum += w;
       dsum += w * (depth[i] + depth[i + 1]) * T(0.5);
       trans *= T(1) - iv.alpha + eps;
     }
   }
-  TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += w_prev * T(0.5) * rgb[K * C + c];
+  add_row(K, w_prev * T(0.5));
+  if constexpr (kSlots > 0) {
+    for (int n = 0; n < kSlots; ++n) {
+      const int64_t c = lane + int64_t(n) * lanes;
+      if (c < C) out_rgb[c] = acc[n];
+    }
+  }
   if (lane == 0) {
     T d = wsum > T(0) ? dsum / wsum : T(INFINITY);
     out_depth[0] = min2(max2(d, depth[0]), depth[S - 1]);
@@ -176,7 +201,7 @@ HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* __restrict
 
 // Backward for one ray. grad_rgb_out: [C]; grad_depth_out: [1]; grad_weights_out: [S-1]
 // (may be null: no gradient). Writes grad_sigma: [S] and grad_rgb: [S, C].
-template <typename T, typename Terms, typename Sync, typename Reduce>
+template <typename T, int kSlots = 0, typename Terms, typename Sync, typename Reduce>
 HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restrict__ rgb, const T* __restrict__ depth,
                                         const T* __restrict__ grad_rgb_out, const T* __restrict__ grad_depth_out,
                                         const T* __restrict__ grad_weights_out, T* __restrict__ grad_sigma,
@@ -185,6 +210,35 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
   const T eps = T(kTransmittanceEps);
   const int64_t K = S - 1;
   constexpr bool parked = Terms::kParks;  // grad_rgb rows hold keep_k and softplus' (C >= 2)
+  T g_out[kSlots > 0 ? kSlots : 1] = {};  // dL/drgb of the lane's channels (kSlots > 0)
+  if constexpr (kSlots > 0) {
+    for (int n = 0; n < kSlots; ++n) {
+      const int64_t c = lane + int64_t(n) * lanes;
+      if (c < C) g_out[n] = grad_rgb_out[c];
+    }
+  }
+  auto row_dot = [&](int64_t row) -> T {  // dL/drgb . rgb[row], summed over the lanes
+    T partial = T(0);
+    if constexpr (kSlots > 0) {
+      for (int n = 0; n < kSlots; ++n) {
+        const int64_t c = lane + int64_t(n) * lanes;
+        if (c < C) partial += g_out[n] * rgb[row * C + c];
+      }
+    } else {
+      TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[row * C + c];
+    }
+    return reduce(partial);
+  };
+  auto write_row = [&](int64_t row, T v) {  // grad_rgb[row] = v dL/drgb
+    if constexpr (kSlots > 0) {
+      for (int n = 0; n < kSlots; ++n) {
+        const int64_t c = lane + int64_t(n) * lanes;
+        if (c < C) grad_rgb[row * C + c] = g_out[n] * v;
+      }
+    } else {
+      TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) grad_rgb[row * C + c] = grad_rgb_out[c] * v;
+    }
+  };
   // Pass 1: forward recompute of T_k and the depth totals; park the per-interval terms.
   T trans = T(1), wsum = T(0), dsum = T(0);
   TRI3D_NO_UNROLL for (int64_t i0 = 0; i0 < K; i0 += kChunk) {
@@ -214,9 +268,7 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
   }
   // Pass 2: reverse scan. p_j = dL/drgb . c_j (each row's dot once); row k + 1 of
   // grad_rgb is complete at step k, when w_k is known.
-  T partial = T(0);
-  TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[K * C + c];
-  T p_next = reduce(partial);
+  T p_next = row_dot(K);
   T R = T(0), gm_next = T(0), w_next = T(0);
   TRI3D_NO_UNROLL for (int64_t k = K - 1; k >= 0; --k) {
     Interval<T> iv;
@@ -230,9 +282,7 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
     }
     T t_k = grad_sigma[k];
     T w = iv.alpha * t_k;
-    partial = T(0);
-    TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[k * C + c];
-    T p_k = reduce(partial);
+    T p_k = row_dot(k);
     // G_k = dL/dw_k: direct + rgb + depth.
     T G = (grad_weights_out ? grad_weights_out[k] : T(0)) + (p_k + p_next) * T(0.5);
     G += gdepth * ((depth[k] + depth[k + 1]) * T(0.5) - depth_val);
@@ -241,15 +291,14 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
     T gm = g_alpha * iv.delta * iv.keep * iv.dsig;
     sync();  // every lane has read slot k + 1 (at step k + 1) and slot k before they are overwritten
     if (lane == 0) grad_sigma[k + 1] = (gm + gm_next) * T(0.5);
-    const T v = (w + w_next) * T(0.5);  // row k + 1's coefficient
-    TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) grad_rgb[(k + 1) * C + c] = grad_rgb_out[c] * v;
+    write_row(k + 1, (w + w_next) * T(0.5));  // row k + 1's coefficient
     gm_next = gm;
     w_next = w;
     p_next = p_k;
   }
   sync();
   if (lane == 0) grad_sigma[0] = gm_next * T(0.5);
-  TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) grad_rgb[c] = grad_rgb_out[c] * w_next * T(0.5);
+  write_row(0, w_next * T(0.5));
 }
 
 }  // namespace tri3d

@@ -16,6 +16,13 @@ namespace kernels {
 constexpr int kWarpsPerBlock = 4;       // compositing: rays (warps) per block
 constexpr int kImportanceThreads = 256;  // importance sampling: threads per block
 constexpr int kMergeThreads = 128;       // merging: threads (rays) per block
+// Compositing keeps a lane's channels in registers (composite.h's kSlots) when C is at most
+// this (one channel per lane: the decoder's 32 features, and the coarse pass's none).
+constexpr int kRegisterChannels = 32;
+// Resident compositing blocks per SM the forward is compiled for: 16 (full occupancy, 32
+// registers) in fp32, which it reaches without spilling; fp64 needs more registers.
+template <typename T>
+constexpr int kForwardBlocksPerSM = sizeof(T) == 4 ? 16 : 8;
 
 struct WarpSync {
   __device__ void operator()() const { __syncwarp(); }
@@ -51,14 +58,20 @@ struct WarpSum {
 };
 
 template <typename T>
-__global__ void composite_forward_kernel(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
-                                         T* out_rgb, T* out_depth, T* out_weights) {
+__global__ void __launch_bounds__(kWarpsPerBlock * 32, kForwardBlocksPerSM<T>)
+    composite_forward_kernel(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
+                             T* out_rgb, T* out_depth, T* out_weights) {
   int64_t r = (int64_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
   if (r >= M) return;
   const int lane = threadIdx.x % 32;
-  composite_forward_ray<T>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
-                           out_weights + r * (S - 1), lane, 32,
-                           TermsSharedByLanes<T, false, WarpLanes<T>>{sigma + r * S, depth + r * S, S - 1, {lane}});
+  const TermsSharedByLanes<T, false, WarpLanes<T>> terms{sigma + r * S, depth + r * S, S - 1, {lane}};
+  if (C <= kRegisterChannels) {  // one version of the loops per case, chosen per launch
+    composite_forward_ray<T, 1>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
+                                out_weights + r * (S - 1), lane, 32, terms);
+  } else {
+    composite_forward_ray<T, 0>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
+                                out_weights + r * (S - 1), lane, 32, terms);
+  }
 }
 
 template <typename T>
@@ -69,15 +82,22 @@ __global__ void composite_backward_kernel(int64_t M, int64_t S, int64_t C, const
   if (r >= M) return;  // whole warps exit together: r is uniform across a warp
   const T* grad_weights = grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr;
   const int lane = threadIdx.x % 32;
-  if (C >= 2) {  // grad_rgb rows have room to park the terms: one version of the loops per case
-    composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
-                              grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32,
-                              TermsSharedByLanes<T, true, WarpLanes<T>>{sigma + r * S, depth + r * S, S - 1, {lane}},
-                              WarpSync(), WarpSum());
-  } else {  // the reverse scan recomputes its terms in descending order: each lane all of them
-    composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
-                              grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32,
-                              TermsFromInputs<T>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
+  // One version of the loops per case, chosen per launch: grad_rgb rows have room to park
+  // the terms when C >= 2; otherwise the reverse scan recomputes its terms in descending
+  // order, each lane all of them.
+  const TermsSharedByLanes<T, true, WarpLanes<T>> parked{sigma + r * S, depth + r * S, S - 1, {lane}};
+  if (C < 2) {
+    composite_backward_ray<T, 1>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+                                 grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32,
+                                 TermsFromInputs<T>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
+  } else if (C <= kRegisterChannels) {
+    composite_backward_ray<T, 1>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+                                 grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32, parked, WarpSync(),
+                                 WarpSum());
+  } else {
+    composite_backward_ray<T, 0>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+                                 grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32, parked, WarpSync(),
+                                 WarpSum());
   }
 }
 

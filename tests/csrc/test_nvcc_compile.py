@@ -32,7 +32,9 @@ def test_compositor_cost_model_fits_the_kernels(tmp_path):
     """bench/sass_report.py's trip model matches the compiled compositor's loops (it raises
     when they change), the backward's reverse scan reads parked terms (it raises when that
     loop issues a MUFU), and the transcendentals run once per interval, shared by the warp's
-    lanes, not once per lane (2 and 5 MUFU per sample then)."""
+    lanes, not once per lane (2 and 5 MUFU per sample then), and the imagenet composite's
+    channels (32) stay in registers: issue-bound within 1.25x (forward) and 1.75x
+    (backward) of the DRAM floor (1.75x and 1.95x with a channel loop through memory)."""
     root = Path(__file__).parents[2]
     out = subprocess.run([sys.executable, str(root / "bench" / "sass_report.py"), "--kernels", "compositor",
                           "--json", str(tmp_path / "rows.json")], capture_output=True, text=True, timeout=600)
@@ -40,4 +42,5 @@ def test_compositor_cost_model_fits_the_kernels(tmp_path):
     fwd, bwd = json.loads((tmp_path / "rows.json").read_text())
     assert fwd["name"] == "composite_forward_kernel<float>" and bwd["name"] == "composite_backward_kernel<float>"
     assert 0 < fwd["mufu"] < 0.5 and 0 < bwd["mufu"] < 0.5, (fwd["mufu"], bwd["mufu"])
-    assert fwd["issue_ms"] > fwd["dram_ms"] > 0 and bwd["issue_ms"] > bwd["dram_ms"] > 0
+    assert 0 < fwd["issue_ms"] < 1.25 * fwd["dram_ms"], (fwd["issue_ms"], fwd["dram_ms"])
+    assert 0 < bwd["issue_ms"] < 1.75 * bwd["dram_ms"], (bwd["issue_ms"], bwd["dram_ms"])

@@ -41,7 +41,7 @@ def _kernel_parameters() -> dict[str, list[str]]:
     """Parameter names of every ``__global__`` kernel, read from the source."""
     text = (_nvrtc.SOURCE_DIR / "kernels.cuh").read_text()
     found = {}
-    for name, params in re.findall(r"__global__ void (\w+)\(([^)]*)\)", text):
+    for name, params in re.findall(r"__global__ void (?:__launch_bounds__\([^)]*\)\s*)?(\w+)\(([^)]*)\)", text):
         found[name] = [p.split()[-1].lstrip("*") for p in params.split(",")]
     return found
 

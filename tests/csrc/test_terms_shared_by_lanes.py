@@ -1,10 +1,16 @@
-"""The CUDA compositor's shared interval terms (``TermsSharedByLanes`` in csrc/composite.h:
-each of 32 lanes computes one interval's terms per chunk, every lane reads them), checked
-on the host: the same cores run with the chunk held in an array (``ArrayLanes``, exactly
-what a warp's shuffles return: lane j's terms of interval i0 + j) and must give bitwise the
-results of every lane computing every interval (``TermsFromInputs``, whose backward also
-recomputes them in its reverse scan), forward and parked backward, at sample counts around
-the chunk size. Needs a C++17 compiler, not a GPU."""
+"""The CUDA compositor's shared interval terms and register channels, checked on the host.
+
+``TermsSharedByLanes`` (csrc/composite.h): each of 32 lanes computes one interval's terms
+per chunk, every lane reads them. The same cores run with the chunk held in an array
+(``ArrayLanes``, exactly what a warp's shuffles return: lane j's terms of interval
+i0 + j) and must give bitwise the results of every lane computing every interval
+(``TermsFromInputs``, whose backward also recomputes them in its reverse scan), forward
+and parked backward, at sample counts around the chunk size.
+
+Register channels (``kSlots``): a lane's channels held in registers must give bitwise the
+results of the memory loops, forward with the channels split over 1, 2 and 4 emulated
+lanes (lanes run one after another: the forward shares nothing between them but the
+terms), backward on one lane with a slot left unused. Needs a C++17 compiler, not a GPU."""
 from __future__ import annotations
 
 import shutil
@@ -33,21 +39,23 @@ struct OneLane {
   float operator()(float x) const { return x; }
 };
 
-template <typename Terms>
+template <int kSlots = 0, typename Terms>
 void forward(int S, int C, const std::vector<float>& rgb, const std::vector<float>& depth, const Terms& terms,
-             std::vector<float>& out) {
+             std::vector<float>& out, int lanes = 1) {
   out.assign(C + 1 + (S - 1), 0.0f);
-  composite_forward_ray<float>(S, C, rgb.data(), depth.data(), out.data(), out.data() + C, out.data() + C + 1, 0, 1,
-                               terms);
+  for (int lane = 0; lane < lanes; ++lane) {
+    composite_forward_ray<float, kSlots>(S, C, rgb.data(), depth.data(), out.data(), out.data() + C,
+                                         out.data() + C + 1, lane, lanes, terms);
+  }
 }
 
-template <typename Terms>
+template <int kSlots = 0, typename Terms>
 void backward(int S, int C, const std::vector<float>& rgb, const std::vector<float>& depth,
               const std::vector<float>& g_rgb, const std::vector<float>& g_depth, const std::vector<float>& g_w,
               const Terms& terms, std::vector<float>& out) {
   out.assign(S + S * C, 0.0f);
-  composite_backward_ray<float>(S, C, rgb.data(), depth.data(), g_rgb.data(), g_depth.data(), g_w.data(), out.data(),
-                                out.data() + S, 0, 1, terms, NoSync(), OneLane());
+  composite_backward_ray<float, kSlots>(S, C, rgb.data(), depth.data(), g_rgb.data(), g_depth.data(), g_w.data(),
+                                        out.data(), out.data() + S, 0, 1, terms, NoSync(), OneLane());
 }
 
 int main() {
@@ -70,14 +78,27 @@ int main() {
     g_depth[0] = normal(gen);
     const int64_t K = S - 1;
     std::vector<float> a, b;
-    forward(S, C, rgb, depth, TermsFromInputs<float>{sigma.data(), depth.data()}, a);
-    forward(S, C, rgb, depth, TermsSharedByLanes<float, false, ArrayLanes<float>>{sigma.data(), depth.data(), K, {}}, b);
-    mismatches += std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0;
-    backward(S, C, rgb, depth, g_rgb, g_depth, g_w, TermsFromInputs<float>{sigma.data(), depth.data()}, a);
-    backward(S, C, rgb, depth, g_rgb, g_depth, g_w,
-             TermsSharedByLanes<float, true, ArrayLanes<float>>{sigma.data(), depth.data(), K, {}}, b);
-    mismatches += std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0;
-    cases += 2;
+    auto differs = [&]() {
+      ++cases;
+      mismatches += std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0;
+    };
+    const TermsFromInputs<float> every_lane{sigma.data(), depth.data()};
+    const TermsSharedByLanes<float, false, ArrayLanes<float>> shared{sigma.data(), depth.data(), K, {}};
+    const TermsSharedByLanes<float, true, ArrayLanes<float>> parked{sigma.data(), depth.data(), K, {}};
+    forward(S, C, rgb, depth, every_lane, a);
+    forward(S, C, rgb, depth, shared, b);
+    differs();
+    forward<1>(S, C, rgb, depth, shared, b, 4);  // one channel per lane, the fourth lane idle
+    differs();
+    forward<2>(S, C, rgb, depth, shared, b, 2);  // two slots per lane, the second lane's second unused
+    differs();
+    backward(S, C, rgb, depth, g_rgb, g_depth, g_w, every_lane, a);
+    backward(S, C, rgb, depth, g_rgb, g_depth, g_w, parked, b);
+    differs();
+    backward<4>(S, C, rgb, depth, g_rgb, g_depth, g_w, parked, b);
+    differs();
+    backward<4>(S, C, rgb, depth, g_rgb, g_depth, g_w, every_lane, b);
+    differs();
   }
   std::printf("%d %d\n", cases, mismatches);
   return 0;
@@ -95,4 +116,4 @@ def test_shared_terms_equal_every_lane_computing_them(tmp_path):
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
     cases, mismatches = map(int, subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout.split())
-    assert cases == 18 and mismatches == 0, f"{mismatches} of {cases} results differ"
+    assert cases == 54 and mismatches == 0, f"{mismatches} of {cases} results differ"

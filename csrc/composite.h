@@ -74,6 +74,7 @@ HOST_DEVICE Interval<T> interval_with_grad(const T* __restrict__ sigma, const T*
 template <typename T>
 struct TermsFromInputs {
   static constexpr bool kParks = false;  // every lane recomputes the terms, the reverse scan too
+  static constexpr bool kDots = false;   // the backward computes its row dots itself
   const T* __restrict__ sigma;
   const T* __restrict__ depth;
   HOST_DEVICE void prepare(int64_t, bool) const {}
@@ -103,6 +104,7 @@ struct ArrayLanes {
 template <typename T, bool kPark, typename Lanes>
 struct TermsSharedByLanes {
   static constexpr bool kParks = kPark;
+  static constexpr bool kDots = false;
   const T* __restrict__ sigma;
   const T* __restrict__ depth;
   int64_t K;  // intervals of the ray
@@ -120,13 +122,20 @@ struct TermsSharedByLanes {
   HOST_DEVICE Interval<T> with_grad(int64_t i) const { return value(i); }
 };
 
+// The CPU's per-ray tables. The backward's table also holds each row's dot with dL/drgb,
+// p_j = sum_c dL/drgb_c rgb_{j,c} (summed in channel order as the cores do, so the bits are
+// the same), filled for several rows at once: the cores' one-row-at-a-time sum is a chain
+// of dependent adds.
 template <typename T>
 struct TermsFromTable {
   static constexpr bool kParks = false;
+  static constexpr bool kDots = true;
   const T* __restrict__ depth;
   const T* __restrict__ keep;  // [S-1] exp(-sigma_i delta_i)
   const T* __restrict__ dsig;  // [S-1] softplus'(m_i - 1) (backward only)
+  const T* __restrict__ dots;  // [S] p_j (backward only)
   HOST_DEVICE void prepare(int64_t, bool) const {}
+  HOST_DEVICE T dot(int64_t row) const { return dots[row]; }
   HOST_DEVICE Interval<T> value(int64_t i) const {
     Interval<T> iv;
     iv.delta = depth[i + 1] - depth[i];
@@ -219,7 +228,9 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
   }
   auto row_dot = [&](int64_t row) -> T {  // dL/drgb . rgb[row], summed over the lanes
     T partial = T(0);
-    if constexpr (kSlots > 0) {
+    if constexpr (Terms::kDots) {
+      return terms.dot(row);
+    } else if constexpr (kSlots > 0) {
       for (int n = 0; n < kSlots; ++n) {
         const int64_t c = lane + int64_t(n) * lanes;
         if (c < C) partial += g_out[n] * rgb[row * C + c];

@@ -2,12 +2,26 @@
 // terms (and, backward, its row dots) come from a table filled first in a vectorizable
 // loop (vector_math_cpu.h for float; the C library for double), in a scratch buffer per
 // thread.
+//
+// The per-ray work is compiled twice with GCC on x86-64 Linux, for AVX2 and for the
+// baseline ISA, and the loader picks one per machine (target_clones, an ifunc): the vector
+// loops run 8 floats wide instead of 4. AVX2 does not enable FMA, so no multiply-add is
+// contracted and both versions give the same bits (-DTRI3D_NO_CPU_CLONES builds the
+// baseline only; tests/csrc/test_cpu_clones.py compares the two builds).
 #include <vector>
 
 #include "composite.h"
 #include "importance.h"
 #include "ops.h"
 #include "vector_math_cpu.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(TRI3D_NO_CPU_CLONES)
+#define TRI3D_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#define TRI3D_INLINE_INTO_CLONES __attribute__((always_inline)) inline
+#else
+#define TRI3D_CPU_CLONES
+#define TRI3D_INLINE_INTO_CLONES inline
+#endif
 
 namespace tri3d {
 
@@ -22,7 +36,7 @@ struct Identity {
 
 // keep[i] = exp(-softplus(m_i - 1) delta_i) and, when dsig is given, softplus'(m_i - 1),
 // for the K = S - 1 intervals of one ray.
-void fill_terms(int64_t K, const float* __restrict__ sigma, const float* __restrict__ depth, float* __restrict__ keep,
+TRI3D_INLINE_INTO_CLONES void fill_terms(int64_t K, const float* __restrict__ sigma, const float* __restrict__ depth, float* __restrict__ keep,
                 float* __restrict__ dsig) {
   const float shift = static_cast<float>(kSigmaShift);
   if (dsig == nullptr) {
@@ -43,7 +57,7 @@ void fill_terms(int64_t K, const float* __restrict__ sigma, const float* __restr
   }
 }
 
-void fill_terms(int64_t K, const double* sigma, const double* depth, double* keep, double* dsig) {
+TRI3D_INLINE_INTO_CLONES void fill_terms(int64_t K, const double* sigma, const double* depth, double* keep, double* dsig) {
   for (int64_t i = 0; i < K; ++i) {
     Interval<double> iv = dsig ? interval_with_grad(sigma, depth, i) : interval(sigma, depth, i);
     keep[i] = iv.keep;
@@ -55,7 +69,7 @@ void fill_terms(int64_t K, const double* sigma, const double* depth, double* kee
 // from 0 (the bits of the cores' own loop), four rows at a time: four independent chains of
 // adds instead of one (GCC keeps the order and vectorizes across the four rows).
 template <typename T>
-void fill_row_dots(int64_t S, int64_t C, const T* __restrict__ rgb, const T* __restrict__ g, T* __restrict__ dots) {
+TRI3D_INLINE_INTO_CLONES void fill_row_dots(int64_t S, int64_t C, const T* __restrict__ rgb, const T* __restrict__ g, T* __restrict__ dots) {
   int64_t j = 0;
   for (; j + 4 <= S; j += 4) {
     const T* r = rgb + j * C;
@@ -78,6 +92,40 @@ void fill_row_dots(int64_t S, int64_t C, const T* __restrict__ rgb, const T* __r
   }
 }
 
+// One ray of each pass; keep, dsig: [S-1] and dots: [S] are the thread's scratch tables.
+template <typename T>
+TRI3D_INLINE_INTO_CLONES void forward_ray(int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
+                                          T* out_rgb, T* out_depth, T* out_weights, T* keep) {
+  fill_terms(S - 1, sigma, depth, keep, nullptr);
+  composite_forward_ray<T>(S, C, rgb, depth, out_rgb, out_depth, out_weights, 0, 1,
+                           TermsFromTable<T>{depth, keep, nullptr, nullptr});
+}
+
+template <typename T>
+TRI3D_INLINE_INTO_CLONES void backward_ray(int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,
+                                           const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out,
+                                           T* grad_sigma, T* grad_rgb, T* keep, T* dsig, T* dots) {
+  fill_terms(S - 1, sigma, depth, keep, dsig);
+  fill_row_dots(S, C, rgb, grad_rgb_out, dots);
+  composite_backward_ray<T>(S, C, rgb, depth, grad_rgb_out, grad_depth_out, grad_weights_out, grad_sigma, grad_rgb, 0,
+                            1, TermsFromTable<T>{depth, keep, dsig, dots}, NoSync(), Identity());
+}
+
+// The cloned entry points (one per dtype: GCC clones functions, not templates).
+#define TRI3D_RAY_CLONES(T)                                                                                        \
+  TRI3D_CPU_CLONES void forward_ray_cpu(int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,        \
+                                        T* out_rgb, T* out_depth, T* out_weights, T* keep) {                       \
+    forward_ray<T>(S, C, sigma, rgb, depth, out_rgb, out_depth, out_weights, keep);                               \
+  }                                                                                                                \
+  TRI3D_CPU_CLONES void backward_ray_cpu(int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth,       \
+                                         const T* grad_rgb_out, const T* grad_depth_out, const T* grad_weights_out, \
+                                         T* grad_sigma, T* grad_rgb, T* keep, T* dsig, T* dots) {                  \
+    backward_ray<T>(S, C, sigma, rgb, depth, grad_rgb_out, grad_depth_out, grad_weights_out, grad_sigma, grad_rgb,  \
+                    keep, dsig, dots);                                                                             \
+  }
+TRI3D_RAY_CLONES(float)
+TRI3D_RAY_CLONES(double)
+#undef TRI3D_RAY_CLONES
 }  // namespace
 
 template <typename T>
@@ -88,10 +136,8 @@ void composite_forward_cpu(int64_t M, int64_t S, int64_t C, const T* sigma, cons
     std::vector<T> keep(S - 1);
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < M; ++r) {
-      fill_terms(S - 1, sigma + r * S, depth + r * S, keep.data(), nullptr);
-      composite_forward_ray<T>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
-                               out_weights + r * (S - 1), 0, 1,
-                               TermsFromTable<T>{depth + r * S, keep.data(), nullptr, nullptr});
+      forward_ray_cpu(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
+                      out_weights + r * (S - 1), keep.data());
     }
   }
 }
@@ -105,13 +151,9 @@ void composite_backward_cpu(int64_t M, int64_t S, int64_t C, const T* sigma, con
     std::vector<T> keep(S - 1), dsig(S - 1), dots(S);
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < M; ++r) {
-      fill_terms(S - 1, sigma + r * S, depth + r * S, keep.data(), dsig.data());
-      fill_row_dots(S, C, rgb + r * S * C, grad_rgb_out + r * C, dots.data());
-      composite_backward_ray<T>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
-                                grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr, grad_sigma + r * S,
-                                grad_rgb + r * S * C, 0, 1,
-                                TermsFromTable<T>{depth + r * S, keep.data(), dsig.data(), dots.data()}, NoSync(),
-                                Identity());
+      backward_ray_cpu(S, C, sigma + r * S, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+                       grad_weights_out ? grad_weights_out + r * (S - 1) : nullptr, grad_sigma + r * S,
+                       grad_rgb + r * S * C, keep.data(), dsig.data(), dots.data());
     }
   }
 }

@@ -1,0 +1,117 @@
+"""The CPU compositor's AVX2 clone gives the bits of its baseline build.
+
+csrc/composite_cpu.cpp compiles its per-ray work twice (GCC ``target_clones``: AVX2 and
+the baseline x86-64 ISA) and the loader picks one. A small program runs the forward and
+the backward (with and without a weights gradient, fp32 and fp64, sample counts and
+channel counts around the vector widths) built normally, which on an AVX2 machine runs the
+AVX2 clone, and built with ``-DTRI3D_NO_CPU_CLONES`` (baseline only); every output must
+match bit for bit, so results (and training runs) do not depend on the machine's vector
+width. Needs g++ with OpenMP on an x86-64 Linux machine with AVX2, not a GPU."""
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+CXX = shutil.which("g++")
+CSRC = Path(__file__).parents[2] / "csrc"
+
+
+def _has_avx2() -> bool:
+    try:
+        return " avx2" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+PROGRAM = r"""
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "ops.h"
+
+using namespace tri3d;
+
+template <typename T>
+uint64_t fnv(const std::vector<T>& v) {
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(v.data());
+  for (size_t i = 0; i < v.size() * sizeof(T); ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+template <typename T>
+void run(int M, int S, int C, std::mt19937& gen) {
+  std::normal_distribution<T> normal(T(0), T(3));
+  std::uniform_real_distribution<T> unit(T(0), T(1));
+  std::vector<T> sigma(M * S), rgb(M * S * C), depth(M * S), g_rgb(M * C), g_depth(M), g_w(M * (S - 1));
+  for (int r = 0; r < M; ++r) {
+    T d = T(2);
+    for (int i = 0; i < S; ++i) {
+      sigma[r * S + i] = normal(gen);
+      depth[r * S + i] = d;
+      d += T(0.05) * unit(gen);
+    }
+  }
+  for (T& x : rgb) x = unit(gen);
+  for (T& x : g_rgb) x = normal(gen);
+  for (T& x : g_depth) x = normal(gen);
+  for (T& x : g_w) x = normal(gen);
+  std::vector<T> out_rgb(M * C), out_depth(M), out_w(M * (S - 1)), g_sigma(M * S), g_c(M * S * C);
+  composite_forward_cpu<T>(M, S, C, sigma.data(), rgb.data(), depth.data(), out_rgb.data(), out_depth.data(),
+                           out_w.data());
+  std::printf("%d %d %d %zu fwd %llx %llx %llx\n", M, S, C, sizeof(T), (unsigned long long)fnv(out_rgb),
+              (unsigned long long)fnv(out_depth), (unsigned long long)fnv(out_w));
+  for (const T* gw : {static_cast<const T*>(g_w.data()), static_cast<const T*>(nullptr)}) {
+    composite_backward_cpu<T>(M, S, C, sigma.data(), rgb.data(), depth.data(), g_rgb.data(), g_depth.data(), gw,
+                              g_sigma.data(), g_c.data());
+    std::printf("%d %d %d %zu bwd %llx %llx\n", M, S, C, sizeof(T), (unsigned long long)fnv(g_sigma),
+                (unsigned long long)fnv(g_c));
+  }
+}
+
+int main() {
+  std::mt19937 gen(0);
+  for (int S : {2, 7, 33, 96}) {
+    for (int C : {0, 1, 3, 32, 37}) {
+      run<float>(13, S, C, gen);
+      run<double>(5, S, C, gen);
+    }
+  }
+  return 0;
+}
+"""
+
+
+@pytest.mark.skipif(CXX is None or platform.machine() != "x86_64" or platform.system() != "Linux",
+                    reason="needs g++ on x86-64 Linux")
+@pytest.mark.skipif(not _has_avx2(), reason="this CPU has no AVX2: both builds run the baseline code")
+def test_avx2_clone_gives_the_baseline_bits(tmp_path):
+    driver = tmp_path / "clones.cpp"
+    driver.write_text(PROGRAM)
+
+    def build(name: str, *defines: str) -> Path:
+        binary = tmp_path / name
+        # CMake's flags for this file (Release, GNU dialect: contraction allowed, -fno-trapping-math, OpenMP)
+        cmd = [CXX, "-std=gnu++17", "-O3", "-DNDEBUG", "-fno-trapping-math", "-fopenmp", *defines, f"-I{CSRC}",
+               str(driver), str(CSRC / "composite_cpu.cpp"), "-o", str(binary)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return binary
+
+    with ThreadPoolExecutor(2) as pool:
+        cloned, baseline = pool.map(lambda args: build(*args), [("cloned",), ("baseline", "-DTRI3D_NO_CPU_CLONES")])
+    assert b"ymm" in subprocess.run(["objdump", "-d", str(cloned)], capture_output=True, check=True).stdout, \
+        "the normal build has no AVX2 code"
+    runs = [subprocess.run([str(b)], capture_output=True, text=True, check=True).stdout.splitlines()
+            for b in (cloned, baseline)]
+    assert len(runs[0]) == 4 * 5 * 2 * 3
+    differing = [(a, b) for a, b in zip(*runs) if a != b]
+    assert not differing, f"{len(differing)} of {len(runs[0])} outputs differ, e.g. {differing[:3]}"

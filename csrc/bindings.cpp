@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "importance.h"
 #include "ops.h"
 
 namespace py = pybind11;
@@ -101,6 +102,10 @@ void importance(const std::string& device, const std::string& dtype, int64_t M, 
 void merge_sorted(const std::string& device, const std::string& dtype, int64_t M, int64_t S, int64_t n, std::uintptr_t coarse,
                   std::uintptr_t fine, std::uintptr_t out_depth, std::uintptr_t order, std::uintptr_t stream) {
   if (M < 0 || S < 1 || n < 0) throw std::invalid_argument("tri3d._C: merge_sorted needs M >= 0, S >= 1, n >= 0");
+  if (n > tri3d::kMergeMaxFine) {  // the cores sort them in a fixed-size local array
+    throw std::invalid_argument("tri3d._C: merge_sorted takes at most " + std::to_string(tri3d::kMergeMaxFine) +
+                                " fine samples per ray, got n=" + std::to_string(n));
+  }
   by_dtype(dtype, [&](auto zero) {
     using T = decltype(zero);
     auto* idx = reinterpret_cast<int64_t*>(order);

@@ -66,30 +66,42 @@ HOST_DEVICE T importance_sample_one(const T* depth, const T* w, int64_t S, T tot
 
 namespace tri3d {
 
-// Merge one ray's sorted coarse depths [S] with its unsorted fine depths [n] into sorted
-// depths [S + n] and the order [S + n] (indices into concat(coarse, fine)). The fine
-// indices are first insertion-sorted in place in the tail of `order`; the two-pointer
-// merge then writes position i + j while the unread fine entries sit at >= S + j.
+// Fine samples per ray the native merge takes; merge_samples uses the reference above this.
+constexpr int kMergeMaxFine = 128;
+
+// Merge one ray's sorted coarse depths [S] with its unsorted fine depths [n <= kMergeMaxFine]
+// into sorted depths [S + n] and the order [S + n] (indices into concat(coarse, fine)). The
+// fine depths and their indices are insertion-sorted (stably) in arrays local to the ray (a
+// thread's registers / local memory on CUDA, interleaved across a warp's threads; the stack
+// on the CPU), so a step reads no index before its value; the two-pointer merge then takes
+// coarse first on ties.
 template <typename T>
-HOST_DEVICE void merge_sorted_ray(int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order) {
-  int64_t* tail = order + S;
-  for (int64_t j = 0; j < n; ++j) {
-    int64_t idx = S + j;
-    T v = fine[j];
-    int64_t k = j;
-    while (k > 0 && fine[tail[k - 1] - S] > v) {
-      tail[k] = tail[k - 1];
+HOST_DEVICE void merge_sorted_ray(int64_t S, int64_t n, const T* __restrict__ coarse, const T* __restrict__ fine,
+                                  T* __restrict__ out_depth, int64_t* __restrict__ order) {
+  T vals[kMergeMaxFine];   // the fine depths, sorted so far
+  int idx[kMergeMaxFine];  // their indices into fine
+  for (int j = 0; j < n; ++j) {
+    const T v = fine[j];
+    int k = j;
+    while (k > 0 && vals[k - 1] > v) {
+      vals[k] = vals[k - 1];
+      idx[k] = idx[k - 1];
       --k;
     }
-    tail[k] = idx;
+    vals[k] = v;
+    idx[k] = j;
   }
-  int64_t i = 0, j = 0;
+  int64_t i = 0;
+  int j = 0;
   while (i < S || j < n) {
-    bool take_coarse = j >= n || (i < S && coarse[i] <= fine[tail[j] - S]);
-    int64_t src = take_coarse ? int64_t(i) : tail[j];
-    out_depth[i + j] = take_coarse ? coarse[i] : fine[tail[j] - S];
-    order[i + j] = src;
-    if (take_coarse) ++i; else ++j;
+    const bool take_coarse = j >= n || (i < S && coarse[i] <= vals[j]);
+    out_depth[i + j] = take_coarse ? coarse[i] : vals[j];
+    order[i + j] = take_coarse ? i : S + idx[j];
+    if (take_coarse) {
+      ++i;
+    } else {
+      ++j;
+    }
   }
 }
 

@@ -28,7 +28,8 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent / "csrc"  # a source checkou
 ENTRY_SOURCE = '#include "kernels.cuh"\n'
 KERNEL_NAMES = ("composite_forward_kernel", "composite_backward_kernel", "importance_kernel", "merge_sorted_kernel")
 C_TYPES = {"float32": "float", "float64": "double"}  # the extension's dtype names -> template arguments
-LAUNCH_CONSTANTS = ("kWarpsPerBlock", "kImportanceThreads", "kMergeThreads")
+LAUNCH_CONSTANTS = ("kWarpsPerBlock", "kImportanceThreads", "kMergeThreads", "kMergeMaxFine")
+CONSTANT_HEADERS = ("kernels.cuh", "importance.h")  # where LAUNCH_CONSTANTS are defined
 
 
 def nvrtc_options() -> tuple[str, ...]:
@@ -47,13 +48,14 @@ def name_expressions() -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def launch_constants() -> dict[str, int]:
-    """The launch shapes defined once in ``kernels.cuh`` (``constexpr int NAME = N;``)."""
-    text = (SOURCE_DIR / "kernels.cuh").read_text()
+    """The launch shapes and limits defined once in the kernel headers
+    (``constexpr int NAME = N;`` in ``kernels.cuh`` or ``importance.h``)."""
+    text = "\n".join((SOURCE_DIR / header).read_text() for header in CONSTANT_HEADERS)
     found = {}
     for name in LAUNCH_CONSTANTS:
         match = re.search(rf"constexpr int {name} = (\d+);", text)
         if match is None:
-            raise RuntimeError(f"{SOURCE_DIR / 'kernels.cuh'}: no 'constexpr int {name} = N;'")
+            raise RuntimeError(f"{SOURCE_DIR}: no 'constexpr int {name} = N;' in {' or '.join(CONSTANT_HEADERS)}")
         found[name] = int(match.group(1))
     return found
 
@@ -150,6 +152,9 @@ class NvrtcKernels:
 
     def merge_sorted(self, device: str, dtype: str, M: int, S: int, n: int, coarse: int, fine: int, out_depth: int,
                      order: int, stream: int) -> None:
+        if n > launch_constants()["kMergeMaxFine"]:  # the kernel sorts them in a fixed-size local array
+            raise ValueError(f"merge_sorted: at most {launch_constants()['kMergeMaxFine']} fine samples per ray, "
+                             f"got n={n}")
         threads = launch_constants()["kMergeThreads"]
         self._launch(device, "merge_sorted_kernel", dtype, -(-M // threads), threads, [
             ("M", "i64", M), ("S", "i64", S), ("n", "i64", n), ("coarse", "ptr", coarse), ("fine", "ptr", fine),

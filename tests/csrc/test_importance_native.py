@@ -1,6 +1,8 @@
 """Native importance sampler vs the reference, and against the PDF it samples."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -97,3 +99,60 @@ def test_native_merge_matches_sort(native_ext, Sa, Sb):
     assert torch.equal(grad, torch.ones_like(sa))  # every coarse sample appears exactly once
     with pytest.raises(ValueError, match="depths_a must be sorted"):
         merge_samples(da.flip(2), sa, ca, db, sb, cb, impl="cpp")
+
+
+def _tie_order(coarse: list[float], fine: list[float]) -> list[int]:
+    """The native merge's documented order, written independently: by depth, coarse before
+    fine at equal depth, then by index."""
+    keys = [(v, 0, i) for i, v in enumerate(coarse)] + [(v, 1, j) for j, v in enumerate(fine)]
+    return [i if kind == 0 else len(coarse) + i for _, kind, i in sorted(keys)]
+
+
+@pytest.mark.parametrize("Sb", [1, 37, 128])
+def test_native_merge_order_with_ties(native_ext, Sb):
+    """Coarse and fine depths drawn from 6 values (ties within and across the sets): the
+    native order is exactly the documented one, up to the native limit of fine samples."""
+    from tri3d.ops.merge import merge_order_native
+
+    g = torch.Generator().manual_seed(Sb)
+    da = torch.sort(torch.randint(0, 6, (3, 5, 20, 1), generator=g).double(), dim=2).values
+    db = torch.randint(0, 6, (3, 5, Sb, 1), generator=g).double()
+    order = merge_order_native(da, db)
+    for b in range(3):
+        for r in range(5):
+            expected = _tie_order(da[b, r, :, 0].tolist(), db[b, r, :, 0].tolist())
+            assert order[b, r, :, 0].tolist() == expected
+
+
+def test_native_merge_limit_of_fine_samples(native_ext):
+    """Above MERGE_MAX_FINE fine samples per ray, auto merges with the reference, an explicit
+    native request says why it cannot, and the raw binding refuses (its local array would
+    overflow); the limit is the one compiled into the cores."""
+    from tri3d import _backend
+    from tri3d.ops import merge_samples
+    from tri3d.ops.merge import MERGE_MAX_FINE
+
+    header = (Path(__file__).parents[2] / "csrc" / "importance.h").read_text()
+    assert f"constexpr int kMergeMaxFine = {MERGE_MAX_FINE};" in header
+    g = torch.Generator().manual_seed(0)
+    da = torch.sort(torch.rand(1, 2, 6, 1, generator=g), dim=2).values
+    db = torch.rand(1, 2, MERGE_MAX_FINE, 1, generator=g)  # at the limit: native
+    sa, sb = torch.randn(1, 2, 6, 1, generator=g), torch.randn(1, 2, MERGE_MAX_FINE, 1, generator=g)
+    for a, b in zip(merge_samples(da, sa, sa, db, sb, sb, impl="cpp"), merge_samples(da, sa, sa, db, sb, sb, impl="ref")):
+        assert torch.equal(a, b)
+    n = MERGE_MAX_FINE + 1
+    da = torch.sort(torch.rand(1, 2, 6, 1, generator=g), dim=2).values
+    db = torch.rand(1, 2, n, 1, generator=g)
+    sa, sb = torch.randn(1, 2, 6, 1, generator=g), torch.randn(1, 2, n, 1, generator=g)
+    ca, cb = torch.rand(1, 2, 6, 2, generator=g), torch.rand(1, 2, n, 2, generator=g)
+    auto = merge_samples(da, sa, ca, db, sb, cb)
+    ref = merge_samples(da, sa, ca, db, sb, cb, impl="ref")
+    for a, b in zip(auto, ref):
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match=f"at most {MERGE_MAX_FINE} fine samples per ray, got {n}"):
+        merge_samples(da, sa, ca, db, sb, cb, impl="cpp")
+    out = torch.empty(2, 6 + n)
+    order = torch.empty(2, 6 + n, dtype=torch.int64)
+    with pytest.raises(ValueError, match=f"at most {MERGE_MAX_FINE} fine samples per ray, got n={n}"):
+        _backend.native().merge_sorted("cpu", "float32", 2, 6, n, da.data_ptr(), db.data_ptr(), out.data_ptr(),
+                                       order.data_ptr(), 0)

@@ -61,6 +61,8 @@ def test_launch_passes_the_kernel_parameters_in_order(entry):
     method = getattr(kernels, entry)
     params = [p for p in inspect.signature(method).parameters if p not in ("device", "dtype", "stream")]
     values = {p: 1000 + 7 * i for i, p in enumerate(params)}  # distinct values: a swap shows
+    if entry == "merge_sorted":
+        values["n"] = 77  # within kMergeMaxFine, still distinct
     method("cuda", "float64", **values, stream=55)
     (kernel, dtype, grid, block, named, stream), = launches
     assert (kernel, dtype, stream) == (CALLS[entry], "float64", 55)
@@ -90,6 +92,16 @@ def test_only_cuda_and_the_two_float_types():
         kernels.merge_sorted("cpu", "float32", 1, 2, 1, 0, 0, 0, 0, 0)
     with pytest.raises(ValueError, match="dtype must be float32 or float64, got float16"):
         kernels.merge_sorted("cuda", "float16", 1, 2, 1, 0, 0, 0, 0, 0)
+
+
+def test_merge_launch_refuses_more_fine_samples_than_its_local_array():
+    launches = []
+    kernels = _nvrtc.NvrtcKernels(launch=lambda *call: launches.append(call))
+    limit = _nvrtc.launch_constants()["kMergeMaxFine"]
+    kernels.merge_sorted("cuda", "float32", 3, 8, limit, *range(4), 0)
+    with pytest.raises(ValueError, match=f"at most {limit} fine samples per ray, got n={limit + 1}"):
+        kernels.merge_sorted("cuda", "float32", 3, 8, limit + 1, *range(4), 0)
+    assert len(launches) == 1
 
 
 def test_cuda_path_uses_nvrtc_when_the_prebuilt_kernels_cannot_run(monkeypatch):

@@ -17,6 +17,10 @@ from tri3d._backend import (
 from tri3d.ops._checks import check_finite, check_same_device, check_sorted
 from tri3d.ops._dispatch import always, resolve_impl
 
+# Fine samples per ray the native merge sorts (csrc/importance.h's kMergeMaxFine: a local
+# array per ray); above it "auto" uses the reference.
+MERGE_MAX_FINE = 128
+
 
 def merge_samples_ref(
     depths_a: Tensor,  # [B, R, Sa, 1]
@@ -74,13 +78,21 @@ def merge_samples(
     """Merge coarse and fine samples of each ray into depth order (values follow their depths).
 
     ``impl``: "auto", "ref" (``torch.sort``), "cpp" or "cuda" (a native merge that needs
-    ``depths_a`` sorted, as stratified samples are). Gradients flow to sigma and rgb.
+    ``depths_a`` sorted, as stratified samples are, and at most ``MERGE_MAX_FINE`` fine
+    samples per ray). Gradients flow to sigma and rgb. Ties keep coarse samples first,
+    then fine ones in their given order.
     """
     check_same_device(("depths_a", "sigma_a", "rgb_a", "depths_b", "sigma_b", "rgb_b"),
                       (depths_a, sigma_a, rgb_a, depths_b, sigma_b, rgb_b))
     device = depths_a.device if isinstance(depths_a, Tensor) else torch.device("cpu")
-    chosen = resolve_impl("merge_samples", impl, device,
-                          {"cuda": cuda_unavailable, "cpp": cpp_unavailable, "ref": always})
+    fine = depths_b.shape[2] if isinstance(depths_b, Tensor) and depths_b.dim() == 4 else 0
+    too_many = (f"the native merge sorts at most {MERGE_MAX_FINE} fine samples per ray, got {fine}"
+                if fine > MERGE_MAX_FINE else None)
+    chosen = resolve_impl("merge_samples", impl, device, {
+        "cuda": lambda d: cuda_unavailable(d) or too_many,
+        "cpp": lambda d: cpp_unavailable(d) or too_many,
+        "ref": always,
+    })
     if chosen == "ref":
         return merge_samples_ref(depths_a, sigma_a, rgb_a, depths_b, sigma_b, rgb_b)
     check_finite("depths_a", depths_a)  # NaN would pass the sorted check and the native merge

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 CALLS_PER_RENDER = 2  # coarse + fine decode
-SHOWN = ("mma", "mufu", "global load", "shared", "reduction", "barrier", "alu")
+SHOWN = ("mma", "mufu", "global load", "local", "shared", "reduction", "barrier", "alu")
 # The imagenet render's final composite: batch 8, 64x64 rays x 3 views, 48 + 48 samples.
 COMPOSITE_CALL = dict(rays=8 * 64 * 64 * 3, samples=96, channels=32)
 

@@ -26,13 +26,14 @@ H100 = dict(sms=132, schedulers=4, clock_hz=1.98e9, dram_bytes_per_s=3.0e12,
             regs_per_sm=65536, max_warps_per_sm=64, max_ctas_per_sm=32, shared_per_sm=233472,
             shared_reserved_per_cta=1024)
 
-CLASSES = ("mma", "mufu", "global load", "global store", "shared", "reduction", "membar", "barrier", "control",
-           "alu")
+CLASSES = ("mma", "mufu", "global load", "global store", "local", "shared", "reduction", "membar", "barrier",
+           "control", "alu")
 _CLASS_OF = {
     "HMMA": "mma", "HGMMA": "mma", "IMMA": "mma", "DMMA": "mma",
     "MUFU": "mufu",
     "LDG": "global load", "LD": "global load", "LDC": "global load", "LDGSTS": "global load",
     "STG": "global store", "ST": "global store",
+    "LDL": "local", "STL": "local",  # a thread's stack (spills, local arrays): L1, interleaved across a warp
     "LDS": "shared", "STS": "shared", "LDSM": "shared", "STSM": "shared", "ATOMS": "shared",
     "RED": "reduction", "REDG": "reduction", "ATOM": "reduction", "ATOMG": "reduction",
     "MEMBAR": "membar",

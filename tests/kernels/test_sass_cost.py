@@ -41,6 +41,17 @@ def test_per_point_weights_loop_body_and_calls():
     assert straight["total"] == pytest.approx(11 * 4 / 16)
 
 
+def test_local_memory_is_its_own_class():
+    from tri3d.kernels.sass_cost import parse_sass
+
+    listing = """
+        /*0000*/                   LDL R1, [R1+0x4] ;                        /* 0x0000000000007983 */
+        /*0010*/                   STL [R1], R2 ;                            /* 0x0000000000007387 */
+        /*0020*/                   LDG.E R3, desc[UR4][R2.64] ;              /* 0x0000000000007981 */
+"""
+    assert [ins.kind for ins in parse_sass(listing)] == ["local", "local", "global load"]
+
+
 def test_two_loops_are_refused():
     from tri3d.kernels.sass_cost import per_point
 

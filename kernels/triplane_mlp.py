@@ -547,12 +547,13 @@ def launch_specs(
 
 def kernel_specs(fwd: dict | None = None, bwd: dict | None = None) -> list:
     """The specializations the AOT compile check builds: those a decode call of the
-    ``imagenet`` render launches, for 1 and 3 hidden layers and every operand precision,
+    ``imagenet`` render launches, for 1 and 3 hidden layers and every operand precision
+    (fp32 planes; bf16 planes, which bf16 training passes, with tf32 or bf16 operands),
     at the launch defaults unless ``fwd`` / ``bwd`` give other launch configs."""
     specs = []
     for n_hidden in (1, 3):
         for plane_dtype in ("fp32", "bf16"):
-            for precision in ("ieee", "tf32", "bf16") if plane_dtype == "fp32" else ("bf16",):
+            for precision in ("ieee", "tf32", "bf16") if plane_dtype == "fp32" else ("tf32", "bf16"):
                 specs += launch_specs(**IMAGENET_CALL, n_hidden=n_hidden, precision=precision,
                                       plane_dtype=plane_dtype, fwd=fwd, bwd=bwd)
     return specs

@@ -111,12 +111,15 @@ class TriplaneGenerator(nn.Module):
             self.renderer.deterministic = previous
 
     def planes(self, ws: Tensor, noise_mode: str = "random") -> Tensor:  # [B, num_ws, w_dim] -> [B, 3, C, R, R]
-        """The triplane (fp32). With ``synthesis_dtype`` set (bf16 training), the synthesis
-        network runs under autocast in that dtype; decoding and compositing stay fp32."""
+        """The triplane: fp32, or with ``synthesis_dtype`` set (bf16 training) in that dtype,
+        as the synthesis network (run under autocast) made it. The fused decoder reads bf16
+        planes as they are (half the plane traffic and of the copy kept for backward) and
+        computes in fp32; the reference path converts them. Decoding and compositing stay
+        fp32."""
         dtype = self.synthesis_dtype
         with torch.autocast(ws.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             img = self.synthesis(ws, noise_mode)
-        img = img.float()
+        img = img.float() if dtype is None else img.to(dtype)
         B, _, R, _ = img.shape
         return img.reshape(B, 3, self.config.triplane_channels, R, R)
 

@@ -90,7 +90,10 @@ def triplane_decode_ref(
     plane_axes: str = "xyz",
     plane_index: Tensor | None = None,  # [B, N] int
 ) -> tuple[Tensor, Tensor]:  # sigma_raw [B, N, 1], rgb [B, N, C_out]
-    """Reference sample + decode: ``decoder(sample_triplane_ref(...))``."""
+    """Reference sample + decode: ``decoder(sample_triplane_ref(...))``; half-precision
+    planes (bf16 training) are sampled in fp32, as the fused path reads them."""
+    if planes.dtype in (torch.bfloat16, torch.float16):
+        planes = planes.float()
     feats = sample_triplane_ref(planes, xyz, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
     return decoder(feats)
 

@@ -255,6 +255,31 @@ def test_renderer_converts_planes_once_per_render(device, monkeypatch):
     assert len(pointers) == 2 and pointers[0] == pointers[1] and pointers[0] != planes.data_ptr()
 
 
+@pytest.mark.parametrize("synthesis_dtype", [None, torch.bfloat16])
+def test_generator_converts_planes_once_per_render_in_their_dtype(device, monkeypatch, synthesis_dtype):
+    """The generator's render (training's path: ``G.synthesize`` -> ``G.field``) hands every
+    decode call of one render the same channels-last copy, in bf16 under bf16 training."""
+    import tri3d.ops.triplane as triplane_module
+    from tri3d.models import GeneratorConfig, RendererConfig, TriplaneGenerator
+    from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
+
+    monkeypatch.setattr(triplane_module, "triton_auto_unavailable", lambda device: None)  # auto -> fused
+    seen = []
+    real = triplane_module._fused_fwd
+    monkeypatch.setattr(triplane_module, "_fused_fwd", lambda planes_cl, *a: seen.append(
+        (planes_cl.data_ptr(), planes_cl.dtype)) or real(planes_cl, *a))
+    torch.manual_seed(0)
+    G = TriplaneGenerator(GeneratorConfig(
+        z_dim=16, w_dim=16, triplane_resolution=16, triplane_channels=8, channel_base=256, channel_max=32,
+        decoder_hidden=16, image_resolution=4, neural_rendering_resolution=4,
+        renderer=RendererConfig(depth_samples=4, importance_samples=4, near=2.0, far=3.4))).to(device)
+    G.synthesis_dtype = synthesis_dtype
+    cams = sample_multiview_poses(1, 1, generator=torch.Generator().manual_seed(0)).to(device)
+    G(torch.randn(1, 16, device=device), None, cams, fov_to_intrinsics(30.0).to(device), noise_mode="const")
+    assert len(seen) == 2 and seen[0] == seen[1]  # coarse and fine: one copy
+    assert seen[0][1] == (synthesis_dtype or torch.float32)
+
+
 def test_auto_precision_is_tf32_on_cuda_and_exact_elsewhere(device, monkeypatch):
     """The default ``precision="auto"`` gives tensor-core (tf32) dots on CUDA tensors and
     exact fp32 under the interpreter; the renderer and generator configs default to it."""

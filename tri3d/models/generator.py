@@ -13,7 +13,7 @@ from tri3d.models.layers import FullyConnected
 from tri3d.models.mapping import MappingNetwork
 from tri3d.models.superres import SuperResolution
 from tri3d.models.synthesis import SynthesisNetwork
-from tri3d.ops import triplane_decode
+from tri3d.ops import planes_for_decode, triplane_decode
 from tri3d.render import TriplaneRenderer
 from tri3d.utils.typed_config import from_typed_dict
 
@@ -124,7 +124,9 @@ class TriplaneGenerator(nn.Module):
         return img.reshape(B, 3, self.config.triplane_channels, R, R)
 
     def field(self, planes: Tensor):
-        """The radiance field of ``planes``: xyz [B, N, 3] -> (sigma_raw [B, N, 1], rgb [B, N, C])."""
+        """The radiance field of ``planes``: xyz [B, N, 3] -> (sigma_raw [B, N, 1], rgb [B, N, C]).
+        The planes are laid out for the decode path once here, not once per decode call."""
+        planes = planes_for_decode(planes)
 
         def decode(xyz: Tensor) -> tuple[Tensor, Tensor]:
             sigma, rgb = triplane_decode(planes, xyz, self.decoder, box_warp=self.renderer.box_warp,

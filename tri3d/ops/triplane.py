@@ -90,10 +90,7 @@ def triplane_decode_ref(
     plane_axes: str = "xyz",
     plane_index: Tensor | None = None,  # [B, N] int
 ) -> tuple[Tensor, Tensor]:  # sigma_raw [B, N, 1], rgb [B, N, C_out]
-    """Reference sample + decode: ``decoder(sample_triplane_ref(...))``; half-precision
-    planes (bf16 training) are sampled in fp32, as the fused path reads them."""
-    if planes.dtype in (torch.bfloat16, torch.float16):
-        planes = planes.float()
+    """Reference sample + decode: ``decoder(sample_triplane_ref(...))``."""
     feats = sample_triplane_ref(planes, xyz, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
     return decoder(feats)
 
@@ -329,16 +326,18 @@ def planes_for_decode(
     *,
     impl: str = "auto",
 ) -> Tensor:  # [T, 3, C, H, W], memory laid out for the chosen path
-    """``planes`` in the memory layout the path ``triplane_decode(..., impl=impl)`` picks
-    for them reads: for the fused path a ``[T, 3, C, H, W]`` view of channels-last memory
-    ``[T, 3, H, W, C]`` (which it then uses without a copy), for the reference unchanged.
+    """``planes`` in the memory layout and dtype the path ``triplane_decode(..., impl=impl)``
+    picks for them reads: for the fused path a ``[T, 3, C, H, W]`` view of channels-last
+    memory ``[T, 3, H, W, C]`` (which it then uses without a copy) in the planes' own dtype
+    (bf16 planes are read as they are), for the reference unchanged, half-precision planes
+    in fp32 (the fused path samples them in fp32 too).
 
     A renderer that decodes one triplane in several calls (coarse and fine samples, ray
     chunks) converts once per render instead of once per call; the plane gradients of
     all calls then meet in that one layout and are transposed back once."""
     check_tensor("planes", planes, ("B", 3, "C", "H", "W"))
     if _decode_impl(impl, planes.device) != "triton":
-        return planes
+        return planes.float() if planes.dtype in (torch.bfloat16, torch.float16) else planes
     return planes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 

@@ -158,6 +158,16 @@ struct TermsFromTable {
 // the channel loops walk memory. Both give the same bits: the same operations in the same
 // order.
 
+// Calls f(n, c) for each register slot n of this lane whose channel c = lane + n * lanes
+// exists (c < C).
+template <int kSlots, typename F>
+HOST_DEVICE void for_lane_slots(int lane, int lanes, int64_t C, F&& f) {
+  for (int n = 0; n < kSlots; ++n) {
+    const int64_t c = lane + int64_t(n) * lanes;
+    if (c < C) f(n, c);
+  }
+}
+
 // Forward for one ray. sigma, depth: [S]; rgb: [S, C]; out_rgb: [C]; out_depth: [1];
 // out_weights: [S-1]. Every lane computes the scalars; lanes split channels and weights.
 template <typename T, int kSlots = 0, typename Terms>
@@ -169,10 +179,7 @@ HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* __restrict
   T acc[kSlots > 0 ? kSlots : 1] = {};  // out_rgb of the lane's channels (kSlots > 0)
   auto add_row = [&](int64_t row, T v) {  // out_rgb += v * rgb[row] over the lane's channels
     if constexpr (kSlots > 0) {
-      for (int n = 0; n < kSlots; ++n) {
-        const int64_t c = lane + int64_t(n) * lanes;
-        if (c < C) acc[n] += v * rgb[row * C + c];
-      }
+      for_lane_slots<kSlots>(lane, lanes, C, [&](int n, int64_t c) { acc[n] += v * rgb[row * C + c]; });
     } else {
       TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) out_rgb[c] += v * rgb[row * C + c];
     }
@@ -197,10 +204,7 @@ HOST_DEVICE void composite_forward_ray(int64_t S, int64_t C, const T* __restrict
   }
   add_row(K, w_prev * T(0.5));
   if constexpr (kSlots > 0) {
-    for (int n = 0; n < kSlots; ++n) {
-      const int64_t c = lane + int64_t(n) * lanes;
-      if (c < C) out_rgb[c] = acc[n];
-    }
+    for_lane_slots<kSlots>(lane, lanes, C, [&](int n, int64_t c) { out_rgb[c] = acc[n]; });
   }
   if (lane == 0) {
     T d = wsum > T(0) ? dsum / wsum : T(INFINITY);
@@ -221,20 +225,14 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
   constexpr bool parked = Terms::kParks;  // grad_rgb rows hold keep_k and softplus' (C >= 2)
   T g_out[kSlots > 0 ? kSlots : 1] = {};  // dL/drgb of the lane's channels (kSlots > 0)
   if constexpr (kSlots > 0) {
-    for (int n = 0; n < kSlots; ++n) {
-      const int64_t c = lane + int64_t(n) * lanes;
-      if (c < C) g_out[n] = grad_rgb_out[c];
-    }
+    for_lane_slots<kSlots>(lane, lanes, C, [&](int n, int64_t c) { g_out[n] = grad_rgb_out[c]; });
   }
   auto row_dot = [&](int64_t row) -> T {  // dL/drgb . rgb[row], summed over the lanes
     T partial = T(0);
     if constexpr (Terms::kDots) {
       return terms.dot(row);
     } else if constexpr (kSlots > 0) {
-      for (int n = 0; n < kSlots; ++n) {
-        const int64_t c = lane + int64_t(n) * lanes;
-        if (c < C) partial += g_out[n] * rgb[row * C + c];
-      }
+      for_lane_slots<kSlots>(lane, lanes, C, [&](int n, int64_t c) { partial += g_out[n] * rgb[row * C + c]; });
     } else {
       TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) partial += grad_rgb_out[c] * rgb[row * C + c];
     }
@@ -242,10 +240,7 @@ HOST_DEVICE void composite_backward_ray(int64_t S, int64_t C, const T* __restric
   };
   auto write_row = [&](int64_t row, T v) {  // grad_rgb[row] = v dL/drgb
     if constexpr (kSlots > 0) {
-      for (int n = 0; n < kSlots; ++n) {
-        const int64_t c = lane + int64_t(n) * lanes;
-        if (c < C) grad_rgb[row * C + c] = g_out[n] * v;
-      }
+      for_lane_slots<kSlots>(lane, lanes, C, [&](int n, int64_t c) { grad_rgb[row * C + c] = g_out[n] * v; });
     } else {
       TRI3D_NO_UNROLL for (int64_t c = lane; c < C; c += lanes) grad_rgb[row * C + c] = grad_rgb_out[c] * v;
     }

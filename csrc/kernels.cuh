@@ -19,6 +19,7 @@ constexpr int kMergeThreads = 128;       // merging: threads (rays) per block
 // Compositing keeps a lane's channels in registers (composite.h's kSlots) when C is at most
 // this (one channel per lane: the decoder's 32 features, and the coarse pass's none).
 constexpr int kRegisterChannels = 32;
+constexpr int kLaneSlots = kRegisterChannels / 32;  // composite.h's kSlots: registers per lane
 // Resident compositing blocks per SM the forward is compiled for: 16 (full occupancy, 32
 // registers) in fp32, which it reaches without spilling; fp64 needs more registers.
 template <typename T>
@@ -66,7 +67,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, kForwardBlocksPerSM<T>)
   const int lane = threadIdx.x % 32;
   const TermsSharedByLanes<T, false, WarpLanes<T>> terms{sigma + r * S, depth + r * S, S - 1, {lane}};
   if (C <= kRegisterChannels) {  // one version of the loops per case, chosen per launch
-    composite_forward_ray<T, 1>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
+    composite_forward_ray<T, kLaneSlots>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
                                 out_weights + r * (S - 1), lane, 32, terms);
   } else {
     composite_forward_ray<T, 0>(S, C, rgb + r * S * C, depth + r * S, out_rgb + r * C, out_depth + r,
@@ -87,11 +88,11 @@ __global__ void composite_backward_kernel(int64_t M, int64_t S, int64_t C, const
   // order, each lane all of them.
   const TermsSharedByLanes<T, true, WarpLanes<T>> parked{sigma + r * S, depth + r * S, S - 1, {lane}};
   if (C < 2) {
-    composite_backward_ray<T, 1>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+    composite_backward_ray<T, kLaneSlots>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
                                  grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32,
                                  TermsFromInputs<T>{sigma + r * S, depth + r * S}, WarpSync(), WarpSum());
   } else if (C <= kRegisterChannels) {
-    composite_backward_ray<T, 1>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
+    composite_backward_ray<T, kLaneSlots>(S, C, rgb + r * S * C, depth + r * S, grad_rgb_out + r * C, grad_depth_out + r,
                                  grad_weights, grad_sigma + r * S, grad_rgb + r * S * C, lane, 32, parked, WarpSync(),
                                  WarpSum());
   } else {

@@ -50,6 +50,8 @@ TRAIN_OVERRIDES = {
     "device": ("device", str, "auto, cpu, cuda or cuda:N"),
     "r1_gamma": ("r1_gamma", _nonneg_float, "R1 regularization weight"),
     "class_loss": ("class_loss", _nonneg_float, "weight of a cross-entropy on D's class scores (0: the paper)"),
+    "distortion_reg": ("distortion_reg", _nonneg_float,
+                       "weight of the distortion loss on G's rays: weights on one surface, not fog (0: the paper)"),
     "workers": ("num_workers", _nonneg_int, "data loader worker processes"),
     "log_every": ("log_every", _positive_int, "steps between stats.jsonl rows"),
     "precision": ("precision", str, "autocast for synthesis and D's high-resolution blocks with bf16"),

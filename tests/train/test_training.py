@@ -412,3 +412,30 @@ def test_two_processes_claiming_run_folders_at_once_never_share_one(tmp_path):
     assert all(child.returncode == 0 for child in children)
     assert len(claimed) == 600 and len(set(claimed)) == 600  # every claim is its own folder
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(claimed)
+
+
+def test_distortion_loss_adds_its_weighted_gradient_to_g(shapes16, tmp_path, monkeypatch):
+    """G's gradient is linear in ``distortion_reg`` (the term is added with its weight, not
+    detached), the term is the mean ray distortion of the step's views, and D's step
+    does not see it."""
+    import tri3d.train.loop as loop
+
+    real, c = next(iter(torch.utils.data.DataLoader(Trainer(micro_config(shapes16, tmp_path), progress=False).dataset,
+                                                    batch_size=4)))
+    recorded = []
+    monkeypatch.setattr(loop, "distortion_loss", lambda d: recorded.append(d) or d.mean())
+    grads, stats = [], []
+    for weight in (0.0, 1.0, 3.0):
+        torch.manual_seed(0)
+        trainer = Trainer(micro_config(shapes16, tmp_path, distortion_reg=weight, density_reg=0.0, r1_gamma=0.0),
+                          progress=False)
+        steps = []
+        monkeypatch.setattr(trainer.opt_G, "step", lambda: steps.append([p.grad.clone() for p in trainer.G.parameters()]))
+        stats.append(trainer.train_step(real, c))
+        grads.append(torch.cat([g.flatten() for g in steps[0]]))
+    assert "distortion" not in stats[0] and len(recorded) == 2
+    assert recorded[0].shape == (4, 2, 1, 16, 16)  # batch, views, one value per pixel
+    assert stats[1]["distortion"] == pytest.approx(recorded[0].mean().item()) and stats[1]["distortion"] > 0
+    assert stats[1]["loss_D"] == stats[0]["loss_D"]  # the same fakes: D's loss has no distortion term
+    torch.testing.assert_close(grads[2] - grads[0], 3 * (grads[1] - grads[0]), atol=1e-5, rtol=1e-3)
+    assert (grads[1] - grads[0]).abs().max() > 1e-4

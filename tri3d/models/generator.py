@@ -144,13 +144,14 @@ class TriplaneGenerator(nn.Module):
 
     def synthesize(self, ws: Tensor, cam2world: Tensor, intrinsics: Tensor, *,
                    neural_rendering_resolution: int | None = None, noise_mode: str = "random",
-                   generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Render from given ``ws`` (used by inversion and by ``forward``)."""
+                   generator: torch.Generator | None = None, with_distortion: bool = False) -> dict[str, Tensor]:
+        """Render from given ``ws`` (used by inversion and by ``forward``); ``with_distortion``
+        adds each pixel's ray distortion (``TriplaneRenderer.forward``)."""
         res = neural_rendering_resolution or self.config.neural_rendering_resolution
         with self.renderer.timer.stage("synthesis"):
             planes = self.planes(ws, noise_mode)
         out = self.renderer.render_field(self.field(planes), cam2world, intrinsics, res, batch=planes.shape[0],
-                                         generator=generator)
+                                         generator=generator, with_distortion=with_distortion)
         features = out["rgb"]  # [B, V, C_out, r, r] in [-1, 1]
         B, V = features.shape[:2]
         if self.background is not None:  # composite the colour channels over a per-object colour
@@ -167,14 +168,17 @@ class TriplaneGenerator(nn.Module):
             image_raw = features[:, :, :3]
         else:
             image = image_raw = features
-        return {"image": image, "image_raw": image_raw, "depth": out["depth"], "opacity": out["opacity"],
-                "planes": planes, "ws": ws}
+        result = {"image": image, "image_raw": image_raw, "depth": out["depth"], "opacity": out["opacity"],
+                  "planes": planes, "ws": ws}
+        if with_distortion:
+            result["distortion"] = out["distortion"]
+        return result
 
     def forward(self, z: Tensor, c: Tensor | None, cam2world: Tensor, intrinsics: Tensor, *,
                 truncation_psi: float = 1.0, neural_rendering_resolution: int | None = None,
                 noise_mode: str = "random", update_w_avg: bool = False,
-                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+                generator: torch.Generator | None = None, with_distortion: bool = False) -> dict[str, Tensor]:
         with self.renderer.timer.stage("mapping"):
             ws = self.mapping(z, c, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
         return self.synthesize(ws, cam2world, intrinsics, neural_rendering_resolution=neural_rendering_resolution,
-                               noise_mode=noise_mode, generator=generator)
+                               noise_mode=noise_mode, generator=generator, with_distortion=with_distortion)

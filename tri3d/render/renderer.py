@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from tri3d.ops import composite, planes_for_decode, triplane_decode
 from tri3d.ops._checks import check_tensor
 from tri3d.ops.triplane import PLANE_AXES, PRECISIONS
+from tri3d.render.distortion import ray_distortion
 from tri3d.render.rays import pixel_rays
 from tri3d.ops import importance_depths, merge_samples
 from tri3d.render.sampling import check_near_far, stratified_depths
@@ -87,12 +88,15 @@ class TriplaneRenderer(nn.Module):
         resolution: int,
         *,
         generator: torch.Generator | None = None,
+        with_distortion: bool = False,
     ) -> dict[str, Tensor]:
         """Render ``V`` views of each of ``B`` triplanes.
 
         Returns:
             dict with ``rgb [B, V, C_out, res, res]`` (scaled to [-1, 1] by ``*2 - 1``),
-            ``depth [B, V, 1, res, res]`` and ``opacity [B, V, 1, res, res]``.
+            ``depth [B, V, 1, res, res]`` and ``opacity [B, V, 1, res, res]``; with
+            ``with_distortion`` also every pixel's ray ``distortion [B, V, 1, res, res]``
+            (``tri3d.render.distortion``: how far its weights are from one surface).
         """
         planes = planes_for_decode(planes)  # one layout conversion per render, not per decode call
 
@@ -101,7 +105,8 @@ class TriplaneRenderer(nn.Module):
                 planes, xyz, decoder, box_warp=self.box_warp, plane_axes=self.plane_axes, precision=self.precision
             )
 
-        return self.render_field(field, cam2world, intrinsics, resolution, batch=planes.shape[0], generator=generator)
+        return self.render_field(field, cam2world, intrinsics, resolution, batch=planes.shape[0], generator=generator,
+                                 with_distortion=with_distortion)
 
     def render_field(
         self,
@@ -112,6 +117,7 @@ class TriplaneRenderer(nn.Module):
         *,
         batch: int,
         generator: torch.Generator | None = None,
+        with_distortion: bool = False,
     ) -> dict[str, Tensor]:
         """Render a radiance field ``field(xyz [B, N, 3]) -> (sigma_raw, rgb)``; see ``forward``."""
         check_tensor("cam2world", cam2world, (batch, "V", 4, 4))
@@ -123,14 +129,13 @@ class TriplaneRenderer(nn.Module):
         check_tensor("intrinsics", intrinsics, (batch, V, 3, 3))
         origins, dirs = pixel_rays(cam2world, intrinsics, resolution)  # [B, V, HW, 3]
         HW = resolution * resolution
-        rgb, depth, opacity = self.render_rays(
-            field, origins.reshape(batch, V * HW, 3), dirs.reshape(batch, V * HW, 3), generator=generator
-        )
+        rays = self.render_rays(field, origins.reshape(batch, V * HW, 3), dirs.reshape(batch, V * HW, 3),
+                                generator=generator, with_distortion=with_distortion)
 
         def image(x: Tensor) -> Tensor:  # [B, V*HW, C] -> [B, V, C, res, res]
             return x.reshape(batch, V, resolution, resolution, -1).permute(0, 1, 4, 2, 3)
 
-        return {"rgb": image(rgb), "depth": image(depth), "opacity": image(opacity)}
+        return {name: image(x) for name, x in rays.items()}
 
     def render_rays(
         self,
@@ -139,19 +144,20 @@ class TriplaneRenderer(nn.Module):
         dirs: Tensor,  # [B, R, 3]
         *,
         generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor]:  # rgb [B, R, C] in [-1, 1], depth [B, R, 1], opacity [B, R, 1]
+        with_distortion: bool = False,
+    ) -> dict[str, Tensor]:
         """Render rays in chunks of ``ray_chunk`` rays (across the batch) when no gradient
-        is recorded, else in one pass."""
+        is recorded, else in one pass: ``rgb [B, R, C]`` in [-1, 1], ``depth [B, R, 1]``,
+        ``opacity [B, R, 1]`` and, with ``with_distortion``, ``distortion [B, R, 1]``."""
         B, R, _ = origins.shape
         step = R if self.ray_chunk is None or torch.is_grad_enabled() else max(1, self.ray_chunk // B)
         parts = [
-            self._render_chunk(field, origins[:, i : i + step], dirs[:, i : i + step], generator)
+            self._render_chunk(field, origins[:, i : i + step], dirs[:, i : i + step], generator, with_distortion)
             for i in range(0, R, step)
         ]
-        rgb, depth, opacity = (torch.cat(p, dim=1) for p in zip(*parts))
-        if self.white_back:
-            rgb = rgb + 1 - opacity
-        return rgb * 2 - 1, depth, opacity
+        out = {name: torch.cat([part[name] for part in parts], dim=1) for name in parts[0]}
+        rgb = out["rgb"] + 1 - out["opacity"] if self.white_back else out["rgb"]
+        return {**out, "rgb": rgb * 2 - 1}
 
     def _query(self, field: Field, origins: Tensor, dirs: Tensor, depths: Tensor) -> tuple[Tensor, Tensor]:
         B, R, S, _ = depths.shape
@@ -165,7 +171,8 @@ class TriplaneRenderer(nn.Module):
         origins: Tensor,  # [B, r, 3]
         dirs: Tensor,  # [B, r, 3]
         generator: torch.Generator | None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
+        with_distortion: bool,
+    ) -> dict[str, Tensor]:
         B, r, _ = origins.shape
         depths = stratified_depths(
             B, r, self.depth_samples, self.near, self.far, device=origins.device, dtype=origins.dtype,
@@ -190,4 +197,7 @@ class TriplaneRenderer(nn.Module):
                 depths, sigma, rgb = merge_samples(depths, sigma, rgb, fine, sigma_f, rgb_f)
         with timer.stage("composite"):
             out_rgb, out_depth, weights = composite(sigma, rgb, depths)
-        return out_rgb, out_depth, weights.sum(dim=2)
+        out = {"rgb": out_rgb, "depth": out_depth, "opacity": weights.sum(dim=2)}
+        if with_distortion:
+            out["distortion"] = ray_distortion(weights, depths, self.near, self.far)
+        return out

@@ -40,6 +40,7 @@ class TrainConfig:
     density_reg: float = 0.25
     density_reg_every: int = 4
     density_reg_p_dist: float = 0.004
+    distortion_reg: float = 0.0  # > 0: weight of Mip-NeRF 360's distortion loss on G's rays (surfaces, not fog); 0: the paper
     blur_init_sigma: float = 10.0
     blur_fade_kimg: float = 200.0
     views: int = 1  # views per generated object seen by D (multi-view discrimination)
@@ -93,6 +94,7 @@ class TrainConfig:
             ("r1_interval", self.r1_interval >= 1, ">= 1"), ("class_loss", self.class_loss >= 0, ">= 0"),
             ("density_reg", self.density_reg >= 0, ">= 0"),
             ("density_reg_every", self.density_reg_every >= 1, ">= 1"),
+            ("distortion_reg", self.distortion_reg >= 0, ">= 0"),
             ("views", 1 <= self.views <= 16, "in [1, 16]"),
             ("multiview_start_kimg", self.multiview_start_kimg >= 0, ">= 0"),
             ("view_perturb_deg", 0 <= self.view_perturb_deg <= 90, "in [0, 90]"),

@@ -25,6 +25,7 @@ from tri3d.train.loss import (
     d_scores_multiview,
     density_regularization,
     discriminator_fake_loss,
+    distortion_loss,
     discriminator_real_loss,
     generator_loss,
     r1_penalty,
@@ -168,7 +169,8 @@ class Trainer:
         nr = self.neural_resolution_now()
         training = G is self.G_ddp
         out = G(z, c, self.sample_cameras(z.shape[0], views), self.intrinsics, neural_rendering_resolution=nr,
-                update_w_avg=training, noise_mode=self.cfg.noise_mode)
+                update_w_avg=training, noise_mode=self.cfg.noise_mode,
+                with_distortion=training and self.cfg.distortion_reg > 0)
         if training:  # the mean of the ranks' updates equals the update with the global batch
             all_reduce_mean_(self.G.mapping.w_avg)
         image = out["image"]
@@ -214,6 +216,10 @@ class Trainer:
             class_G = class_loss(all_scores.flatten(0, 1), c_gen.repeat_interleave(views))
             loss_G = loss_G + cfg.class_loss * class_G
             stats["class_G"] = class_G.item()
+        if cfg.distortion_reg > 0:
+            distortion = distortion_loss(out["distortion"])
+            loss_G = loss_G + cfg.distortion_reg * distortion
+            stats["distortion"] = distortion.item()
         if cfg.density_reg > 0 and self.step % cfg.density_reg_every == 0:
             reg = density_regularization(G, out["planes"], p_dist=cfg.density_reg_p_dist)
             loss_G = loss_G + cfg.density_reg * reg

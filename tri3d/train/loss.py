@@ -1,5 +1,6 @@
-"""GAN losses: non-saturating logistic, lazy R1, EG3D density regularization, D-input blur,
-and multi-view discrimination (fake losses averaged over the views of each object)."""
+"""GAN losses: non-saturating logistic, lazy R1, EG3D density regularization, the ray
+distortion loss, D-input blur, and multi-view discrimination (fake losses averaged over the
+views of each object)."""
 from __future__ import annotations
 
 import math
@@ -87,6 +88,14 @@ def r1_penalty(real_scores: Tensor, *real_inputs: Tensor) -> Tensor:
     summed over every input D reads (image, and the raw image of a dual D)."""
     grads = torch.autograd.grad(real_scores.sum(), real_inputs, create_graph=True)
     return sum(g.square().sum(dim=(1, 2, 3)) for g in grads).mean()
+
+
+def distortion_loss(distortion: Tensor) -> Tensor:  # [B, V, 1, r, r] every pixel's ray distortion
+    """Mean ray distortion of G's views (``tri3d.render.distortion``): pulls each ray's
+    compositing weights onto one surface. Without it, fog that is painted to look right
+    from every view satisfies D, and its expected depth is flat (measured: most views of
+    an early ``tiny`` generator are called flat cards by the depth judge)."""
+    return distortion.mean()
 
 
 def density_regularization(G, planes: Tensor, points: int = 1000, p_dist: float = 0.004,

@@ -5,7 +5,10 @@ inversion metric, and the table (mean +- std over seeds) is printed as Markdown.
 
     python experiments/ablation.py --kimg 8 --seeds 0 1 2 --out runs/ablation
 
-Results are kept per run in ``OUT/results.jsonl``; rerunning skips finished runs.
+``--distortion-reg W`` trains every row with that distortion weight instead of the
+preset's (``--distortion-reg 0``: ``tiny`` before the distortion loss). Results are kept
+per run in ``OUT/results.jsonl``; rerunning skips runs finished with the same kimg and
+distortion weight, and the table shows those.
 """
 from __future__ import annotations
 
@@ -30,9 +33,12 @@ COLUMNS = (("fid", "rgb FID"), ("depth_fid", "depth FID"), ("class_accuracy", "r
            ("inversion_perceptual_after", "inversion perceptual distance"))
 
 
-def run_one(name: str, seed: int, kimg: float, out: Path, num_gen: int, inversion: int) -> dict:
+def run_one(name: str, seed: int, kimg: float, out: Path, num_gen: int, inversion: int,
+            distortion_reg: float | None) -> dict:
     cfg = preset(name)
     cfg.seed, cfg.total_kimg, cfg.snapshot_kimg, cfg.run_dir = seed, kimg, kimg, str(out)
+    if distortion_reg is not None:
+        cfg.distortion_reg = distortion_reg
     trainer = Trainer(cfg, progress=False, run_dir=out / f"{name}-seed{seed}")
     trainer.train()
     G = trainer.G_ema
@@ -42,7 +48,7 @@ def run_one(name: str, seed: int, kimg: float, out: Path, num_gen: int, inversio
     if inversion:
         row.update(evaluate_inversion(G, cfg, inversion, make_perceptual(None, detector),
                                       inversion=InversionConfig(w_steps=100, pti_steps=100), judge=cfg.metrics_judge))
-    row.update(preset=name, seed=seed, kimg=kimg)
+    row.update(preset=name, seed=seed, kimg=kimg, distortion_reg=cfg.distortion_reg)
     return row
 
 
@@ -68,23 +74,33 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--num-gen", type=int, default=1000)
     parser.add_argument("--inversion", type=int, default=5, help="held-out images inverted per run (0: skip)")
+    parser.add_argument("--distortion-reg", type=float, default=None,
+                        help="distortion loss weight of every row (default: the preset's)")
     parser.add_argument("--out", default="runs/ablation")
     args = parser.parse_args()
+    if args.distortion_reg is not None and not args.distortion_reg >= 0:
+        parser.error(f"--distortion-reg must be >= 0, got {args.distortion_reg}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    def weight(name: str) -> float:  # the distortion weight a row trains with
+        return preset(name).distortion_reg if args.distortion_reg is None else args.distortion_reg
+
+    def same_setting(r: dict) -> bool:  # rows written before the distortion loss existed had none
+        return r["kimg"] == args.kimg and r.get("distortion_reg", 0.0) == weight(r["preset"])
+
     for name in args.rows:
         for seed in args.seeds:
-            if any(r["preset"] == name and r["seed"] == seed and r["kimg"] == args.kimg for r in done):
+            if any(r["preset"] == name and r["seed"] == seed and same_setting(r) for r in done):
                 continue
-            row = run_one(name, seed, args.kimg, out, args.num_gen, args.inversion)
+            row = run_one(name, seed, args.kimg, out, args.num_gen, args.inversion, args.distortion_reg)
             with open(results, "a") as f:
                 f.write(json.dumps(row) + "\n")
             done.append(row)
             print(json.dumps({k: row[k] for k in ("preset", "seed", *[c for c, _ in COLUMNS]) if k in row}),
                   flush=True)
-    print(table([r for r in done if r["kimg"] == args.kimg]))
+    print(table([r for r in done if same_setting(r)]))
 
 
 if __name__ == "__main__":

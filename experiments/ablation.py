@@ -84,6 +84,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+
     def weight(name: str) -> float:  # the distortion weight a row trains with
         return preset(name).distortion_reg if args.distortion_reg is None else args.distortion_reg
 

@@ -39,8 +39,9 @@ def ray_distortion(
     scaled = depths.to(weights.dtype) / (far - near)
     mid = (scaled[:, :, 1:] + scaled[:, :, :-1]) / 2
     width = scaled[:, :, 1:] - scaled[:, :, :-1]
+    moment = weights * mid
     weight_before = torch.cumsum(weights, dim=2) - weights
-    moment_before = torch.cumsum(weights * mid, dim=2) - weights * mid
+    moment_before = torch.cumsum(moment, dim=2) - moment
     between = 2 * (weights * (mid * weight_before - moment_before)).sum(dim=2)
     within = (weights.square() * width).sum(dim=2) / 3
     return between + within

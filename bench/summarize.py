@@ -1,7 +1,10 @@
-"""Markdown table from a pytest-benchmark JSON file: python bench/summarize.py bench.json"""
+"""Markdown table from pytest-benchmark JSON files: python bench/summarize.py bench.json [more.json ...]
+
+Files that a cut-off run did not write are named and skipped."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
@@ -9,14 +12,21 @@ def fmt(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def main(path: str) -> int:
-    data = json.load(open(path))
-    print(f"device: {data['benchmarks'][0]['extra_info'].get('device', '?') if data['benchmarks'] else '?'}\n")
-    print(f"timer: {data['benchmarks'][0]['extra_info'].get('timer', '?') if data['benchmarks'] else '?'}\n")
+def main(paths: list[str]) -> int:
+    benchmarks = []
+    for path in paths:
+        if not os.path.isfile(path):
+            print(f"(no results: {path})\n")
+            continue
+        with open(path) as f:
+            benchmarks += json.load(f)["benchmarks"]
+    first = benchmarks[0]["extra_info"] if benchmarks else {}
+    print(f"device: {first.get('device', '?')}\n")
+    print(f"timer: {first.get('timer', '?')}\n")
     print("| case | median ms | peak MB | throughput /s | DRAM floor ms | L2 floor ms | compute floor ms "
           "| fraction of floor |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for b in data["benchmarks"]:
+    for b in benchmarks:
         e = b["extra_info"]
         rate = e.get("points_per_s") or e.get("rays_per_s") or e.get("pixels_per_s") or e.get("images_per_s")
         print(
@@ -28,4 +38,6 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    if len(sys.argv) < 2:
+        sys.exit("usage: python bench/summarize.py BENCH_JSON [BENCH_JSON ...]")
+    sys.exit(main(sys.argv[1:]))

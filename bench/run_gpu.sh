@@ -50,8 +50,11 @@ cat "$out/env.txt"
 # Build the native extension for this GPU's architecture only (a fraction of the time).
 arch=$(python -c "import torch; print('%d%d' % torch.cuda.get_device_capability())" 2>/dev/null || echo 90)
 export CMAKE_CUDA_ARCHITECTURES=$arch
-run_phase install 180 pip install -e . --no-build-isolation --no-deps
-python -c "import tri3d._C" 2>/dev/null || echo "WARNING: tri3d._C not importable (see $out/install.txt)"
+# `python -m pip`: a bare `pip` on PATH can belong to another interpreter than `python`.
+run_phase install 180 python -m pip install -v -e . --no-build-isolation --no-deps
+grep -E "^tri3d|CUDA kernels|WARNING: native" "$out/install.txt"
+python -c "import tri3d.kernels, tri3d._C; print('installed:', tri3d.__file__, tri3d._C.__file__)" \
+    || { status=1; echo "tri3d is not importable as installed (see $out/install.txt)"; }
 
 run_phase doctor 150 python -m tri3d.cli doctor --device cuda
 

@@ -6,6 +6,7 @@ of the same-precision `_ref` path against that reference, or below a dtype floor
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 FLOORS = {"fp32": 1e-5, "tf32": 5e-4, "bf16": 2e-2, "fp16": 2e-2}
@@ -79,3 +80,19 @@ def micro_train_config(data, run_dir, **kw):
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
+
+
+def tf32_conv2d(
+    x: Tensor,  # [N, I, H, W] fp32
+    weight: Tensor,  # [O, I, k, k] fp32
+    padding: int = 0,
+) -> Tensor:  # [N, O, H + 2 * padding - k + 1, W + 2 * padding - k + 1]
+    """``F.conv2d(x, weight, padding=padding)`` (stride 1, correlation) as an im2col product
+    through ``tf32_matmul``: operands truncated in the forward and in both backward products,
+    as a tf32 implicit-GEMM convolution computes them."""
+    N, _, H, W = x.shape
+    O, _, k, _ = weight.shape
+    columns = F.unfold(x, k, padding=padding)  # [N, I * k * k, L]
+    y = tf32_matmul(columns.transpose(1, 2), weight.reshape(O, -1).t())  # [N, L, O]
+    return y.transpose(1, 2).reshape(N, O, H + 2 * padding - k + 1, W + 2 * padding - k + 1)
+

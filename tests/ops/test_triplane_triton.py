@@ -135,7 +135,7 @@ def test_gradients_not_asked_for_are_skipped(device, monkeypatch, frozen):
     real = kernels.triplane_mlp_backward
     monkeypatch.setattr(kernels, "triplane_mlp_backward",
                         lambda *a, **kw: launched.append((kw["plane_grads"], kw["weight_grads"])) or real(*a, **kw))
-    dec64 = copy.deepcopy(dec).double()
+    dec64 = copy.deepcopy(dec).cpu().double()
     cot = _cot(xyz, dec)
     outputs = []
     for decoder, p, x, impl in ((dec, planes, xyz, "triton"), (dec64, planes.cpu().double(), xyz.cpu().double(), "ref")):
@@ -180,6 +180,9 @@ def test_auto_picks_triton_only_on_cuda(monkeypatch):
     assert triton_auto_unavailable(torch.device("cpu")) is not None  # auto never picks it
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     assert "CUDA" in triton_unavailable(torch.device("cpu"))
+    monkeypatch.setattr("tri3d.ops._dispatch.TRITON_INSTALLED", False)
+    assert triton_unavailable(torch.device("cuda")) == "the triton package is not installed"
+    assert triton_auto_unavailable(torch.device("cuda")) == "the triton package is not installed"
 
 
 def test_custom_op_checks_and_compiles_without_graph_break(device):
@@ -229,11 +232,11 @@ def test_planes_for_decode_layout_is_used_without_copy(device, monkeypatch):
             triplane_decode(converted, xyz[:, 20:], dec, impl="triton")]
     assert pointers == [converted.data_ptr()] * 2  # both calls read the one converted copy
     sigma_parts, rgb_parts = (torch.cat(parts, dim=1) for parts in zip(*outs))
-    loss = (sigma_parts * cot[0].float()).sum() + (rgb_parts * cot[1].float()).sum()
+    loss = (sigma_parts * cot[0].to(sigma_parts)).sum() + (rgb_parts * cot[1].to(rgb_parts)).sum()
     (grad_converted,) = torch.autograd.grad(loss, [base])
     plain = planes.detach().requires_grad_()
     sigma, rgb = triplane_decode(plain, xyz, dec, impl="triton")
-    (grad_plain,) = torch.autograd.grad((sigma * cot[0].float()).sum() + (rgb * cot[1].float()).sum(), [plain])
+    (grad_plain,) = torch.autograd.grad((sigma * cot[0].to(sigma)).sum() + (rgb * cot[1].to(rgb)).sum(), [plain])
     torch.testing.assert_close(sigma_parts, sigma, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(grad_converted, grad_plain, rtol=1e-6, atol=1e-6)
 

@@ -19,6 +19,10 @@ ENV_VAR = "TRI3D_IMPL"
 
 Probe = Callable[[torch.device], "str | None"]
 
+# Looked up once at import (this finds the package without importing it): a probe runs
+# inside torch.compile's tracing, and torch 2.11's dynamo refuses to trace find_spec.
+TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
 
 def always(device: torch.device) -> str | None:
     """Availability probe of a path that runs everywhere (the reference)."""
@@ -69,7 +73,7 @@ def resolve_impl(op: str, impl: str, device: torch.device, paths: Mapping[str, P
 def triton_unavailable(device: torch.device) -> str | None:
     """Availability probe of an explicit ``impl="triton"`` request (``None`` when it can
     run on ``device``): CUDA tensors, or CPU tensors under Triton's interpreter."""
-    if importlib.util.find_spec("triton") is None:
+    if not TRITON_INSTALLED:
         return "the triton package is not installed"
     if device.type == "cuda":
         return None

@@ -1,14 +1,14 @@
 """Device peaks and the roofline floors used by the bench suites.
 
-A kernel's floors are charged separately: DRAM (compulsory bytes / HBM peak), L2 (every
-byte its loads, stores and atomics move through L2 / the L2 read bandwidth measured on this
-device) and tensor or FMA compute (flops / peak); its roofline floor is the largest, the
-time it could not beat even if it were perfectly bound by that resource. Peaks are the
-vendor's dense figures (no sparsity); a device missing from the table gets no floors.
+A kernel's floors are charged separately: DRAM (compulsory bytes / HBM peak) and tensor or
+FMA compute (flops / peak); its roofline floor is the larger, the time it could not beat
+even if it were perfectly bound by that resource. Peaks are the vendor's dense figures (no
+sparsity); a device missing from the table gets no floors. There is no L2 floor: the first
+GPU run (H100, 2026-11-26) showed that the L2 bandwidth measured by timing one sum of an
+L2-resident buffer per launch was launch latency (0.6-0.9 TB/s, under HBM's 3.35), and that the
+triplane gathers' reuse lives in L1, so kernels ran up to 3.2x under such a "floor".
 """
 from __future__ import annotations
-
-import functools
 
 import torch
 
@@ -33,25 +33,15 @@ def device_peaks() -> tuple[float, float, float, float] | None:
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def _l2_bandwidth() -> float | None:
-    from timing import l2_read_bytes_per_s
-
-    return l2_read_bytes_per_s()
-
-
-def floors(dram_bytes: float, l2_bytes: float, flops: float, precision: str) -> dict[str, float]:
-    """``dram_floor_ms``, ``l2_floor_ms``, ``compute_floor_ms`` and their maximum
-    ``roofline_floor_ms`` (empty on a CPU or an unknown device)."""
+def floors(dram_bytes: float, flops: float, precision: str) -> dict[str, float]:
+    """``dram_floor_ms``, ``compute_floor_ms`` and their maximum ``roofline_floor_ms``
+    (empty on a CPU or an unknown device)."""
     peaks = device_peaks()
     if peaks is None:
         return {}
     bandwidth, fp32, tf32, bf16 = peaks
     rate = {"ieee": fp32, "tf32": tf32, "bf16": bf16}[precision]
     out = {"dram_floor_ms": dram_bytes / bandwidth * 1e3, "compute_floor_ms": flops / rate * 1e3}
-    l2 = _l2_bandwidth()
-    if l2:
-        out["l2_floor_ms"] = l2_bytes / l2 * 1e3
     out["roofline_floor_ms"] = max(out.values())
     return out
 

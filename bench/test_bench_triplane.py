@@ -4,18 +4,18 @@ Sizes: "small" (runs everywhere; the Triton path under the interpreter on CPU) a
 "eg3d" (EG3D training scale: batch 8, 64x64 rays x 96 samples, planes 3x32x256x256,
 decoder 32 -> 64 x3 -> 33; CUDA only). Each case records in ``extra_info``: median ms
 (CUDA events, L2 flushed and gradients zeroed before each round: ``timing.py``), peak
-memory over the inputs (MB), points/s, and its DRAM, L2 and compute floors.
+memory over the inputs (MB), points/s, and its DRAM and compute floors.
 
 The reference runs at the fused path's precision too: "ref-tf32" lets cuBLAS use TF32
 (``torch.backends.cuda.matmul.allow_tf32``), so tf32 fused vs tf32 reference is a
 like-for-like pair beside the exact fp32 reference.
 
 Cost model per point (C channels, hidden width Hd, n hidden layers, O outputs, plane
-element size e): the forward moves 3 planes x 4 texels x C x e bytes through L2, 12 bytes
-of coordinates and 4 x O bytes of output, and does 2 x (C Hd + (n-1) Hd^2 + Hd O) flops;
-forward+backward adds two recomputing passes (weight and plane gradients): 2x the forward
-gather, 12 x C x 4 bytes of fp32 atomics, and 2 + 3 times the MLP flops. Compulsory DRAM
-traffic reads the planes once per pass and writes the fp32 plane gradient once.
+element size e): the forward does 2 x (C Hd + (n-1) Hd^2 + Hd O) flops; forward+backward
+adds the backward's recomputed forward and its two gradient products: 5x the MLP flops
+more. Compulsory DRAM traffic reads the planes, 12 bytes of coordinates per point and
+writes 4 x O bytes of output per point per pass, and writes the fp32 plane gradient once
+(``roofline.triplane_decode_dram_bytes``).
 
 Run: pytest bench/test_bench_triplane.py --benchmark-json out.json
 """
@@ -49,18 +49,13 @@ def make_inputs(size: str, dtype: torch.dtype):
     return planes, xyz, decoder, cfg
 
 
-def model_cost(cfg, elem: int, backward: bool) -> tuple[float, float, float]:
-    """``(DRAM bytes, L2 bytes, flops)`` of a case (module docstring)."""
+def model_cost(cfg, elem: int, backward: bool) -> tuple[float, float]:
+    """``(DRAM bytes, flops)`` of a case (module docstring)."""
     P = cfg["B"] * cfg["N"]
     mlp = 2 * (C * HIDDEN + (cfg["n_hidden"] - 1) * HIDDEN**2 + HIDDEN * (1 + C_OUT))
-    gather = 3 * 4 * C * elem
-    io = 12 + 4 * (1 + C_OUT)
-    l2, flops = P * (gather + io), P * mlp
-    if backward:
-        l2 += P * (2 * gather + 12 * C * 4 + 2 * io)
-        flops += P * mlp * 5
+    flops = P * mlp * (6 if backward else 1)
     dram = triplane_decode_dram_bytes(P, cfg["B"], cfg["res"], cfg["res"], C, 1 + C_OUT, elem, backward)
-    return dram, l2, flops
+    return dram, flops
 
 
 @pytest.mark.parametrize("size", ["small", "eg3d"])

@@ -68,13 +68,3 @@ def time_case(benchmark, step: Callable[[], object], *, rounds: int, warmup: int
                 "timer": "cuda-events, L2 flushed, gradients zeroed"}
     benchmark.pedantic(step, setup=setup, rounds=rounds, warmup_rounds=warmup, iterations=1)
     return {"ms": benchmark.stats.stats.median * 1e3, "timer": "wall clock (CPU)"}
-
-
-def l2_read_bytes_per_s(megabytes: int = 16, repeats: int = 50) -> float | None:
-    """L2 read bandwidth measured on this GPU: sums of a buffer that fits in L2, timed with
-    CUDA events (warm, no flush). ``None`` without CUDA."""
-    if not torch.cuda.is_available():
-        return None
-    x = torch.ones(megabytes * 2**20 // 4, device="cuda")
-    times = cuda_event_ms(lambda: x.sum(), rounds=repeats, warmup=3, flush_l2=False)
-    return x.numel() * 4 / (statistics.median(times) * 1e-3)

@@ -101,7 +101,7 @@ def _modconv_auto(device: torch.device) -> str | None:
     from tri3d.ops.modconv import _triton_reason
 
     x, w = torch.empty(1, 8, 4, 4, device=device), torch.empty(8, 8, 3, 3, device=device)
-    return _triton_reason(x, w, 1, 1, None, explicit=False)(device)
+    return _triton_reason(x, w, 1, 1, explicit=False)(device)
 
 
 NATIVE = {"cuda": _backend.cuda_unavailable, "cpp": _backend.cpp_unavailable}

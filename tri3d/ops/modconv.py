@@ -266,11 +266,18 @@ def modulated_conv2d_fused(
     return y.permute(0, 3, 1, 2)
 
 
-def _triton_reason(x: object, weight: object, up: int, padding: int | None, precision: str | None, explicit: bool):
-    """Availability probe of the Triton path for these arguments. ``auto`` also leaves
-    exact-fp32 convolutions (fp32 activations with TF32 disabled for cuDNN, or
-    ``precision="ieee"``) to cuDNN: exact fp32 dots run on FMA units and spill."""
-    device_probe = triton_unavailable if explicit else triton_auto_unavailable
+# Why ``impl="auto"`` leaves modulated convolutions to cuDNN: measured on an H100 (bench/RESULTS.md,
+# 2026-11-26), the fused kernels' forward+backward was slower than cuDNN's in 25 of the 28
+# layer cases (the imagenet preset's 14 up=1 shapes, fp32 and bf16) and the imagenet synthesis
+# network 1.7x (tf32) / 1.2x (bf16) slower, though it used 42-45% less memory. Exact fp32
+# dots (``precision="ieee"``) run on FMA units and spill.
+AUTO_DECLINED = ("slower than cuDNN forward+backward on an H100 (bench/RESULTS.md, 2026-11-26); "
+                 "impl='triton' runs it")
+
+
+def _triton_reason(x: object, weight: object, up: int, padding: int | None, explicit: bool):
+    """Availability probe of the Triton path for these arguments. ``auto`` never picks it
+    (``AUTO_DECLINED``): it runs when asked for by name."""
 
     def probe(device: torch.device) -> str | None:
         if up != 1:
@@ -280,11 +287,9 @@ def _triton_reason(x: object, weight: object, up: int, padding: int | None, prec
             return "the fused kernel covers odd kernel sizes with padding = k // 2 only"
         if isinstance(x, Tensor) and x.dtype == torch.float64:
             return "the fused kernel has no float64 path"
-        if not explicit and isinstance(x, Tensor):
-            chosen = precision or default_precision(_compute_dtype(x), device)
-            if chosen == "ieee":
-                return "exact fp32 convolutions are left to cuDNN (enable TF32 or use bf16 for the fused kernel)"
-        return device_probe(device)
+        if not explicit:
+            return triton_auto_unavailable(device) or AUTO_DECLINED
+        return triton_unavailable(device)
 
     return probe
 
@@ -330,7 +335,7 @@ def modulated_conv2d(
         ``[N, O, H * up, W * up]``; channels-last memory from the Triton path.
     """
     device = x.device if isinstance(x, Tensor) else torch.device("cpu")
-    paths = {"triton": _triton_reason(x, weight, up, padding, precision, explicit=impl == "triton"), "ref": always}
+    paths = {"triton": _triton_reason(x, weight, up, padding, explicit=impl == "triton"), "ref": always}
     epilogue = dict(bias=bias, noise=noise, noise_strength=noise_strength, activation=activation, gain=gain,
                     clamp=clamp)
     if resolve_impl("modulated_conv2d", impl, device, paths) == "triton":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (no registry access): install, `tri3d doctor`, the
-# triplane and compositor benches, the GPU-facing tests on CUDA, the generator and
-# modulated-convolution benches, the compile report and the modconv sweep, in that order
-# of priority. A lease gives 15 minutes of device time and 10 per command, so the whole
+# triplane and compositor benches, the triplane time breakdown, the GPU-facing tests on
+# CUDA, the generator and modulated-convolution benches, the compile report and the
+# modconv sweep, in that order of priority. A lease gives 15 minutes of device time and 10 per command, so the whole
 # script keeps to BUDGET seconds (default 540): each phase has a cap and gets at most what
 # is left, and a phase that would start with under 20 s left is skipped. Every phase
 # writes its own files under OUT_DIR as it goes (each bench file its own JSON), so a
@@ -62,6 +62,9 @@ for suite in triplane composite; do
     run_phase "bench_$suite" 150 python -m pytest -q "bench/test_bench_$suite.py" \
         --benchmark-json "$out/bench_$suite.json" --benchmark-columns=median,rounds
 done
+
+# Where the fused triplane decode's time goes (scatter, weight reductions, point layout).
+run_phase triplane_breakdown 90 python bench/triplane_breakdown.py --json "$out/triplane_breakdown.json"
 
 # The tests whose paths change on CUDA (fused kernels, the native compositor, NVRTC,
 # the renderer and models that dispatch to them), several files at a time.

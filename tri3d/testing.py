@@ -60,6 +60,21 @@ def tf32_matmul(
     return _Tf32Matmul.apply(a, b)
 
 
+def tf32_conv2d(
+    x: Tensor,  # [N, I, H, W] fp32
+    weight: Tensor,  # [O, I, k, k] fp32
+    padding: int = 0,
+) -> Tensor:  # [N, O, H + 2 * padding - k + 1, W + 2 * padding - k + 1]
+    """``F.conv2d(x, weight, padding=padding)`` (stride 1, correlation) as an im2col product
+    through ``tf32_matmul``: operands truncated in the forward and in both backward products,
+    as a tf32 implicit-GEMM convolution computes them."""
+    N, _, H, W = x.shape
+    O, _, k, _ = weight.shape
+    columns = F.unfold(x, k, padding=padding)  # [N, I * k * k, L]
+    y = tf32_matmul(columns.transpose(1, 2), weight.reshape(O, -1).t())  # [N, L, O]
+    return y.transpose(1, 2).reshape(N, O, H + 2 * padding - k + 1, W + 2 * padding - k + 1)
+
+
 def micro_train_config(data, run_dir, **kw):
     """A training config small enough for unit tests and smoke runs (16 px, 4 objects)."""
     from tri3d.metrics.shapes_judges import JudgeConfig
@@ -80,19 +95,4 @@ def micro_train_config(data, run_dir, **kw):
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
-
-
-def tf32_conv2d(
-    x: Tensor,  # [N, I, H, W] fp32
-    weight: Tensor,  # [O, I, k, k] fp32
-    padding: int = 0,
-) -> Tensor:  # [N, O, H + 2 * padding - k + 1, W + 2 * padding - k + 1]
-    """``F.conv2d(x, weight, padding=padding)`` (stride 1, correlation) as an im2col product
-    through ``tf32_matmul``: operands truncated in the forward and in both backward products,
-    as a tf32 implicit-GEMM convolution computes them."""
-    N, _, H, W = x.shape
-    O, _, k, _ = weight.shape
-    columns = F.unfold(x, k, padding=padding)  # [N, I * k * k, L]
-    y = tf32_matmul(columns.transpose(1, 2), weight.reshape(O, -1).t())  # [N, L, O]
-    return y.transpose(1, 2).reshape(N, O, H + 2 * padding - k + 1, W + 2 * padding - k + 1)
 

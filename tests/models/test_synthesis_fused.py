@@ -21,7 +21,7 @@ def outputs_and_grads(net, ws, cotangent):
     return [img, *grads]
 
 
-def test_auto_sends_every_up1_layer_to_the_fused_kernel(device, monkeypatch):
+def test_every_up1_layer_runs_fused_through_the_network(device, monkeypatch):
     torch.manual_seed(0)
     net = SynthesisNetwork(w_dim=16, img_resolution=16, img_channels=24, channel_base=256, channel_max=32,
                            extra_blocks=True)
@@ -45,8 +45,8 @@ def test_auto_sends_every_up1_layer_to_the_fused_kernel(device, monkeypatch):
     calls = []
     fused_fn = modconv.modulated_conv2d_fused
     monkeypatch.setattr(modconv, "modulated_conv2d_fused", lambda *a, **k: calls.append(1) or fused_fn(*a, **k))
-    # auto would leave exact fp32 to cuDNN and never picks the interpreter, so the layers'
-    # auto takes the explicit probe.
+    # auto leaves modulated convolutions to cuDNN (and never picks the interpreter), so the
+    # layers' auto takes the explicit probe.
     probe = modconv._triton_reason
     monkeypatch.setattr(modconv, "_triton_reason", lambda *args, explicit: probe(*args, explicit=True))
     net_d = copy.deepcopy(net).to(device)

@@ -203,7 +203,7 @@ def test_random_shapes(device, seed):
     compare(case, device)
 
 
-def test_auto_leaves_modulated_convolutions_to_cudnn(monkeypatch):
+def test_auto_leaves_modulated_convolutions_to_cudnn(device, monkeypatch):
     """Measured slower than cuDNN on an H100, the fused kernel runs only when asked for by
     name; auto says why, for every dtype and TF32 setting."""
     from tri3d.ops.modconv import AUTO_DECLINED, _triton_reason
@@ -217,7 +217,6 @@ def test_auto_leaves_modulated_convolutions_to_cudnn(monkeypatch):
             assert _triton_reason(x.to(dtype), w, 1, None, explicit=True)(cuda) is None
     assert "up=1" in _triton_reason(x, w, 2, None, explicit=False)(cuda)
     assert "CUDA tensors" in _triton_reason(x, w, 1, None, explicit=False)(torch.device("cpu"))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     calls = []
     monkeypatch.setattr("tri3d.ops.modconv.modulated_conv2d_ref",
                         lambda *a, **k: calls.append(1) or modulated_conv2d_ref(*a, **k))

@@ -23,13 +23,15 @@ def main(paths: list[str]) -> int:
     first = benchmarks[0]["extra_info"] if benchmarks else {}
     print(f"device: {first.get('device', '?')}\n")
     print(f"timer: {first.get('timer', '?')}\n")
-    print("| case | median ms | peak MB | throughput /s | DRAM floor ms | compute floor ms | fraction of floor |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| case | median ms | peak MB | saved MB | throughput /s | DRAM floor ms | compute floor ms "
+          "| fraction of floor |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for b in benchmarks:
         e = b["extra_info"]
         rate = e.get("points_per_s") or e.get("rays_per_s") or e.get("pixels_per_s") or e.get("images_per_s")
         print(
-            f"| {b['name']} | {fmt(e.get('ms'), '.3f')} | {fmt(e.get('peak_mb'), '.1f')} | {fmt(rate, '.3g')} "
+            f"| {b['name']} | {fmt(e.get('ms'), '.3f')} | {fmt(e.get('peak_mb'), '.1f')} "
+            f"| {fmt(e.get('saved_mb'), '.1f')} | {fmt(rate, '.3g')} "
             f"| {fmt(e.get('dram_floor_ms'), '.3f')} | {fmt(e.get('compute_floor_ms'), '.3f')} "
             f"| {fmt(e.get('roofline_fraction'), '.2f')} |"
         )

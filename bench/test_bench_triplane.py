@@ -4,7 +4,8 @@ Sizes: "small" (runs everywhere; the Triton path under the interpreter on CPU) a
 "eg3d" (EG3D training scale: batch 8, 64x64 rays x 96 samples, planes 3x32x256x256,
 decoder 32 -> 64 x3 -> 33; CUDA only). Each case records in ``extra_info``: median ms
 (CUDA events, L2 flushed and gradients zeroed before each round: ``timing.py``), peak
-memory over the inputs (MB), points/s, and its DRAM and compute floors.
+memory over the inputs (MB), activation memory (``saved_mb``: the storages autograd saves
+for backward, the planes included; any device), points/s, and its DRAM and compute floors.
 
 The reference runs at the fused path's precision too: "ref-tf32" lets cuBLAS use TF32
 (``torch.backends.cuda.matmul.allow_tf32``), so tf32 fused vs tf32 reference is a
@@ -26,6 +27,7 @@ import torch
 
 from tri3d.models import TriplaneDecoder
 from tri3d.ops import triplane_decode
+from tri3d.utils.memory import SavedTensorBytes
 
 from roofline import floors, report, triplane_decode_dram_bytes
 from timing import time_case
@@ -88,7 +90,9 @@ def test_triplane_decode(benchmark, monkeypatch, size, impl, precision, dtype, m
         planes.grad = None
         decoder.zero_grad(set_to_none=True)
 
-    step()  # compile / warm up
+    saved = SavedTensorBytes()
+    with saved.count():  # activation memory: what autograd keeps for backward (planes included)
+        step()  # compile / warm up
     peak_mb = None
     if CUDA:
         zero_grads()
@@ -103,5 +107,6 @@ def test_triplane_decode(benchmark, monkeypatch, size, impl, precision, dtype, m
     floor = floors(*model_cost(cfg, planes.element_size(), mode == "fwd+bwd"), precision)
     benchmark.extra_info.update(
         **timing, **report(timing["ms"], floor), peak_mb=peak_mb, points_per_s=points / (timing["ms"] * 1e-3),
+        saved_mb=saved.bytes / 2**20 if mode == "fwd+bwd" else None,
         impl=impl, precision=precision, device=torch.cuda.get_device_name() if CUDA else "cpu",
     )

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (no registry access): install, `tri3d doctor`, the
-# triplane and compositor benches, the triplane time breakdown, the GPU-facing tests on
-# CUDA, the generator and modulated-convolution benches, the compile report and the
-# modconv sweep, in that order of priority. A lease gives 15 minutes of device time and 10 per command, so the whole
+# triplane and compositor benches, the triplane time breakdown and one backward launch's
+# hardware counters (ncu), the GPU-facing tests on CUDA, the generator and
+# modulated-convolution benches, the compile report and the modconv sweep, in that order
+# of priority. A lease gives 15 minutes of device time and 10 per command, so the whole
 # script keeps to BUDGET seconds (default 540): each phase has a cap and gets at most what
 # is left, and a phase that would start with under 20 s left is skipped. Every phase
 # writes its own files under OUT_DIR as it goes (each bench file its own JSON), so a
@@ -65,6 +66,17 @@ done
 
 # Where the fused triplane decode's time goes (scatter, weight reductions, point layout).
 run_phase triplane_breakdown 90 python bench/triplane_breakdown.py --json "$out/triplane_breakdown.json"
+# Hardware counters of one fused triplane backward launch (eg3d size, uniform points, tf32):
+# occupancy, stall reasons, L2 / atomic throughput. Clocks are left as they are.
+ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -n "$ncu_bin" ]; then
+    run_phase ncu_triplane_bwd 120 "$ncu_bin" --clock-control none -k regex:triplane_mlp_bwd -c 1 \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section MemoryWorkloadAnalysis --section SchedulerStats \
+        python bench/triplane_breakdown.py --precision tf32 --rounds 1
+else
+    echo "== ncu_triplane_bwd: skipped (no ncu)"
+fi
 
 # The tests whose paths change on CUDA (fused kernels, the native compositor, NVRTC,
 # the renderer and models that dispatch to them), several files at a time.

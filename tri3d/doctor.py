@@ -30,11 +30,36 @@ TIMING_REPEATS = 5  # timed calls per path (the median is shown), after one warm
 
 
 @dataclass
+class Case:
+    """One check's inputs on a device, made once and reused by every run of every path.
+    ``cotangents`` are drawn at the first run from the outputs' shapes (fp64 on the CPU with
+    a fixed seed, then cast), so a case on any device and dtype gets the same numbers."""
+    inputs: dict[str, object]  # the op's arguments; tensors that take gradients require grad
+    wrt: list[torch.Tensor]  # what the gradients are taken with respect to
+    cotangents: list[torch.Tensor] | None = None
+
+
+@dataclass
 class OpCheck:
     name: str  # the public op
     paths: dict[str, Callable[[torch.device], "str | None"]]  # fused / native paths, probed for explicit use
     auto_paths: dict[str, Callable[[torch.device], "str | None"]]  # what impl="auto" considers
-    run: Callable[[str, torch.device, torch.dtype, int], list[torch.Tensor]]  # (impl, device, dtype, size) -> outputs + grads
+    make: Callable[[torch.device, torch.dtype, int], Case]  # (device, dtype, size) -> inputs
+    call: Callable[[str, Case], tuple[torch.Tensor, ...]]  # (impl, case) -> the op's outputs
+
+
+def run_case(check: OpCheck, impl: str, case: Case) -> list[torch.Tensor]:
+    """The op's outputs through ``impl`` and, for its differentiable outputs, the gradients
+    of ``sum(cotangent * output)`` with respect to ``case.wrt``."""
+    outs = check.call(impl, case)
+    if not case.wrt:
+        return list(outs)
+    if case.cotangents is None:
+        g = torch.Generator().manual_seed(1)
+        case.cotangents = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.device, o.dtype)
+                           for o in outs]
+    grads = torch.autograd.grad(outs, case.wrt, case.cotangents)
+    return [*outs, *grads]
 
 
 def _rays(size: int, device, dtype, seed: int = 0):
@@ -46,31 +71,27 @@ def _rays(size: int, device, dtype, seed: int = 0):
     return [t.to(device, dtype) for t in (sigma, rgb, depths)]
 
 
-def _run_composite(impl, device, dtype, size):
+def _make_composite(device, dtype, size) -> Case:
     sigma, rgb, depths = _rays(size, device, dtype)
     sigma.requires_grad_(), rgb.requires_grad_()
-    outs = composite(sigma, rgb, depths, impl=impl)
-    g = torch.Generator().manual_seed(1)
-    cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(device, o.dtype) for o in outs]
-    grads = torch.autograd.grad(outs, [sigma, rgb], cot)
-    return [*outs, *grads]
+    return Case(dict(sigma=sigma, rgb=rgb, depths=depths), [sigma, rgb])
 
 
-def _run_importance(impl, device, dtype, size):
+def _make_importance(device, dtype, size) -> Case:
     _, _, depths = _rays(size, device, dtype)
     weights = torch.rand(*depths.shape[:2], depths.shape[2] - 1, 1, generator=torch.Generator().manual_seed(2),
                          dtype=torch.float64).to(device, dtype)
-    return [importance_depths(depths, weights, 9, deterministic=True, impl=impl)]
+    return Case(dict(depths=depths, weights=weights), [])
 
 
-def _run_merge(impl, device, dtype, size):
+def _make_merge(device, dtype, size) -> Case:
     sigma, rgb, depths = _rays(size, device, dtype)
     fine = 2 + torch.rand(*depths.shape[:2], 6, 1, generator=torch.Generator().manual_seed(3),
                           dtype=torch.float64).to(device, dtype)
-    return list(merge_samples(depths, sigma, rgb, fine, sigma[:, :, :6], rgb[:, :, :6], impl=impl))
+    return Case(dict(depths=depths, sigma=sigma, rgb=rgb, fine=fine), [])
 
 
-def _run_triplane(impl, device, dtype, size):
+def _make_triplane(device, dtype, size) -> Case:
     from tri3d.models import TriplaneDecoder
 
     g = torch.Generator().manual_seed(4)
@@ -78,22 +99,46 @@ def _run_triplane(impl, device, dtype, size):
     xyz = (torch.rand(2, 37 * size, 3, generator=g, dtype=torch.float64) * 2 - 1).to(device, dtype)
     torch.manual_seed(5)
     decoder = TriplaneDecoder(in_features=12, hidden=24, n_hidden=3, out_features=7).to(device, dtype)
-    kw = {"precision": "ieee"} if impl == "triton" else {}  # exact fp32 dots, against the fp32 reference
-    outs = triplane_decode(planes, xyz, decoder, impl=impl, **kw)
-    cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(device, o.dtype) for o in outs]
-    grads = torch.autograd.grad(outs, [planes, *decoder.parameters()], cot)
-    return [*outs, *grads]
+    return Case(dict(planes=planes, xyz=xyz, decoder=decoder), [planes, *decoder.parameters()])
 
 
-def _run_modconv(impl, device, dtype, size):
+def _make_modconv(device, dtype, size) -> Case:
     g = torch.Generator().manual_seed(6)
     x = torch.randn(2, 19, 5 * size, 7, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
     weight = torch.randn(21, 19, 3, 3, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
     styles = (torch.randn(2, 19, generator=g, dtype=torch.float64) * 0.5 + 1).to(device, dtype).requires_grad_()
-    kw = {"precision": "ieee"} if impl == "triton" else {}
-    y = modulated_conv2d(x, weight, styles, impl=impl, **kw)
-    cot = torch.randn(y.shape, generator=g, dtype=torch.float64).to(device, y.dtype)
-    return [y, *torch.autograd.grad(y, [x, weight, styles], cot)]
+    return Case(dict(x=x, weight=weight, styles=styles), [x, weight, styles])
+
+
+def _exact(impl: str) -> dict[str, str]:
+    """Exact fp32 dots on the Triton paths, so they are held to the fp32 reference."""
+    return {"precision": "ieee"} if impl == "triton" else {}
+
+
+def _call_composite(impl: str, case: Case) -> tuple[torch.Tensor, ...]:
+    i = case.inputs
+    return tuple(composite(i["sigma"], i["rgb"], i["depths"], impl=impl))
+
+
+def _call_importance(impl: str, case: Case) -> tuple[torch.Tensor, ...]:
+    i = case.inputs
+    return (importance_depths(i["depths"], i["weights"], 9, deterministic=True, impl=impl),)
+
+
+def _call_merge(impl: str, case: Case) -> tuple[torch.Tensor, ...]:
+    i = case.inputs
+    return tuple(merge_samples(i["depths"], i["sigma"], i["rgb"], i["fine"], i["sigma"][:, :, :6],
+                               i["rgb"][:, :, :6], impl=impl))
+
+
+def _call_triplane(impl: str, case: Case) -> tuple[torch.Tensor, ...]:
+    i = case.inputs
+    return tuple(triplane_decode(i["planes"], i["xyz"], i["decoder"], impl=impl, **_exact(impl)))
+
+
+def _call_modconv(impl: str, case: Case) -> tuple[torch.Tensor, ...]:
+    i = case.inputs
+    return (modulated_conv2d(i["x"], i["weight"], i["styles"], impl=impl, **_exact(impl)),)
 
 
 def _modconv_auto(device: torch.device) -> str | None:
@@ -106,11 +151,13 @@ def _modconv_auto(device: torch.device) -> str | None:
 
 NATIVE = {"cuda": _backend.cuda_unavailable, "cpp": _backend.cpp_unavailable}
 CHECKS = [
-    OpCheck("composite", NATIVE, NATIVE, _run_composite),
-    OpCheck("importance_depths", NATIVE, NATIVE, _run_importance),
-    OpCheck("merge_samples", NATIVE, NATIVE, _run_merge),
-    OpCheck("triplane_decode", {"triton": triton_unavailable}, {"triton": triton_auto_unavailable}, _run_triplane),
-    OpCheck("modulated_conv2d", {"triton": triton_unavailable}, {"triton": _modconv_auto}, _run_modconv),
+    OpCheck("composite", NATIVE, NATIVE, _make_composite, _call_composite),
+    OpCheck("importance_depths", NATIVE, NATIVE, _make_importance, _call_importance),
+    OpCheck("merge_samples", NATIVE, NATIVE, _make_merge, _call_merge),
+    OpCheck("triplane_decode", {"triton": triton_unavailable}, {"triton": triton_auto_unavailable}, _make_triplane,
+            _call_triplane),
+    OpCheck("modulated_conv2d", {"triton": triton_unavailable}, {"triton": _modconv_auto}, _make_modconv,
+            _call_modconv),
 ]
 
 
@@ -183,9 +230,10 @@ def run_doctor(device: torch.device, out: TextIO = sys.stdout, timing_size: int 
                 print(f"    {impl}: not available here ({reason})", file=out)
                 continue
             try:
-                fused = check.run(impl, device, torch.float32, 1)
-                same = check.run("ref", device, torch.float32, 1)
-                ref64 = check.run("ref", torch.device("cpu"), torch.float64, 1)
+                case = check.make(device, torch.float32, 1)
+                fused = run_case(check, impl, case)
+                same = run_case(check, "ref", case)
+                ref64 = run_case(check, "ref", check.make(torch.device("cpu"), torch.float64, 1))
                 for k, (f, r, r64) in enumerate(zip(fused, same, ref64)):
                     if f.is_floating_point():
                         assert_fused_close(f.cpu().float(), r.cpu().float(), r64, FLOORS["fp32"], f"output {k}")
@@ -195,8 +243,9 @@ def run_doctor(device: torch.device, out: TextIO = sys.stdout, timing_size: int 
                 ok = False
                 print(f"    {impl}: FAIL against ref: {err}", file=out)
                 continue
-            t_fused, timer = _median_ms(lambda: check.run(impl, device, torch.float32, timing_size), device)
-            t_ref, _ = _median_ms(lambda: check.run("ref", device, torch.float32, timing_size), device)
+            case = check.make(device, torch.float32, timing_size)  # inputs made once: only the op is timed
+            t_fused, timer = _median_ms(lambda: run_case(check, impl, case), device)
+            t_ref, _ = _median_ms(lambda: run_case(check, "ref", case), device)
             print(f"    {impl}: matches ref (fp32, forward and gradients); {t_fused:.2f} ms vs ref {t_ref:.2f} ms "
                   f"at the medium size (x{t_ref / max(t_fused, 1e-9):.2f}, {timer}, median of {TIMING_REPEATS})",
                   file=out)

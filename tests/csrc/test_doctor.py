@@ -32,3 +32,22 @@ def test_doctor_fails_on_a_path_that_disagrees_with_its_reference(native_ext, mo
     assert not run_doctor(torch.device("cpu"), out=out, timing_size=2)
     assert "cpp: FAIL against ref: output 0: fused error" in out.getvalue()
     assert "SOME PATHS DISAGREE" in out.getvalue()
+
+
+def test_doctor_times_the_op_on_inputs_made_once(native_ext, monkeypatch):
+    """Each available path's inputs are made three times: its check on the device, the fp64
+    reference, and once for all the timed runs, so the timings are the op's and not the
+    host drawing its data (on a GPU that was most of the doctor's first numbers)."""
+    import dataclasses
+
+    import tri3d.doctor as doctor
+
+    made = []
+
+    def counting(check):
+        return dataclasses.replace(check, make=lambda *args: made.append((check.name, args[2])) or check.make(*args))
+
+    monkeypatch.setattr(doctor, "CHECKS", [counting(check) for check in doctor.CHECKS])
+    assert run_doctor(torch.device("cpu"), out=io.StringIO(), timing_size=2)
+    for check in doctor.CHECKS:  # one available path each here: cpp, or triton under the interpreter
+        assert sorted(size for name, size in made if name == check.name) == [1, 1, 2], check.name

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tri3d.data import ImageDataset
-from tri3d.data.shapes import make_shapes_dataset
+from tri3d.data.shapes import CLASS_NAMES, make_shapes_dataset
 from tri3d.metrics.detector import load_detector, load_metric_detectors
 from tri3d.metrics.evaluate import evaluate, generate_views, real_depth_features, real_features
 from tri3d.metrics.scores import feature_stats, frechet_distance
@@ -115,5 +115,9 @@ def test_shapes_judges_and_pipeline(tmp_path):
     assert result["depth_fid"] > 3 * depth_halves
     # An untrained G's depth maps are not recognisable shapes.
     assert result["depth_class_accuracy"] < 0.5 and 0 <= result["depth_flat_fraction"] <= 1
+    for key, labels in (("class_confusion", len(CLASS_NAMES)), ("depth_confusion", len(CLASS_NAMES) + 1)):
+        rows = result[key]  # per conditioning class, its views' labels: each drawn class's row sums to 1
+        assert len(rows) == G.config.num_classes and all(len(row) == labels for row in rows)
+        assert all(abs(sum(row) - 1) < 1e-3 or sum(row) == 0 for row in rows) and sum(map(sum, rows)) > 0
     assert result["detector_accuracy_on_reals"] == det.accuracy
     assert result["depth_detector_accuracy_on_reals"] == depth_judge.accuracy

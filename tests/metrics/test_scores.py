@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import linalg
 
 from tri3d.metrics import frechet_distance, inception_score, kernel_inception_distance
@@ -111,3 +112,12 @@ def test_inception_score_splits_at_stylegan2_ada_boundaries():
         m = part.mean(axis=0)
         other.append(np.exp((part * (np.log(part) - np.log(m))).sum(axis=1).mean()))
     assert abs(np.mean(other) - mean) > 1e-6
+
+
+def test_confusion_rows_counts_each_class_s_views_by_label():
+    from tri3d.metrics.evaluate import confusion_rows
+
+    classes = torch.tensor([0, 0, 0, 0, 1, 1, 2])
+    predicted = torch.tensor([0, 0, 3, 1, 1, 3, 2])
+    rows = confusion_rows(predicted, classes, num_classes=4, num_labels=4)
+    assert rows == [[0.5, 0.25, 0.0, 0.25], [0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]

@@ -105,11 +105,28 @@ def _gather(items) -> list:
     return out
 
 
+def confusion_rows(
+    predicted: torch.Tensor,  # [n] int, the judge's label of each view
+    classes: torch.Tensor,  # [n] int, the class each view was generated for
+    num_classes: int,  # conditioning classes (rows)
+    num_labels: int,  # labels the judge can give (columns)
+) -> list[list[float]]:
+    """Row ``c``: the fraction of class-``c`` views the judge gave each label (a row of
+    zeros for a class with no views). The diagonal is each class's accuracy."""
+    counts = torch.zeros(num_classes, num_labels, dtype=torch.float64)
+    counts.index_put_((classes.long(), predicted.long()), torch.ones(len(classes), dtype=torch.float64),
+                      accumulate=True)
+    rows = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    return [[round(v, 4) for v in row] for row in rows.tolist()]
+
+
 def evaluate(G, dataset, detector, *, depth_judge=None, num_gen: int = 1000, radius: float, fov_deg: float,
              seed: int = 0, kid_subsets: int = 100, is_splits: int = 10, cache_dir: Path | None = None) -> dict | None:
     """FID, KID, IS (on the detector's class probabilities) and, for a detector that knows
-    its accuracy (the shapes judge), the class accuracy of generated views; with
-    ``depth_judge``, ``depth_fid``, ``depth_kid``, ``depth_class_accuracy`` and
+    its accuracy (the shapes judge), the class accuracy of generated views and
+    ``class_confusion`` (``confusion_rows``: per conditioning class, the fraction of its
+    views given each label); with ``depth_judge``, ``depth_fid``, ``depth_kid``,
+    ``depth_class_accuracy``, ``depth_confusion`` (its last column: flat card) and
     ``depth_flat_fraction`` (views the judge calls a flat card). Called on every rank of a
     process group, each rank renders its share of ``num_gen`` (its own latents); rank 0
     gathers and returns the scores (other ranks return None)."""
@@ -140,6 +157,7 @@ def evaluate(G, dataset, detector, *, depth_judge=None, num_gen: int = 1000, rad
         result["is_mean"], result["is_std"] = inception_score(probs.numpy(), splits=is_splits)
     if getattr(detector, "accuracy", None) is not None and G.config.num_classes:
         result["class_accuracy"] = float((probs.argmax(1) == classes).float().mean())
+        result["class_confusion"] = confusion_rows(probs.argmax(1), classes, G.config.num_classes, probs.shape[1])
         result["detector_accuracy_on_reals"] = detector.accuracy
     if depth_judge is not None:
         fake_depth = np.concatenate([g[3][0] for g in gathered]).astype(np.float64)
@@ -153,6 +171,7 @@ def evaluate(G, dataset, detector, *, depth_judge=None, num_gen: int = 1000, rad
         )
         if G.config.num_classes:
             result["depth_class_accuracy"] = float((depth_pred == classes).float().mean())
+            result["depth_confusion"] = confusion_rows(depth_pred, classes, G.config.num_classes, FLAT_CARD + 1)
     result["seconds"] = time.perf_counter() - t0
     return result
 

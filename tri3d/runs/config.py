@@ -202,7 +202,9 @@ def _tiny() -> TrainConfig:
     loss (weight 1), because in this budget D's projection alone ranks real images' labels
     at chance (measured), which leaves G no class signal; and the distortion loss (weight
     1), because without it most early views are fog that the depth judge calls flat cards
-    (measured)."""
+    (measured). No spherical density prior: with one (``density_prior=8``) every class
+    started as a ball, and at 8 kimg the depth-only accuracy was 0.31-0.35 over 3 seeds
+    against 0.41-0.42 over 2 without it (measured, README)."""
     return TrainConfig(
         preset="tiny", batch=8, total_kimg=8.0, snapshot_kimg=2.0, log_every=10, lr_G=0.004, lr_D=0.004,
         class_loss=1.0, distortion_reg=1.0,
@@ -211,7 +213,6 @@ def _tiny() -> TrainConfig:
         G=GeneratorConfig(z_dim=64, w_dim=64, triplane_resolution=32, triplane_channels=16, channel_base=1024,
                           channel_max=64, extra_blocks=True, decoder_hidden=32, decoder_layers=3,
                           image_resolution=16, neural_rendering_resolution=16, background="learned",
-                          density_prior=8.0,
                           renderer=RendererConfig(depth_samples=12, importance_samples=12, near=2.0, far=3.4)),
         D=DiscriminatorConfig(image_resolution=16, channel_base=1024, channel_max=64),
     )

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (no registry access): install, `tri3d doctor`, the
-# triplane and compositor benches, the triplane time breakdown and one backward launch's
-# hardware counters (ncu), the GPU-facing tests on CUDA, the generator and
-# modulated-convolution benches, the compile report and the modconv sweep, in that order
-# of priority. A lease gives 15 minutes of device time and 10 per command, so the whole
-# script keeps to BUDGET seconds (default 540): each phase has a cap and gets at most what
-# is left, and a phase that would start with under 20 s left is skipped. Every phase
-# writes its own files under OUT_DIR as it goes (each bench file its own JSON), so a
-# cut-off call still brings back what finished. A doctor failure is reported and the
-# rest still runs (the tests then say which path disagrees).
+# triplane time breakdown, the triplane backward launch sweep and one backward launch's
+# hardware counters (ncu), the GPU-facing tests on CUDA, the modconv sweep, the bench
+# suites and the compile report, in that order of priority. A lease gives 15 minutes of
+# device time and 10 per command, so the whole script keeps to BUDGET seconds (default
+# 540): each phase has a cap and gets at most what is left, and a phase that would start
+# with under 20 s left is skipped. Every phase writes its own files under OUT_DIR as it
+# goes (each bench file its own JSON), so a cut-off call still brings back what finished.
+# A doctor failure is reported and the rest still runs (the tests then say which path
+# disagrees).
 #
 # Usage: bash bench/run_gpu.sh OUT_DIR [BUDGET_S]
 set -uo pipefail
@@ -57,20 +57,17 @@ grep -E "^tri3d|CUDA kernels|WARNING: native" "$out/install.txt"
 python -c "import tri3d.kernels, tri3d._C; print('installed:', tri3d.__file__, tri3d._C.__file__)" \
     || { status=1; echo "tri3d is not importable as installed (see $out/install.txt)"; }
 
-run_phase doctor 150 python -m tri3d.cli doctor --device cuda
+run_phase doctor 90 python -m tri3d.cli doctor --device cuda
 
-for suite in triplane composite; do
-    run_phase "bench_$suite" 150 python -m pytest -q "bench/test_bench_$suite.py" \
-        --benchmark-json "$out/bench_$suite.json" --benchmark-columns=median,rounds
-done
-
-# Where the fused triplane decode's time goes (scatter, weight reductions, point layout).
+# Where the fused triplane decode's time goes (scatter, weight reductions, point layout),
+# then which backward launch config, persistent grid and split of its two jobs is fastest.
 run_phase triplane_breakdown 90 python bench/triplane_breakdown.py --json "$out/triplane_breakdown.json"
+run_phase tune_triplane 150 python bench/tune_triplane.py --json "$out/tune_triplane.json"
 # Hardware counters of one fused triplane backward launch (eg3d size, uniform points, tf32):
 # occupancy, stall reasons, L2 / atomic throughput. Clocks are left as they are.
 ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -n "$ncu_bin" ]; then
-    run_phase ncu_triplane_bwd 120 "$ncu_bin" --clock-control none -k regex:triplane_mlp_bwd -c 1 \
+    run_phase ncu_triplane_bwd 100 "$ncu_bin" --clock-control none -k regex:triplane_mlp_bwd -c 1 \
         --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
         --section MemoryWorkloadAnalysis --section SchedulerStats \
         python bench/triplane_breakdown.py --precision tf32 --rounds 1
@@ -80,16 +77,17 @@ fi
 
 # The tests whose paths change on CUDA (fused kernels, the native compositor, NVRTC,
 # the renderer and models that dispatch to them), several files at a time.
-run_phase tests 200 python -m pytest -q -n 8 --dist loadfile --timeout 120 tests/ops tests/csrc tests/render \
+run_phase tests 170 python -m pytest -q -n 8 --dist loadfile --timeout 120 tests/ops tests/csrc tests/render \
     tests/models tests/test_import.py tests/train/test_config.py
 
-for suite in multiview modconv; do
+run_phase tune_modconv 120 python bench/tune_modconv.py --json "$out/tune_modconv.json"
+
+for suite in triplane composite multiview modconv; do
     run_phase "bench_$suite" 120 python -m pytest -q "bench/test_bench_$suite.py" \
         --benchmark-json "$out/bench_$suite.json" --benchmark-columns=median,rounds
 done
 
 run_phase compile_report 90 python bench/compile_report.py --arch "$arch" --json "$out/compile_report.json"
-run_phase tune_modconv 120 python bench/tune_modconv.py --json "$out/tune_modconv.json"
 
 echo "== summary"
 python bench/summarize.py "$out"/bench_*.json | tee "$out/summary.md"

@@ -1,0 +1,138 @@
+"""Sweep launch configurations of the fused triplane backward kernel (GPU only).
+
+The first H100 run put the fused decode's backward at about 12.7 ms for 3.15 M points,
+5x over its SASS issue model. Its accumulators (decoder weight gradients kept in registers
+across a program's blocks) take 232-242 registers, so an SM holds 8 warps. This sweep
+times ``triplane_mlp_backward`` alone (CUDA events, L2 flushed, median) for
+
+- the launch config: points per block x warps (``BWD_CONFIG`` is 16 x 8 on sm_90);
+- programs per SM (the backward launches a persistent grid; the default is 8 per SM);
+- the job: ``all`` (plane and weight gradients, one launch, what the op runs), ``planes``
+  (the scatter alone: no accumulators, so more warps per SM) and ``weights`` (the weight
+  reductions alone): if the best ``planes`` + best ``weights`` beat the best ``all``, two
+  launches are the faster design;
+
+for the two point layouts of ``triplane_breakdown.py`` (uniform, camera rays) at its
+``eg3d`` size (8 triplanes x 64^2 rays x 96 depths, planes 3 x 32 x 256^2, decoder
+32 -> 64 (x3) -> 33), tf32 dots. Configurations that do not fit are skipped. Rows are
+written to the JSON as they finish, so a cut-off run keeps what it measured.
+
+Usage: python bench/tune_triplane.py [--precision tf32 bf16] [--json PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+CONFIGS = [dict(block=b, num_warps=w, num_stages=1) for b, w in itertools.product((16, 32, 64), (4, 8))]
+PROGRAMS_PER_SM = (2, 4, 8, 16)
+JOBS = {"all": (True, True), "planes": (True, False), "weights": (False, True)}  # (plane grads, weight grads)
+
+
+def problem(layout: str, precision: str) -> dict:
+    """The eg3d-size inputs of ``triplane_breakdown.py`` as the kernel takes them."""
+    from triplane_breakdown import HIDDEN, N_HIDDEN, C_OUT, SIZES, ray_points, uniform_points
+    from tri3d.models import TriplaneDecoder
+    from tri3d.ops import planes_for_decode
+    from tri3d.ops.triplane import pack_decoder
+
+    cfg = SIZES["eg3d"]
+    g = torch.Generator().manual_seed(0)
+    n = cfg["side"] ** 2 * cfg["depths"]
+    xyz = uniform_points(cfg["T"], n, g) if layout == "uniform" else ray_points(cfg["T"], cfg["side"], cfg["depths"], g)
+    plane_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    planes = torch.randn(cfg["T"], 3, cfg["C"], cfg["res"], cfg["res"], generator=g).to("cuda", plane_dtype)
+    torch.manual_seed(0)
+    decoder = TriplaneDecoder(cfg["C"], HIDDEN, N_HIDDEN, C_OUT).cuda()
+    params, n_hidden, n_out = pack_decoder(decoder.effective_layers())
+    params = [p.detach().contiguous() for p in params]
+    planes_cl = planes_for_decode(planes, impl="triton").permute(0, 1, 3, 4, 2).contiguous()
+    coords = xyz.reshape(-1, 3).cuda().contiguous()
+    return dict(planes=planes_cl, coords=coords, weights=tuple(params[:3]), biases=tuple(params[3:]),
+                grad_out=torch.randn(coords.shape[0], n_out, device="cuda", generator=torch.Generator("cuda").manual_seed(1)),
+                n_hidden=n_hidden, points_per_plane=n)
+
+
+def time_ms(inp: dict, precision: str, config: dict, programs: int, job: str) -> float | None:
+    """Median ms of one backward launch (with its zeroed outputs), or None if it does not fit."""
+    import triton
+    from timing import cuda_event_ms
+    from tri3d.kernels.triplane_mlp import triplane_mlp_backward
+
+    plane_grads, weight_grads = JOBS[job]
+
+    def step() -> None:
+        triplane_mlp_backward(
+            inp["planes"], inp["coords"], None, inp["weights"], inp["biases"], inp["grad_out"],
+            n_hidden=inp["n_hidden"], points_per_plane=inp["points_per_plane"], box_warp=1.0, eg3d_axes=False,
+            precision=precision, plane_grads=plane_grads, weight_grads=weight_grads, config=config, programs=programs,
+        )
+
+    try:
+        return statistics.median(cuda_event_ms(step, rounds=5, warmup=1))
+    except (triton.runtime.errors.OutOfResources, RuntimeError) as err:
+        print(f"  skipped {config} {job}: {type(err).__name__}: {str(err)[:200]}", flush=True)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precision", nargs="+", default=["tf32"], choices=["tf32", "bf16"],
+                        help="dot operands (bf16 also stores the planes in bf16); default: tf32")
+    parser.add_argument("--json", default=None, help="also write the rows as JSON here (rewritten after each row)")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("tune_triplane needs a CUDA GPU", file=sys.stderr)
+        return 2
+    from tri3d.kernels.triplane_mlp import bwd_config, config_arch
+
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    default = bwd_config(3, config_arch(torch.device("cuda")))
+    print(f"device: {torch.cuda.get_device_name()}, default config {default}, 8 programs per SM\n")
+    print("| precision | layout | job | block x warps | " + " | ".join(f"{p}/SM ms" for p in PROGRAMS_PER_SM) + " |")
+    print("|---|---|---|---|" + "---:|" * len(PROGRAMS_PER_SM))
+    rows = []
+    for precision in args.precision:
+        for layout in ("uniform", "rays"):
+            inp = problem(layout, precision)
+            for job in JOBS:
+                for config in CONFIGS:
+                    ms = [time_ms(inp, precision, config, p * sms, job) for p in PROGRAMS_PER_SM]
+                    rows.append(dict(precision=precision, layout=layout, job=job, config=config,
+                                     programs_per_sm=list(PROGRAMS_PER_SM), ms=ms))
+                    cells = " | ".join("-" if t is None else f"{t:.3f}" for t in ms)
+                    print(f"| {precision} | {layout} | {job} | {config['block']} x {config['num_warps']} | {cells} |",
+                          flush=True)
+                    if args.json:
+                        tmp = args.json + ".tmp"
+                        Path(tmp).write_text(json.dumps(rows, indent=1))
+                        os.replace(tmp, args.json)
+            del inp
+            torch.cuda.empty_cache()
+    print()
+    for precision in args.precision:
+        for layout in ("uniform", "rays"):
+            best = {}
+            for job in JOBS:
+                timed = [(t, r["config"], p) for r in rows if (r["precision"], r["layout"], r["job"]) == (precision, layout, job)
+                         for t, p in zip(r["ms"], r["programs_per_sm"]) if t is not None]
+                if timed:
+                    best[job] = min(timed, key=lambda x: x[0])
+            if len(best) == len(JOBS):
+                print(f"{precision} {layout}: best all {best['all'][0]:.3f} ms {best['all'][1:]}; best planes "
+                      f"{best['planes'][0]:.3f} + best weights {best['weights'][0]:.3f} = "
+                      f"{best['planes'][0] + best['weights'][0]:.3f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,8 +5,8 @@ The first H100 run put the fused decode's backward at about 12.7 ms for 3.15 M p
 across a program's blocks) take 232-242 registers, so an SM holds 8 warps. This sweep
 times ``triplane_mlp_backward`` alone (CUDA events, L2 flushed, median) for
 
-- the launch config: points per block x warps (``BWD_CONFIG`` is 16 x 8 on sm_90);
-- programs per SM (the backward launches a persistent grid; the default is 8 per SM);
+- the launch config: points per block x warps (``BWD_CONFIG``);
+- programs per SM (the backward launches a persistent grid; ``BWD_PROGRAMS_PER_SM``);
 - the job: ``all`` (plane and weight gradients, one launch, what the op runs), ``planes``
   (the scatter alone: no accumulators, so more warps per SM) and ``weights`` (the weight
   reductions alone): if the best ``planes`` + best ``weights`` beat the best ``all``, two
@@ -33,14 +33,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-CONFIGS = [dict(block=b, num_warps=w, num_stages=1) for b, w in itertools.product((16, 32, 64), (4, 8))]
+BLOCKS = (16, 32, 64)  # points per block
+WARPS = (4, 8)  # warps per program
 PROGRAMS_PER_SM = (2, 4, 8, 16)
 JOBS = {"all": (True, True), "planes": (True, False), "weights": (False, True)}  # (plane grads, weight grads)
+LAYOUTS = ("uniform", "rays")
 
 
-def problem(layout: str, precision: str) -> dict:
+def problem(layout: str, precision: str, n_hidden: int) -> dict:
     """The eg3d-size inputs of ``triplane_breakdown.py`` as the kernel takes them."""
-    from triplane_breakdown import HIDDEN, N_HIDDEN, C_OUT, SIZES, ray_points, uniform_points
+    from triplane_breakdown import C_OUT, HIDDEN, SIZES, ray_points, uniform_points
     from tri3d.models import TriplaneDecoder
     from tri3d.ops import planes_for_decode
     from tri3d.ops.triplane import pack_decoder
@@ -52,7 +54,7 @@ def problem(layout: str, precision: str) -> dict:
     plane_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     planes = torch.randn(cfg["T"], 3, cfg["C"], cfg["res"], cfg["res"], generator=g).to("cuda", plane_dtype)
     torch.manual_seed(0)
-    decoder = TriplaneDecoder(cfg["C"], HIDDEN, N_HIDDEN, C_OUT).cuda()
+    decoder = TriplaneDecoder(cfg["C"], HIDDEN, n_hidden, C_OUT).cuda()
     params, n_hidden, n_out = pack_decoder(decoder.effective_layers())
     params = [p.detach().contiguous() for p in params]
     planes_cl = planes_for_decode(planes, impl="triton").permute(0, 1, 3, 4, 2).contiguous()
@@ -88,49 +90,64 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", nargs="+", default=["tf32"], choices=["tf32", "bf16"],
                         help="dot operands (bf16 also stores the planes in bf16); default: tf32")
+    parser.add_argument("--hidden", nargs="+", type=int, default=[3], choices=[1, 2, 3],
+                        help="decoder hidden layers (default: 3)")
+    parser.add_argument("--block", nargs="+", type=int, default=list(BLOCKS), choices=BLOCKS,
+                        help=f"points per block (default: {' '.join(map(str, BLOCKS))})")
+    parser.add_argument("--warps", nargs="+", type=int, default=list(WARPS), choices=WARPS,
+                        help=f"warps per program (default: {' '.join(map(str, WARPS))})")
+    parser.add_argument("--programs-per-sm", nargs="+", type=int, default=list(PROGRAMS_PER_SM),
+                        choices=range(1, 65), metavar="N", help="persistent programs per SM, 1..64 (default: 2 4 8 16)")
+    parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS),
+                        help="backward jobs to time (default: all planes weights)")
+    parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS,
+                        help="point layouts (default: uniform rays)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here (rewritten after each row)")
     args = parser.parse_args(argv)
+    configs = [dict(block=b, num_warps=w, num_stages=1) for b, w in itertools.product(args.block, args.warps)]
     if not torch.cuda.is_available():
         print("tune_triplane needs a CUDA GPU", file=sys.stderr)
         return 2
-    from tri3d.kernels.triplane_mlp import bwd_config, config_arch
+    from tri3d.kernels.triplane_mlp import BWD_PROGRAMS_PER_SM, bwd_config, config_arch
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    default = bwd_config(3, config_arch(torch.device("cuda")))
-    print(f"device: {torch.cuda.get_device_name()}, default config {default}, 8 programs per SM\n")
-    print("| precision | layout | job | block x warps | " + " | ".join(f"{p}/SM ms" for p in PROGRAMS_PER_SM) + " |")
-    print("|---|---|---|---|" + "---:|" * len(PROGRAMS_PER_SM))
+    arch = config_arch(torch.device("cuda"))
+    print(f"device: {torch.cuda.get_device_name()}; defaults: "
+          + ", ".join(f"{n} hidden {bwd_config(n, arch)}" for n in args.hidden)
+          + f", {BWD_PROGRAMS_PER_SM} programs per SM\n")
+    print("| precision | hidden | layout | job | block x warps | "
+          + " | ".join(f"{p}/SM ms" for p in args.programs_per_sm) + " |")
+    print("|---|---:|---|---|---|" + "---:|" * len(args.programs_per_sm))
     rows = []
-    for precision in args.precision:
-        for layout in ("uniform", "rays"):
-            inp = problem(layout, precision)
-            for job in JOBS:
-                for config in CONFIGS:
-                    ms = [time_ms(inp, precision, config, p * sms, job) for p in PROGRAMS_PER_SM]
-                    rows.append(dict(precision=precision, layout=layout, job=job, config=config,
-                                     programs_per_sm=list(PROGRAMS_PER_SM), ms=ms))
-                    cells = " | ".join("-" if t is None else f"{t:.3f}" for t in ms)
-                    print(f"| {precision} | {layout} | {job} | {config['block']} x {config['num_warps']} | {cells} |",
-                          flush=True)
-                    if args.json:
-                        tmp = args.json + ".tmp"
-                        Path(tmp).write_text(json.dumps(rows, indent=1))
-                        os.replace(tmp, args.json)
-            del inp
-            torch.cuda.empty_cache()
+    for precision, n_hidden, layout in itertools.product(args.precision, args.hidden, args.layouts):
+        inp = problem(layout, precision, n_hidden)
+        for job, config in itertools.product(args.jobs, configs):
+            ms = [time_ms(inp, precision, config, p * sms, job) for p in args.programs_per_sm]
+            rows.append(dict(precision=precision, hidden=n_hidden, layout=layout, job=job, config=config,
+                             programs_per_sm=args.programs_per_sm, ms=ms))
+            cells = " | ".join("-" if t is None else f"{t:.3f}" for t in ms)
+            print(f"| {precision} | {n_hidden} | {layout} | {job} | {config['block']} x {config['num_warps']} | "
+                  f"{cells} |", flush=True)
+            if args.json:
+                tmp = args.json + ".tmp"
+                Path(tmp).write_text(json.dumps(rows, indent=1))
+                os.replace(tmp, args.json)
+        del inp
+        torch.cuda.empty_cache()
     print()
-    for precision in args.precision:
-        for layout in ("uniform", "rays"):
-            best = {}
-            for job in JOBS:
-                timed = [(t, r["config"], p) for r in rows if (r["precision"], r["layout"], r["job"]) == (precision, layout, job)
-                         for t, p in zip(r["ms"], r["programs_per_sm"]) if t is not None]
-                if timed:
-                    best[job] = min(timed, key=lambda x: x[0])
-            if len(best) == len(JOBS):
-                print(f"{precision} {layout}: best all {best['all'][0]:.3f} ms {best['all'][1:]}; best planes "
-                      f"{best['planes'][0]:.3f} + best weights {best['weights'][0]:.3f} = "
-                      f"{best['planes'][0] + best['weights'][0]:.3f} ms")
+    for precision, n_hidden, layout in itertools.product(args.precision, args.hidden, args.layouts):
+        best = {}
+        for job in args.jobs:
+            timed = [(t, r["config"], p) for r in rows
+                     if (r["precision"], r["hidden"], r["layout"], r["job"]) == (precision, n_hidden, layout, job)
+                     for t, p in zip(r["ms"], r["programs_per_sm"]) if t is not None]
+            if timed:
+                best[job] = min(timed, key=lambda x: x[0])
+        line = f"{precision} {n_hidden} hidden {layout}: " + "; ".join(
+            f"best {job} {t:.3f} ms ({c['block']} x {c['num_warps']}, {p}/SM)" for job, (t, c, p) in best.items())
+        if {"planes", "weights"} <= set(best):
+            line += f"; planes + weights {best['planes'][0] + best['weights'][0]:.3f} ms"
+        print(line)
     return 0
 
 

@@ -343,18 +343,25 @@ def _add_weight_grads(
 FWD_CONFIG = dict(block=64, num_warps=4)
 # Backward, one launch per decode, per architecture and hidden-layer count: the
 # weight-gradient accumulators stay in registers across a program's blocks beside the
-# scatter's tiles. sm_90: 16 points x 4 warps fits them for 1 hidden layer (tf32 388,
-# against 256 + 354 for the two passes this replaced); with 2-3 layers 4 warps spill
-# (104-288 bytes of stack), 8 do not (tf32 3 layers 801, against 399 + 514; 32-point
-# blocks spill), and more pipelining stages ask for 140+ KB of shared memory and issue
-# more. sm_80 allocates differently: 1 layer needs 8 warps, and 2-3 layers with tf32 spill
-# 8 bytes at one stage, none at two (162 KB of the A100's 163 KB per block).
+# scatter's tiles. sm_90, 3 hidden layers: measured (bench/tune_triplane.py, H200,
+# 2026-11-26, 3.15 M points, tf32) 16 points x 4 warps at 16 programs per SM runs the
+# backward in 8.48 ms against 11.18 ms for 16 x 8 at 8 per SM (the SASS model's pick: no
+# stack), 16.7-25 ms for 32-point blocks and 15.4-15.7 ms for 64. 16 x 4 spills (255
+# registers and 248-336 bytes of stack) but two independent 4-warp programs per SM hide
+# each other's barrier and gather latency, where one 8-warp program (8 warps per SM; ncu:
+# 0.23 instructions issued per cycle per scheduler) waits on itself.
+# 1 hidden layer: 16 x 4 fits without spills. 2 hidden layers: as 3 until measured.
+# sm_80 allocates differently (1 layer needs 8 warps; 2-3 layers with tf32 spill 8 bytes
+# at one stage, none at two, 162 KB of the A100's 163 KB per block); not measured.
 BWD_CONFIG = {
-    90: {1: dict(block=16, num_warps=4, num_stages=1), 2: dict(block=16, num_warps=8, num_stages=1),
-         3: dict(block=16, num_warps=8, num_stages=1)},
+    90: {1: dict(block=16, num_warps=4, num_stages=1), 2: dict(block=16, num_warps=4, num_stages=1),
+         3: dict(block=16, num_warps=4, num_stages=1)},
     80: {1: dict(block=16, num_warps=8, num_stages=1), 2: dict(block=16, num_warps=8, num_stages=2),
          3: dict(block=16, num_warps=8, num_stages=2)},
 }
+# Persistent programs of the backward per SM (each adds its weight gradients once):
+# 16 measured 1-2% faster than 8 for 16 x 4 (same sweep).
+BWD_PROGRAMS_PER_SM = 16
 
 
 def config_arch(device: torch.device) -> int:
@@ -451,7 +458,7 @@ def triplane_mlp_backward(
     grad_biases)`` in the padded layouts of the inputs.
 
     Each program walks ``blocks_per_program`` consecutive blocks of ``block`` points and
-    adds its weight gradients once, so there are about ``programs`` (default: 8 per SM)
+    adds its weight gradients once, so there are about ``programs`` (default: BWD_PROGRAMS_PER_SM per SM)
     weight-gradient atomics per element instead of one per block."""
     P, H, W, C, index, flags, scale = _launch_args(
         planes, coords, plane_index, points_per_plane, box_warp, (*weights, *biases)
@@ -464,7 +471,8 @@ def triplane_mlp_backward(
     w0, wh, wo = weights
     cfg = config or bwd_config(n_hidden, config_arch(planes.device))
     if programs is None:
-        programs = 8 * torch.cuda.get_device_properties(planes.device).multi_processor_count if planes.is_cuda else 4
+        sms = torch.cuda.get_device_properties(planes.device).multi_processor_count if planes.is_cuda else 0
+        programs = BWD_PROGRAMS_PER_SM * sms if planes.is_cuda else 4
     per_program, n_programs = program_partition(triton.cdiv(P, cfg["block"]), programs)
     triplane_mlp_bwd_kernel[(n_programs,)](
         planes, coords, index, w0, biases[0], wh, biases[1], wo, biases[2], grad_out.contiguous(),
@@ -505,7 +513,7 @@ def launch_specs(
     precision: str,  # dot operands: ieee | tf32 | bf16
     plane_dtype: str = "fp32",  # planes' element type
     box_warp: float = 1.0,
-    programs: int = 8 * H100_SMS,  # the backward's default on an H100
+    programs: int = BWD_PROGRAMS_PER_SM * H100_SMS,  # the backward's default on an H100
     fwd: dict | None = None,  # launch config of the forward (default FWD_CONFIG)
     bwd: dict | None = None,  # launch config of the backward, every arch (default BWD_CONFIG's per arch)
 ) -> list:

@@ -48,6 +48,11 @@ def test_doctor_times_the_op_on_inputs_made_once(native_ext, monkeypatch):
         return dataclasses.replace(check, make=lambda *args: made.append((check.name, args[2])) or check.make(*args))
 
     monkeypatch.setattr(doctor, "CHECKS", [counting(check) for check in doctor.CHECKS])
-    assert run_doctor(torch.device("cpu"), out=io.StringIO(), timing_size=2)
-    for check in doctor.CHECKS:  # one available path each here: cpp, or triton under the interpreter
-        assert sorted(size for name, size in made if name == check.name) == [1, 1, 2], check.name
+    cpu = torch.device("cpu")
+    assert run_doctor(cpu, out=io.StringIO(), timing_size=2)
+    available = {check.name: sum(probe(cpu) is None for probe in check.paths.values()) for check in doctor.CHECKS}
+    # cpp for the renderer's ops; triton only under the interpreter (not on a GPU machine)
+    assert sum(available.values()) >= 3
+    for check in doctor.CHECKS:
+        sizes = sorted(size for name, size in made if name == check.name)
+        assert sizes == sorted([1, 1, 2] * available[check.name]), check.name

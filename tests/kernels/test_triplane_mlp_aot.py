@@ -3,7 +3,9 @@
 The interpreter forgives what the real compiler does not; this compiles every
 specialization the launchers use and reads the cubin's resources. The fast paths (tf32
 and bf16 dot operands) must use tensor cores (`mma`) and must not spill (STACK 0) at the
-default block sizes; the exact-fp32 path ("ieee", for tests) only has to compile.
+default block sizes, except where a spilling config was measured faster on a GPU (the
+sm_90 backward with 3 hidden layers); the exact-fp32 path ("ieee", for tests) only has to
+compile.
 """
 from __future__ import annotations
 
@@ -20,12 +22,22 @@ def reports(compile_reports):
     return [r | {"fast": "dot=ieee" not in r["name"]} for r in rows]
 
 
+def measured_spill(report: dict) -> bool:
+    """The one spill allowed: the sm_90 backward with 3 hidden layers at its 16 x 4 default,
+    measured faster on the GPU than the spill-free 16 x 8 (bench/RESULTS.md, 2026-11-26),
+    with a bounded stack (248-336 bytes there)."""
+    return (report["name"].startswith("bwd nh3") and report["arch"] == 90 and report["stack_bytes"] <= 512
+            and report["local_bytes"] == 0)
+
+
 def test_fast_paths_compile_without_spills_and_use_mma(reports):
     fast = [r for r in reports if r["fast"]]
     assert {r["arch"] for r in fast} == {80, 90}
     assert len(fast) == 2 * 16  # (fwd + bwd) x 2 depths x 4 plane dtype / precision combos x 2 archs
-    spills = [f"{r['name']} sm_{r['arch']}: STACK {r['stack_bytes']}" for r in fast if r["stack_bytes"] or r["local_bytes"]]
+    spills = [f"{r['name']} sm_{r['arch']}: STACK {r['stack_bytes']}" for r in fast
+              if (r["stack_bytes"] or r["local_bytes"]) and not measured_spill(r)]
     assert not spills, "register spills:\n" + "\n".join(spills)
+    assert any(measured_spill(r) and r["stack_bytes"] for r in fast)  # the exception is still needed
     assert all(r["uses_mma"] for r in fast)
     assert all(0 < r["registers"] <= 255 for r in fast)
 
@@ -46,7 +58,7 @@ def test_specs_are_what_the_jit_compiles():
     """The report compiles the launch's specialization: sizes divisible by 16 carry the
     hint, plane offsets fit i32 at EG3D sizes, and the backward is one launch doing both
     jobs, partitioned as launched."""
-    from tri3d.kernels.triplane_mlp import BWD_CONFIG, IMAGENET_CALL, kernel_specs, program_partition
+    from tri3d.kernels.triplane_mlp import BWD_CONFIG, BWD_PROGRAMS_PER_SM, IMAGENET_CALL, kernel_specs, program_partition
 
     specs = {s.name: s for s in kernel_specs()}
     assert not any(name.startswith("bwd-") for name in specs)  # no second backward pass
@@ -55,7 +67,7 @@ def test_specs_are_what_the_jit_compiles():
     assert bwd.constexprs["WEIGHT_GRADS"] and bwd.constexprs["PLANE_GRADS"]
     config = BWD_CONFIG[90][3]
     n_blocks = -(-IMAGENET_CALL["points"] // config["block"])
-    assert bwd.scalar_values["blocks_per_program"] == program_partition(n_blocks, 8 * 132)[0] > 1
+    assert bwd.scalar_values["blocks_per_program"] == program_partition(n_blocks, BWD_PROGRAMS_PER_SM * 132)[0] > 1
     assert bwd.scalars["plane_size"] == "i32" and {"H", "W", "C", "plane_size"} <= set(bwd.divisible_by_16)
     assert "NOUT" not in bwd.divisible_by_16 and bwd.num_stages == config["num_stages"]
     assert bwd.num_warps == config["num_warps"] and bwd.constexprs["BLOCK"] == config["block"]

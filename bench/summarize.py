@@ -18,8 +18,11 @@ def main(paths: list[str]) -> int:
         if not os.path.isfile(path):
             print(f"(no results: {path})\n")
             continue
-        with open(path) as f:
-            benchmarks += json.load(f)["benchmarks"]
+        try:
+            with open(path) as f:
+                benchmarks += json.load(f)["benchmarks"]
+        except (json.JSONDecodeError, KeyError, TypeError):  # a suite killed while pytest-benchmark held it open
+            print(f"(no results: {path} is empty or not a pytest-benchmark JSON; was its run cut off?)\n")
     first = benchmarks[0]["extra_info"] if benchmarks else {}
     print(f"device: {first.get('device', '?')}\n")
     print(f"timer: {first.get('timer', '?')}\n")

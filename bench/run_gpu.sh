@@ -80,7 +80,9 @@ fi
 run_phase tests 170 python -m pytest -q -n 8 --dist loadfile --timeout 120 tests/ops tests/csrc tests/render \
     tests/models tests/test_import.py tests/train/test_config.py
 
-run_phase tune_modconv 120 python bench/tune_modconv.py --json "$out/tune_modconv.json"
+# The whole modconv sweep needs ~10 min; its rows are written as they finish, so the
+# capped phase brings back the first layers' (bf16 first: the training precision).
+run_phase tune_modconv 120 python bench/tune_modconv.py --dtype bf16 fp32 --json "$out/tune_modconv.json"
 
 for suite in triplane composite multiview modconv; do
     run_phase "bench_$suite" 120 python -m pytest -q "bench/test_bench_$suite.py" \

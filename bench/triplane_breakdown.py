@@ -24,7 +24,6 @@ Without a GPU only ``small`` runs (the interpreter; its times say nothing about 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -37,6 +36,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # read when the kernels are decorated
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench helpers import by name
+from results_io import write_rows  # noqa: E402
 from timing import cuda_event_ms  # noqa: E402
 from tri3d.models import TriplaneDecoder  # noqa: E402
 from tri3d.ops import planes_for_decode, triplane_decode  # noqa: E402
@@ -151,11 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {precision} | {layout} | {ms['convert']:.3f} | {ms['forward']:.3f} | {ms['fwd+bwd all']:.3f} "
                   f"| {ms['fwd+bwd planes']:.3f} | {ms['fwd+bwd decoder']:.3f} "
                   f"| {ms['fwd+bwd all'] - ms['fwd+bwd decoder']:.3f} | {ms['fwd+bwd all'] - ms['fwd+bwd planes']:.3f} |")
-    if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(rows, f, indent=1)
-        os.replace(tmp, args.json)
+            if args.json:
+                write_rows(args.json, rows)
     return 0
 
 

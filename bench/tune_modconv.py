@@ -8,20 +8,23 @@ kernels at their defaults). Configurations that do not fit the device (shared me
 skipped. Use the result to change ``FWD_CONFIG`` / ``DGRAD_CONFIG`` / ``WGRAD_CONFIG`` in
 ``kernels/modconv.py`` (then re-run the AOT compile check and the bench).
 
-Usage: python bench/tune_modconv.py [--dtype bf16 fp32] [--json PATH]
+Rows are printed, and written to ``--json``, as each kernel's sweep finishes, so a run
+cut off by its time budget keeps them; ``--kernels`` and ``--layers`` narrow the sweep.
+
+Usage: python bench/tune_modconv.py [--dtype bf16 fp32] [--kernels fwd dgrad wgrad] [--layers N] [--json PATH]
 """
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # bench helpers import by name
+from results_io import write_rows  # noqa: E402
 
 FWD_GRID = [dict(block_m=m, block_o=o, block_i=i, num_warps=w)
             for m, o, i, w in itertools.product((64, 128), (64, 128), (32, 64), (4, 8))]
@@ -60,7 +63,11 @@ def time_ms(fn) -> float | None:
         return None
 
 
-def sweep(inp: dict) -> dict:
+KERNELS = ("fwd", "dgrad", "wgrad")
+
+
+def sweep(inp: dict, kernels: list[str]):
+    """Yields ``(kernel, result)`` for each of ``kernels`` as its grid is timed."""
     from tri3d.kernels import modconv as mc
 
     o = inp["options"]
@@ -74,21 +81,26 @@ def sweep(inp: dict) -> dict:
         "wgrad": (mc.WGRAD_CONFIG, WGRAD_GRID,
                   lambda c: mc.modconv_backward(*bwd_args, **o, need_input_grad=False, configs={"wgrad": c})),
     }
-    out = {}
-    for name, (default, grid, launch) in runs.items():
+    for name in kernels:
+        default, grid, launch = runs[name]
         timed = [(time_ms(lambda c=c: launch(c)), c) for c in grid]
         timed = [(t, c) for t, c in timed if t is not None]
         base = time_ms(lambda: launch(default))
         best_t, best_c = min(timed, key=lambda tc: tc[0])
-        out[name] = dict(default_ms=base, best_ms=best_t, best_config=best_c)
-    return out
+        yield name, dict(default_ms=base, best_ms=best_t, best_config=best_c)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dtype", nargs="+", default=["bf16", "fp32"], choices=["bf16", "fp32"])
-    parser.add_argument("--json", default=None, help="also write the results as JSON here")
+    parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS,
+                        help="kernels to sweep (default: fwd dgrad wgrad)")
+    parser.add_argument("--layers", type=int, default=None, metavar="N",
+                        help="sweep only the first N layer shapes, >= 1 (default: all)")
+    parser.add_argument("--json", default=None, help="also write the rows as JSON here (rewritten after each row)")
     args = parser.parse_args(argv)
+    if args.layers is not None and args.layers < 1:
+        parser.error(f"--layers must be >= 1, got {args.layers}")
     if not torch.cuda.is_available():
         print("tune_modconv needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -97,16 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print("| layer | dtype | kernel | default ms | best ms | best config |")
     print("|---|---|---|---:|---:|---|")
-    for shape in bench.layer_shapes():
+    for shape in bench.layer_shapes()[:args.layers]:
         for dt in args.dtype:
-            res = sweep(layer_inputs(*shape, torch.bfloat16 if dt == "bf16" else torch.float32))
-            for kernel, r in res.items():
+            inp = layer_inputs(*shape, torch.bfloat16 if dt == "bf16" else torch.float32)
+            for kernel, r in sweep(inp, args.kernels):
                 label = f"{shape[0]} {shape[1]}->{shape[2]} k{shape[3]} r{shape[4]}"
                 print(f"| {label} | {dt} | {kernel} | {r['default_ms']:.3f} | {r['best_ms']:.3f} | {r['best_config']} |",
                       flush=True)
                 rows.append(dict(shape=shape, dtype=dt, kernel=kernel, **r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+                if args.json:
+                    write_rows(args.json, rows)
     return 0
 
 

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
 import statistics
 import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # bench helpers import by name
+from results_io import write_rows  # noqa: E402
 
 BLOCKS = (16, 32, 64)  # points per block
 WARPS = (4, 8)  # warps per program
@@ -129,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {precision} | {n_hidden} | {layout} | {job} | {config['block']} x {config['num_warps']} | "
                   f"{cells} |", flush=True)
             if args.json:
-                tmp = args.json + ".tmp"
-                Path(tmp).write_text(json.dumps(rows, indent=1))
-                os.replace(tmp, args.json)
+                write_rows(args.json, rows)
         del inp
         torch.cuda.empty_cache()
     print()

@@ -24,3 +24,23 @@ def test_rows_from_good_files_and_names_the_cut_off_one(tmp_path):
     assert f"(no results: {empty} is empty or not a pytest-benchmark JSON" in out.stdout
     assert f"(no results: {tmp_path / 'missing.json'})" in out.stdout
     assert "device: GPU X" in out.stdout
+
+
+def test_sweep_rows_replace_the_file_whole_or_not_at_all(tmp_path):
+    """The GPU sweeps rewrite their JSON after every row: a failed write (here a row that
+    is not JSON) leaves the previous rows readable, not a truncated file."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from results_io import write_rows
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    path = tmp_path / "tune.json"
+    write_rows(path, [{"ms": 1.5}])
+    write_rows(path, [{"ms": 1.5}, {"ms": 2.5}])
+    assert json.loads(path.read_text()) == [{"ms": 1.5}, {"ms": 2.5}]
+    try:
+        write_rows(path, [{"ms": 1.5}, {"ms": 2.5}, {"ms": object()}])
+    except TypeError:
+        pass
+    assert json.loads(path.read_text()) == [{"ms": 1.5}, {"ms": 2.5}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tune.json"]

@@ -60,9 +60,11 @@ python -c "import tri3d.kernels, tri3d._C; print('installed:', tri3d.__file__, t
 run_phase doctor 90 python -m tri3d.cli doctor --device cuda
 
 # Where the fused triplane decode's time goes (scatter, weight reductions, point layout),
-# then which backward launch config, persistent grid and split of its two jobs is fastest.
+# then which backward launch config, persistent grid and split of its two jobs is fastest,
+# and which forward launch config.
 run_phase triplane_breakdown 90 python bench/triplane_breakdown.py --json "$out/triplane_breakdown.json"
 run_phase tune_triplane 150 python bench/tune_triplane.py --json "$out/tune_triplane.json"
+run_phase tune_triplane_fwd 60 python bench/tune_triplane.py --jobs forward --json "$out/tune_triplane_fwd.json"
 # Hardware counters of one fused triplane backward launch (eg3d size, uniform points, tf32):
 # occupancy, stall reasons, L2 / atomic throughput. Clocks are left as they are.
 ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

@@ -1,4 +1,4 @@
-"""Sweep launch configurations of the fused triplane backward kernel (GPU only).
+"""Sweep launch configurations of the fused triplane kernels (GPU only).
 
 The first H100 run put the fused decode's backward at about 12.7 ms for 3.15 M points,
 5x over its SASS issue model. Its accumulators (decoder weight gradients kept in registers
@@ -10,14 +10,16 @@ times ``triplane_mlp_backward`` alone (CUDA events, L2 flushed, median) for
 - the job: ``all`` (plane and weight gradients, one launch, what the op runs), ``planes``
   (the scatter alone: no accumulators, so more warps per SM) and ``weights`` (the weight
   reductions alone): if the best ``planes`` + best ``weights`` beat the best ``all``, two
-  launches are the faster design;
+  launches are the faster design; ``forward`` times the forward kernel instead (one
+  program per block, so programs per SM do not apply: ``FWD_CONFIG``; measured 2.15 ms on
+  an H200 against 0.64 ms in the SASS issue model, and never swept before);
 
 for the two point layouts of ``triplane_breakdown.py`` (uniform, camera rays) at its
 ``eg3d`` size (8 triplanes x 64^2 rays x 96 depths, planes 3 x 32 x 256^2, decoder
 32 -> 64 (x3) -> 33), tf32 dots. Configurations that do not fit are skipped. Rows are
 written to the JSON as they finish, so a cut-off run keeps what it measured.
 
-Usage: python bench/tune_triplane.py [--precision tf32 bf16] [--json PATH]
+Usage: python bench/tune_triplane.py [--precision tf32 bf16] [--jobs all planes weights forward] [--json PATH]
 """
 from __future__ import annotations
 
@@ -32,10 +34,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))  # bench helpers import by name
 from results_io import write_rows  # noqa: E402
 
-BLOCKS = (16, 32, 64)  # points per block
-WARPS = (4, 8)  # warps per program
+BLOCKS = (16, 32, 64)  # points per block of the backward
+WARPS = (4, 8)  # warps per program of the backward
+FWD_BLOCKS = (32, 64, 128)  # points per program of the forward
+FWD_WARPS = (2, 4, 8)  # warps per program of the forward
 PROGRAMS_PER_SM = (2, 4, 8, 16)
 JOBS = {"all": (True, True), "planes": (True, False), "weights": (False, True)}  # (plane grads, weight grads)
+FORWARD = "forward"
 LAYOUTS = ("uniform", "rays")
 
 
@@ -63,20 +68,24 @@ def problem(layout: str, precision: str, n_hidden: int) -> dict:
                 n_hidden=n_hidden, points_per_plane=n)
 
 
-def time_ms(inp: dict, precision: str, config: dict, programs: int, job: str) -> float | None:
-    """Median ms of one backward launch (with its zeroed outputs), or None if it does not fit."""
+def time_ms(inp: dict, precision: str, config: dict, programs: int | None, job: str) -> float | None:
+    """Median ms of one launch (the backward with its zeroed outputs, or the forward with
+    its output), or None if it does not fit."""
     import triton
     from timing import cuda_event_ms
-    from tri3d.kernels.triplane_mlp import triplane_mlp_backward
+    from tri3d.kernels.triplane_mlp import triplane_mlp_backward, triplane_mlp_forward
 
-    plane_grads, weight_grads = JOBS[job]
+    common = dict(n_hidden=inp["n_hidden"], points_per_plane=inp["points_per_plane"], box_warp=1.0,
+                  eg3d_axes=False, precision=precision, config=config)
 
     def step() -> None:
-        triplane_mlp_backward(
-            inp["planes"], inp["coords"], None, inp["weights"], inp["biases"], inp["grad_out"],
-            n_hidden=inp["n_hidden"], points_per_plane=inp["points_per_plane"], box_warp=1.0, eg3d_axes=False,
-            precision=precision, plane_grads=plane_grads, weight_grads=weight_grads, config=config, programs=programs,
-        )
+        if job == FORWARD:
+            triplane_mlp_forward(inp["planes"], inp["coords"], None, inp["weights"], inp["biases"],
+                                 n_out=inp["grad_out"].shape[1], **common)
+        else:
+            plane_grads, weight_grads = JOBS[job]
+            triplane_mlp_backward(inp["planes"], inp["coords"], None, inp["weights"], inp["biases"], inp["grad_out"],
+                                  plane_grads=plane_grads, weight_grads=weight_grads, programs=programs, **common)
 
     try:
         return statistics.median(cuda_event_ms(step, rounds=5, warmup=1))
@@ -91,40 +100,50 @@ def main(argv: list[str] | None = None) -> int:
                         help="dot operands (bf16 also stores the planes in bf16); default: tf32")
     parser.add_argument("--hidden", nargs="+", type=int, default=[3], choices=[1, 2, 3],
                         help="decoder hidden layers (default: 3)")
-    parser.add_argument("--block", nargs="+", type=int, default=list(BLOCKS), choices=BLOCKS,
-                        help=f"points per block (default: {' '.join(map(str, BLOCKS))})")
-    parser.add_argument("--warps", nargs="+", type=int, default=list(WARPS), choices=WARPS,
-                        help=f"warps per program (default: {' '.join(map(str, WARPS))})")
+    parser.add_argument("--block", nargs="+", type=int, default=None, choices=sorted({*BLOCKS, *FWD_BLOCKS}),
+                        help=f"points per block (default: {' '.join(map(str, BLOCKS))}; forward "
+                             f"{' '.join(map(str, FWD_BLOCKS))})")
+    parser.add_argument("--warps", nargs="+", type=int, default=None, choices=sorted({*WARPS, *FWD_WARPS}),
+                        help=f"warps per program (default: {' '.join(map(str, WARPS))}; forward "
+                             f"{' '.join(map(str, FWD_WARPS))})")
     parser.add_argument("--programs-per-sm", nargs="+", type=int, default=list(PROGRAMS_PER_SM),
                         choices=range(1, 65), metavar="N", help="persistent programs per SM, 1..64 (default: 2 4 8 16)")
-    parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS),
-                        help="backward jobs to time (default: all planes weights)")
+    parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, FORWARD],
+                        help="backward jobs to time, or the forward (default: all planes weights)")
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS,
                         help="point layouts (default: uniform rays)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here (rewritten after each row)")
     args = parser.parse_args(argv)
-    configs = [dict(block=b, num_warps=w, num_stages=1) for b, w in itertools.product(args.block, args.warps)]
+
+    def configs(job: str) -> list[dict]:
+        blocks = args.block or (FWD_BLOCKS if job == FORWARD else BLOCKS)
+        warps = args.warps or (FWD_WARPS if job == FORWARD else WARPS)
+        stages = {} if job == FORWARD else dict(num_stages=1)  # the forward keeps Triton's default, as FWD_CONFIG
+        return [dict(block=b, num_warps=w, **stages) for b, w in itertools.product(blocks, warps)]
     if not torch.cuda.is_available():
         print("tune_triplane needs a CUDA GPU", file=sys.stderr)
         return 2
-    from tri3d.kernels.triplane_mlp import BWD_PROGRAMS_PER_SM, bwd_config, config_arch
+    from tri3d.kernels.triplane_mlp import BWD_PROGRAMS_PER_SM, FWD_CONFIG, bwd_config, config_arch
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     arch = config_arch(torch.device("cuda"))
     print(f"device: {torch.cuda.get_device_name()}; defaults: "
           + ", ".join(f"{n} hidden {bwd_config(n, arch)}" for n in args.hidden)
-          + f", {BWD_PROGRAMS_PER_SM} programs per SM\n")
+          + f", {BWD_PROGRAMS_PER_SM} programs per SM; forward {FWD_CONFIG}\n")
     print("| precision | hidden | layout | job | block x warps | "
           + " | ".join(f"{p}/SM ms" for p in args.programs_per_sm) + " |")
     print("|---|---:|---|---|---|" + "---:|" * len(args.programs_per_sm))
     rows = []
     for precision, n_hidden, layout in itertools.product(args.precision, args.hidden, args.layouts):
         inp = problem(layout, precision, n_hidden)
-        for job, config in itertools.product(args.jobs, configs):
-            ms = [time_ms(inp, precision, config, p * sms, job) for p in args.programs_per_sm]
+        for job, config in [(job, config) for job in args.jobs for config in configs(job)]:
+            # The forward launches one program per block: programs per SM do not apply.
+            per_sm = [None] if job == FORWARD else args.programs_per_sm
+            ms = [time_ms(inp, precision, config, p and p * sms, job) for p in per_sm]
             rows.append(dict(precision=precision, hidden=n_hidden, layout=layout, job=job, config=config,
-                             programs_per_sm=args.programs_per_sm, ms=ms))
-            cells = " | ".join("-" if t is None else f"{t:.3f}" for t in ms)
+                             programs_per_sm=per_sm, ms=ms))
+            padded = ms + [None] * (len(args.programs_per_sm) - len(ms))
+            cells = " | ".join("-" if t is None else f"{t:.3f}" for t in padded)
             print(f"| {precision} | {n_hidden} | {layout} | {job} | {config['block']} x {config['num_warps']} | "
                   f"{cells} |", flush=True)
             if args.json:
@@ -141,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             if timed:
                 best[job] = min(timed, key=lambda x: x[0])
         line = f"{precision} {n_hidden} hidden {layout}: " + "; ".join(
-            f"best {job} {t:.3f} ms ({c['block']} x {c['num_warps']}, {p}/SM)" for job, (t, c, p) in best.items())
+            f"best {job} {t:.3f} ms ({c['block']} x {c['num_warps']}" + (f", {p}/SM)" if p else ")")
+            for job, (t, c, p) in best.items())
         if {"planes", "weights"} <= set(best):
             line += f"; planes + weights {best['planes'][0] + best['weights'][0]:.3f} ms"
         print(line)

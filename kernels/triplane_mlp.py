@@ -3,7 +3,10 @@
 Per block of points the forward kernel projects each point onto the three planes,
 gathers the 4 bilinear texels x C channels of each plane from a channels-last copy
 ``[T, 3, H, W, C]``, averages, runs the MLP with ``tl.dot`` and writes only the decoded
-``[P, 1 + C_out]`` (sigma_raw, activated rgb). The backward kernel, one launch, recomputes
+``[P, 1 + C_out]`` (sigma_raw, activated rgb). The last layer is split: rgb is a ``tl.dot``
+``[HP, RP]`` with RP the rgb width padded (32 for EG3D's 32 features, not the 64 that
+33 outputs would pad to) and sigma a per-point reduction against one weight column, so
+neither its products nor its weight-gradient accumulator are padded. The backward kernel, one launch, recomputes
 those activations from the inputs once, back-propagates through the MLP, reduces weight
 and bias gradients per program (one atomic per program) and scatters plane gradients with
 fp32 atomics. Nothing per point is stored between the two.
@@ -13,9 +16,10 @@ Layout contract of the launch functions (the op layer builds these):
 - ``coords``: ``[P, 3]`` fp32 world coordinates.
 - ``plane_index``: ``[P]`` int32 triplane of each point, or ``None`` for the layout where
   point ``p`` belongs to triplane ``p // points_per_plane``.
-- ``weights``: ``(W0 [CP, HP], Wh [max(NH-1, 1), HP, HP], Wo [HP, OP])`` fp32,
-  ``x @ W`` orientation, zero-padded to powers of two >= 16; ``biases`` likewise
-  ``(b0 [HP], bh [max(NH-1, 1), HP], bo [OP])``.
+- ``weights``: ``(W0 [CP, HP], Wh [max(NH-1, 1), HP, HP], Wo [HP, 2 RP])`` fp32,
+  ``x @ W`` orientation, zero-padded to powers of two >= 16; ``Wo``'s columns are the
+  rgb outputs (``0 .. C_out - 1``, padded to RP) and then sigma (column RP); ``biases``
+  likewise ``(b0 [HP], bh [max(NH-1, 1), HP], bo [2 RP])``.
 """
 from __future__ import annotations
 
@@ -41,12 +45,12 @@ def kernel_precision(precision: str) -> str:
 
 
 @triton.jit
-def _load_matrix(ptr, R: tl.constexpr, K: tl.constexpr, TRANSPOSE: tl.constexpr):
-    """Load a row-major [R, K] fp32 matrix, or its transpose [K, R]."""
+def _load_matrix(ptr, R: tl.constexpr, K: tl.constexpr, STRIDE: tl.constexpr, TRANSPOSE: tl.constexpr):
+    """Load the first K columns of a row-major [R, STRIDE] fp32 matrix, or their transpose [K, R]."""
     if TRANSPOSE:
-        return tl.load(ptr + tl.arange(0, R)[None, :] * K + tl.arange(0, K)[:, None])
+        return tl.load(ptr + tl.arange(0, R)[None, :] * STRIDE + tl.arange(0, K)[:, None])
     else:
-        return tl.load(ptr + tl.arange(0, R)[:, None] * K + tl.arange(0, K)[None, :])
+        return tl.load(ptr + tl.arange(0, R)[:, None] * STRIDE + tl.arange(0, K)[None, :])
 
 
 @triton.jit
@@ -151,8 +155,8 @@ def triplane_mlp_fwd_kernel(
     b0_ptr,  # *fp32 [HP]
     wh_ptr,  # *fp32 [NH-1, HP, HP] hidden -> hidden layers
     bh_ptr,  # *fp32 [NH-1, HP]
-    wo_ptr,  # *fp32 [HP, OP] output layer
-    bo_ptr,  # *fp32 [OP]
+    wo_ptr,  # *fp32 [HP, 2 RP] output layer: rgb columns, then sigma's (column RP)
+    bo_ptr,  # *fp32 [2 RP]
     out_ptr,  # *fp32 [P, NOUT] sigma_raw, then activated rgb
     P,  # number of points
     points_per_plane,  # points per triplane (layout without an index)
@@ -164,7 +168,7 @@ def triplane_mlp_fwd_kernel(
     coord_scale,  # 2 / box_warp
     CP: tl.constexpr,  # padded channels (power of two >= 16)
     HP: tl.constexpr,  # padded hidden width
-    OP: tl.constexpr,  # padded output width
+    RP: tl.constexpr,  # padded rgb width (Wo has 2 RP columns)
     N_HIDDEN: tl.constexpr,  # hidden (softplus) layers, 1..3
     EG3D_AXES: tl.constexpr,  # third plane reads (z, x) instead of (y, z)
     HAS_INDEX: tl.constexpr,  # points carry a triplane index
@@ -185,16 +189,18 @@ def triplane_mlp_fwd_kernel(
     feat = feat * (1.0 / 3.0)
 
     offs_h = tl.arange(0, HP)
-    a = _softplus(_dot(feat, _load_matrix(w0_ptr, CP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :],
+    a = _softplus(_dot(feat, _load_matrix(w0_ptr, CP, HP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :],
                   FAST_MATH)
     for layer in tl.static_range(N_HIDDEN - 1):
-        w = _load_matrix(wh_ptr + layer * HP * HP, HP, HP, False)
+        w = _load_matrix(wh_ptr + layer * HP * HP, HP, HP, HP, False)
         a = _softplus(_dot(a, w, PRECISION) + tl.load(bh_ptr + layer * HP + offs_h)[None, :], FAST_MATH)
-    offs_o = tl.arange(0, OP)
-    o = _dot(a, _load_matrix(wo_ptr, HP, OP, False), PRECISION) + tl.load(bo_ptr + offs_o)[None, :]
-    act = tl.where(offs_o[None, :] == 0, o, _sigmoid(o, FAST_MATH) * (1.0 + 2.0 * RGB_PAD_C) - RGB_PAD_C)
-    out_mask = row_mask[:, None] & (offs_o[None, :] < NOUT)
-    tl.store(out_ptr + rows64[:, None] * NOUT + offs_o[None, :], act, mask=out_mask)
+    offs_r = tl.arange(0, RP)
+    o = _dot(a, _load_matrix(wo_ptr, HP, RP, 2 * RP, False), PRECISION) + tl.load(bo_ptr + offs_r)[None, :]
+    rgb = _sigmoid(o, FAST_MATH) * (1.0 + 2.0 * RGB_PAD_C) - RGB_PAD_C
+    sigma = tl.sum(a * tl.load(wo_ptr + offs_h * (2 * RP) + RP)[None, :], axis=1) + tl.load(bo_ptr + RP)
+    tl.store(out_ptr + rows64[:, None] * NOUT + 1 + offs_r[None, :], rgb,
+             mask=row_mask[:, None] & (offs_r[None, :] < NOUT - 1))
+    tl.store(out_ptr + rows64 * NOUT, sigma, mask=row_mask)
 
 
 
@@ -207,16 +213,16 @@ def triplane_mlp_bwd_kernel(
     b0_ptr,  # *fp32 [HP]
     wh_ptr,  # *fp32 [NH-1, HP, HP]
     bh_ptr,  # *fp32 [NH-1, HP]
-    wo_ptr,  # *fp32 [HP, OP]
-    bo_ptr,  # *fp32 [OP]
+    wo_ptr,  # *fp32 [HP, 2 RP] rgb columns, then sigma's
+    bo_ptr,  # *fp32 [2 RP]
     grad_out_ptr,  # *fp32 [P, NOUT] incoming gradient of the decoded output
     grad_planes_ptr,  # *fp32 [T, 3, H, W, C] plane gradient (atomic adds)
     grad_w0_ptr,  # *fp32 [CP, HP] (one atomic add per program)
     grad_b0_ptr,  # *fp32 [HP]
     grad_wh_ptr,  # *fp32 [NH-1, HP, HP]
     grad_bh_ptr,  # *fp32 [NH-1, HP]
-    grad_wo_ptr,  # *fp32 [HP, OP]
-    grad_bo_ptr,  # *fp32 [OP]
+    grad_wo_ptr,  # *fp32 [HP, 2 RP]
+    grad_bo_ptr,  # *fp32 [2 RP]
     P,  # number of points
     points_per_plane,  # points per triplane (layout without an index)
     H,  # plane height
@@ -228,7 +234,7 @@ def triplane_mlp_bwd_kernel(
     blocks_per_program,  # consecutive point blocks each program handles
     CP: tl.constexpr,  # padded channels
     HP: tl.constexpr,  # padded hidden width
-    OP: tl.constexpr,  # padded output width
+    RP: tl.constexpr,  # padded rgb width (Wo has 2 RP columns)
     N_HIDDEN: tl.constexpr,  # hidden layers, 1..3
     EG3D_AXES: tl.constexpr,  # plane order
     HAS_INDEX: tl.constexpr,  # points carry a triplane index
@@ -242,7 +248,7 @@ def triplane_mlp_bwd_kernel(
     pid = tl.program_id(0)
     offs_c = tl.arange(0, CP)
     offs_h = tl.arange(0, HP)
-    offs_o = tl.arange(0, OP)
+    offs_r = tl.arange(0, RP)
     # Weight/bias gradients are accumulated over this program's blocks, then added once.
     acc_w0 = tl.zeros((CP, HP), dtype=tl.float32)
     acc_b0 = tl.zeros((HP,), dtype=tl.float32)
@@ -250,8 +256,10 @@ def triplane_mlp_bwd_kernel(
     acc_b1 = tl.zeros((HP,), dtype=tl.float32)
     acc_w2 = tl.zeros((HP, HP), dtype=tl.float32)
     acc_b2 = tl.zeros((HP,), dtype=tl.float32)
-    acc_wo = tl.zeros((HP, OP), dtype=tl.float32)
-    acc_bo = tl.zeros((OP,), dtype=tl.float32)
+    acc_wr = tl.zeros((HP, RP), dtype=tl.float32)
+    acc_br = tl.zeros((RP,), dtype=tl.float32)
+    acc_ws = tl.zeros((HP,), dtype=tl.float32)
+    acc_bs = tl.zeros((1,), dtype=tl.float32)
     for it in range(0, blocks_per_program):
         rows64, row_mask, x, y, z, base = _point_setup(
             coords_ptr, plane_index_ptr, pid * blocks_per_program + it, P, points_per_plane, coord_scale,
@@ -264,45 +272,50 @@ def triplane_mlp_bwd_kernel(
             u, v = _plane_uv(x, y, z, k, EG3D_AXES)
             feat += _gather_plane(planes_ptr, base + k * plane_size, u, v, H, W, C, offs_c, row_mask)
         feat = feat * (1.0 / 3.0)
-        z0 = _dot(feat, _load_matrix(w0_ptr, CP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :]
+        z0 = _dot(feat, _load_matrix(w0_ptr, CP, HP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :]
         a0, s0 = _softplus_sigmoid(z0, FAST_MATH)
         a_last, s_last = a0, s0
         if N_HIDDEN >= 2:
-            z1 = _dot(a0, _load_matrix(wh_ptr, HP, HP, False), PRECISION) + tl.load(bh_ptr + offs_h)[None, :]
+            z1 = _dot(a0, _load_matrix(wh_ptr, HP, HP, HP, False), PRECISION) + tl.load(bh_ptr + offs_h)[None, :]
             a1, s1 = _softplus_sigmoid(z1, FAST_MATH)
             a_last, s_last = a1, s1
         if N_HIDDEN >= 3:
-            z2 = _dot(a1, _load_matrix(wh_ptr + HP * HP, HP, HP, False), PRECISION)
+            z2 = _dot(a1, _load_matrix(wh_ptr + HP * HP, HP, HP, HP, False), PRECISION)
             z2 += tl.load(bh_ptr + HP + offs_h)[None, :]
             a_last, s_last = _softplus_sigmoid(z2, FAST_MATH)
-        o = _dot(a_last, _load_matrix(wo_ptr, HP, OP, False), PRECISION) + tl.load(bo_ptr + offs_o)[None, :]
+        o = _dot(a_last, _load_matrix(wo_ptr, HP, RP, 2 * RP, False), PRECISION) + tl.load(bo_ptr + offs_r)[None, :]
 
-        # Output activations: sigma_raw is linear, rgb = sigmoid(o) * (1 + 2 pad) - pad.
-        out_mask = row_mask[:, None] & (offs_o[None, :] < NOUT)
-        g = tl.load(grad_out_ptr + rows64[:, None] * NOUT + offs_o[None, :], mask=out_mask, other=0.0)
+        # Output activations: rgb = sigmoid(o) * (1 + 2 pad) - pad; sigma_raw is linear.
+        rgb_mask = row_mask[:, None] & (offs_r[None, :] < NOUT - 1)
+        g_rgb = tl.load(grad_out_ptr + rows64[:, None] * NOUT + 1 + offs_r[None, :], mask=rgb_mask, other=0.0)
+        g_sigma = tl.load(grad_out_ptr + rows64 * NOUT, mask=row_mask, other=0.0)
         s = _sigmoid(o, FAST_MATH)
-        g = tl.where(offs_o[None, :] == 0, g, g * s * (1.0 - s) * (1.0 + 2.0 * RGB_PAD_C))
+        g_rgb = g_rgb * s * (1.0 - s) * (1.0 + 2.0 * RGB_PAD_C)
 
         # Back through the layers, last to first.
+        w_sigma = tl.load(wo_ptr + offs_h * (2 * RP) + RP)
         if WEIGHT_GRADS:
-            acc_wo += _dot(tl.trans(a_last), g, PRECISION)
-            acc_bo += tl.sum(g, axis=0)
-        g = _dot(g, _load_matrix(wo_ptr, HP, OP, True), PRECISION) * s_last  # gradient w.r.t. z_last
+            acc_wr += _dot(tl.trans(a_last), g_rgb, PRECISION)
+            acc_br += tl.sum(g_rgb, axis=0)
+            acc_ws += tl.sum(a_last * g_sigma[:, None], axis=0)
+            acc_bs += tl.sum(g_sigma, axis=0)
+        g = _dot(g_rgb, _load_matrix(wo_ptr, HP, RP, 2 * RP, True), PRECISION)
+        g = (g + g_sigma[:, None] * w_sigma[None, :]) * s_last  # gradient w.r.t. z_last
         if N_HIDDEN >= 3:
             if WEIGHT_GRADS:
                 acc_w2 += _dot(tl.trans(a1), g, PRECISION)
                 acc_b2 += tl.sum(g, axis=0)
-            g = _dot(g, _load_matrix(wh_ptr + HP * HP, HP, HP, True), PRECISION) * s1
+            g = _dot(g, _load_matrix(wh_ptr + HP * HP, HP, HP, HP, True), PRECISION) * s1
         if N_HIDDEN >= 2:
             if WEIGHT_GRADS:
                 acc_w1 += _dot(tl.trans(a0), g, PRECISION)
                 acc_b1 += tl.sum(g, axis=0)
-            g = _dot(g, _load_matrix(wh_ptr, HP, HP, True), PRECISION) * s0
+            g = _dot(g, _load_matrix(wh_ptr, HP, HP, HP, True), PRECISION) * s0
         if WEIGHT_GRADS:
             acc_w0 += _dot(tl.trans(feat), g, PRECISION)
             acc_b0 += tl.sum(g, axis=0)
         if PLANE_GRADS:  # scatter to the 4 texels of each plane
-            g_feat = _dot(g, _load_matrix(w0_ptr, CP, HP, True), PRECISION) * (1.0 / 3.0)
+            g_feat = _dot(g, _load_matrix(w0_ptr, CP, HP, HP, True), PRECISION) * (1.0 / 3.0)
             for k in tl.static_range(3):
                 u, v = _plane_uv(x, y, z, k, EG3D_AXES)
                 _scatter_plane(grad_planes_ptr, base + k * plane_size, u, v, H, W, C, offs_c, row_mask, g_feat)
@@ -310,23 +323,25 @@ def triplane_mlp_bwd_kernel(
     if WEIGHT_GRADS:
         _add_weight_grads(
             grad_w0_ptr, grad_b0_ptr, grad_wh_ptr, grad_bh_ptr, grad_wo_ptr, grad_bo_ptr,
-            acc_w0, acc_b0, acc_w1, acc_b1, acc_w2, acc_b2, acc_wo, acc_bo, CP, HP, OP, N_HIDDEN,
+            acc_w0, acc_b0, acc_w1, acc_b1, acc_w2, acc_b2, acc_wr, acc_br, acc_ws, acc_bs, CP, HP, RP, N_HIDDEN,
         )
 
 
 @triton.jit
 def _add_weight_grads(
     grad_w0_ptr, grad_b0_ptr, grad_wh_ptr, grad_bh_ptr, grad_wo_ptr, grad_bo_ptr,
-    acc_w0, acc_b0, acc_w1, acc_b1, acc_w2, acc_b2, acc_wo, acc_bo,
-    CP: tl.constexpr, HP: tl.constexpr, OP: tl.constexpr, N_HIDDEN: tl.constexpr,
+    acc_w0, acc_b0, acc_w1, acc_b1, acc_w2, acc_b2, acc_wr, acc_br, acc_ws, acc_bs,
+    CP: tl.constexpr, HP: tl.constexpr, RP: tl.constexpr, N_HIDDEN: tl.constexpr,
 ):
     """One fp32 atomic add per element of this program's accumulated weight gradients."""
     offs_c = tl.arange(0, CP)
     offs_h = tl.arange(0, HP)
-    offs_o = tl.arange(0, OP)
+    offs_r = tl.arange(0, RP)
     hh = offs_h[:, None] * HP + offs_h[None, :]
-    tl.atomic_add(grad_wo_ptr + offs_h[:, None] * OP + offs_o[None, :], acc_wo, sem="relaxed")
-    tl.atomic_add(grad_bo_ptr + offs_o, acc_bo, sem="relaxed")
+    tl.atomic_add(grad_wo_ptr + offs_h[:, None] * (2 * RP) + offs_r[None, :], acc_wr, sem="relaxed")
+    tl.atomic_add(grad_bo_ptr + offs_r, acc_br, sem="relaxed")
+    tl.atomic_add(grad_wo_ptr + offs_h * (2 * RP) + RP, acc_ws, sem="relaxed")
+    tl.atomic_add(grad_bo_ptr + RP + tl.arange(0, 1), acc_bs, sem="relaxed")
     if N_HIDDEN >= 3:
         tl.atomic_add(grad_wh_ptr + HP * HP + hh, acc_w2, sem="relaxed")
         tl.atomic_add(grad_bh_ptr + HP + offs_h, acc_b2, sem="relaxed")
@@ -352,8 +367,9 @@ FWD_CONFIG = dict(block=64, num_warps=4)
 # 0.23 instructions issued per cycle per scheduler) waits on itself.
 # 2 hidden layers likewise (tf32 6.07 against 9.25 ms, bf16 5.49 against 7.72 ms); 3 with
 # bf16 7.92 against 9.22 ms. 1 hidden layer: 16 x 4 fits without spills.
-# sm_80 allocates differently (1 layer needs 8 warps; 2-3 layers with tf32 spill 8 bytes
-# at one stage, none at two, 162 KB of the A100's 163 KB per block); not measured.
+# sm_80 allocates differently (1 layer needs 8 warps; 2-3 layers with tf32 spill 8-24
+# bytes at one stage; at two, 3 layers with bf16 planes and tf32 dots spill 8 bytes and
+# the rest none, in at most 140 KB of the A100's 163 KB per block); not measured.
 BWD_CONFIG = {
     90: {1: dict(block=16, num_warps=4, num_stages=1), 2: dict(block=16, num_warps=4, num_stages=1),
          3: dict(block=16, num_warps=4, num_stages=1)},
@@ -406,8 +422,8 @@ def triplane_mlp_forward(
     planes: torch.Tensor,  # [T, 3, H, W, C]
     coords: torch.Tensor,  # [P, 3] fp32
     plane_index: torch.Tensor | None,  # [P] int32
-    weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor],  # W0 [CP, HP], Wh [*, HP, HP], Wo [HP, OP]
-    biases: tuple[torch.Tensor, torch.Tensor, torch.Tensor],  # b0 [HP], bh [*, HP], bo [OP]
+    weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor],  # W0 [CP, HP], Wh [*, HP, HP], Wo [HP, 2 RP]
+    biases: tuple[torch.Tensor, torch.Tensor, torch.Tensor],  # b0 [HP], bh [*, HP], bo [2 RP]
     *,
     n_hidden: int,
     n_out: int,
@@ -430,7 +446,7 @@ def triplane_mlp_forward(
     triplane_mlp_fwd_kernel[grid](
         planes, coords, index, w0, biases[0], wh, biases[1], wo, biases[2], out,
         P, points_per_plane, H, W, C, H * W * C, n_out, scale,
-        CP=w0.shape[0], HP=w0.shape[1], OP=wo.shape[1], N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
+        CP=w0.shape[0], HP=w0.shape[1], RP=wo.shape[1] // 2, N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
         PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), BLOCK=cfg["block"],
         ROWS_I32=rows_fit_i32(P, cfg["block"]), **launch_options(cfg), **flags,
     )
@@ -479,7 +495,7 @@ def triplane_mlp_backward(
         planes, coords, index, w0, biases[0], wh, biases[1], wo, biases[2], grad_out.contiguous(),
         grad_planes, grad_w[0], grad_b[0], grad_w[1], grad_b[1], grad_w[2], grad_b[2],
         P, points_per_plane, H, W, C, H * W * C, grad_out.shape[1], scale, per_program,
-        CP=w0.shape[0], HP=w0.shape[1], OP=wo.shape[1], N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
+        CP=w0.shape[0], HP=w0.shape[1], RP=wo.shape[1] // 2, N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
         PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), WEIGHT_GRADS=weight_grads,
         PLANE_GRADS=plane_grads, BLOCK=cfg["block"], ROWS_I32=rows_fit_i32(P, cfg["block"]),
         **launch_options(cfg), **flags,
@@ -530,7 +546,7 @@ def launch_specs(
                     w0_ptr="fp32", b0_ptr="fp32", wh_ptr="fp32", bh_ptr="fp32", wo_ptr="fp32", bo_ptr="fp32")
     scalars = dict(P=points, points_per_plane=points_per_plane, H=H, W=W, C=C, plane_size=H * W * C, NOUT=n_out,
                    coord_scale=2.0 / box_warp)
-    constexprs = dict(CP=pad_dim(C), HP=pad_dim(hidden), OP=pad_dim(n_out), N_HIDDEN=n_hidden, EG3D_AXES=False,
+    constexprs = dict(CP=pad_dim(C), HP=pad_dim(hidden), RP=pad_dim(n_out - 1), N_HIDDEN=n_hidden, EG3D_AXES=False,
                       HAS_INDEX=False, PRECISION=kernel_precision(precision), FAST_MATH=fast_math())
     label = f"nh{n_hidden} planes={plane_dtype} dot={precision}"
     specs = [launch_spec(f"fwd {label}", triplane_mlp_fwd_kernel,

@@ -127,7 +127,10 @@ def pack_decoder(
     layers: list[tuple[Tensor, Tensor]],  # [(weight [out, in], bias [out])] effective
 ) -> tuple[list[Tensor], int, int]:
     """Decoder layers as the kernel's padded fp32 ``[W0, Wh, Wo, b0, bh, bo]`` (x @ W
-    orientation, differentiable), the number of hidden layers and the output width."""
+    orientation, differentiable), the number of hidden layers and the output width.
+    ``Wo`` / ``bo`` hold the rgb outputs in columns ``0 .. C_out - 1`` (padded to ``RP``)
+    and sigma in column ``RP``: ``[HP, 2 RP]`` / ``[2 RP]``
+    (``kernels/triplane_mlp.py``)."""
     n_hidden = len(layers) - 1
     if not 1 <= n_hidden <= MAX_HIDDEN:
         raise ValueError(f"the fused triplane decoder supports 1..{MAX_HIDDEN} hidden layers, got {n_hidden}")
@@ -135,7 +138,7 @@ def pack_decoder(
     if any(w.shape != (hid, hid) for w, _ in layers[1:-1]) or layers[-1][0].shape[1] != hid:
         raise ValueError("decoder hidden layers must all have the same width for the fused path")
     c_in, n_out = layers[0][0].shape[1], layers[-1][0].shape[0]
-    cp, hp, op = _pad_dim(c_in), _pad_dim(hid), _pad_dim(n_out)
+    cp, hp, rp = _pad_dim(c_in), _pad_dim(hid), _pad_dim(n_out - 1)
     f32 = [(w.float(), b.float()) for w, b in layers]
     w0 = _pad2(f32[0][0].t(), cp, hp)
     b0 = F.pad(f32[0][1], (0, hp - hid))
@@ -145,8 +148,9 @@ def pack_decoder(
         bh = torch.stack([F.pad(b, (0, hp - hid)) for _, b in hidden])
     else:
         wh, bh = w0.new_zeros(1, hp, hp), w0.new_zeros(1, hp)
-    wo = _pad2(f32[-1][0].t(), hp, op)
-    bo = F.pad(f32[-1][1], (0, op - n_out))
+    wo_t, bo_all = f32[-1][0].t(), f32[-1][1]  # [hid, n_out], [n_out]: sigma first, then rgb
+    wo = torch.cat([_pad2(wo_t[:, 1:], hp, rp), _pad2(wo_t[:, :1], hp, rp)], dim=1)
+    bo = torch.cat([F.pad(bo_all[1:], (0, rp - (n_out - 1))), F.pad(bo_all[:1], (0, rp - 1))])
     return [w0, wh, wo, b0, bh, bo], n_hidden, n_out
 
 

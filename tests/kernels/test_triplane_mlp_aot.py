@@ -32,7 +32,7 @@ def measured_spill(report: dict) -> bool:
 
 def unavoidable_sm80_spill(report: dict) -> bool:
     """The sm_80 backward with 3 hidden layers, bf16 planes and tf32 dots spills 8 bytes at
-    its 16 x 8, 2-stage default since sigma left the rgb dot (2026-11-27); compiled for
+    its 16 x 8, 2-stage default since sigma left the rgb dot (2026-11-26); compiled for
     sm_80, every other candidate spills more (1 stage: 24 B, 3 stages: 16 B and 238 KB of
     shared memory, over the A100's 163 KB; 4 warps: 584 B)."""
     return (report["name"].startswith("bwd nh3 planes=bf16 dot=tf32") and report["arch"] == 80

@@ -6,10 +6,11 @@ gathers the 4 bilinear texels x C channels of each plane from a channels-last co
 ``[P, 1 + C_out]`` (sigma_raw, activated rgb). The last layer is split: rgb is a ``tl.dot``
 ``[HP, RP]`` with RP the rgb width padded (32 for EG3D's 32 features, not the 64 that
 33 outputs would pad to) and sigma a per-point reduction against one weight column, so
-neither its products nor its weight-gradient accumulator are padded. The backward kernel, one launch, recomputes
-those activations from the inputs once, back-propagates through the MLP, reduces weight
-and bias gradients per program (one atomic per program) and scatters plane gradients with
-fp32 atomics. Nothing per point is stored between the two.
+neither its products nor its weight-gradient accumulator are padded. The backward
+kernel, one launch, recomputes those activations from the inputs once, back-propagates
+through the MLP, reduces weight and bias gradients per program (one atomic per program)
+and scatters plane gradients with fp32 atomics. Nothing per point is stored between the
+two.
 
 Layout contract of the launch functions (the op layer builds these):
 - ``planes``: ``[T, 3, H, W, C]`` contiguous, fp32/bf16/fp16.

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         for job, config in [(job, config) for job in args.jobs for config in configs(job)]:
             # The forward launches one program per block: programs per SM do not apply.
             per_sm = [None] if job == FORWARD else args.programs_per_sm
-            ms = [time_ms(inp, precision, config, p and p * sms, job) for p in per_sm]
+            ms = [time_ms(inp, precision, config, None if p is None else p * sms, job) for p in per_sm]
             rows.append(dict(precision=precision, hidden=n_hidden, layout=layout, job=job, config=config,
                              programs_per_sm=per_sm, ms=ms))
             padded = ms + [None] * (len(args.programs_per_sm) - len(ms))

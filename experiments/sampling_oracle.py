@@ -1,8 +1,8 @@
 """How well could a perfect generator score from depth alone at a given sample count?
 
 Renders the true shapes (the shapes set's own analytic fields, fresh random objects) the
-way a generator's views are rendered for the metrics, with ``--samples`` coarse +
-importance samples per ray between the set's near and far planes, and scores their depth
+way ``tri3d metrics`` renders a generator's views (evenly spaced samples, no jitter), with
+``--samples`` coarse + importance samples per ray between the set's near and far planes, and scores their depth
 nearness with the depth judge, as ``tri3d metrics`` scores a generator's views. The
 density of each field is ``-sdf * scale`` (the set itself is rendered with scale 3000 and
 48 + 48 samples); a smaller ``--density-scale`` is a softer surface, like the ones a
@@ -91,7 +91,8 @@ def generator_views(ckpt: str):
         n = cams.shape[0]
         z = torch.randn(n, cfg.G.z_dim, generator=g)
         c = torch.full((n,), kind, dtype=torch.long) if cfg.G.num_classes else None
-        return G(z, c, cams, K, generator=g, with_distortion=True)
+        with G.deterministic_rendering():  # as tri3d metrics renders G
+            return G(z, c, cams, K, noise_mode="const", with_distortion=True)
 
     return render
 
@@ -105,8 +106,8 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=100, help="objects per class, >= 1")
     parser.add_argument("--resolution", type=int, default=16, help="image size in pixels (tiny: 16)")
     parser.add_argument("--seed", type=int, default=7, help="objects and cameras (the judges train on seeds 1, 2)")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="evenly spaced samples, as the set is rendered (default: jittered, as G's views)")
+    parser.add_argument("--jittered", action="store_true",
+                        help="jittered samples, as in training (default: evenly spaced, as the metrics render G)")
     parser.add_argument("--ckpt", nargs="*", default=[],
                         help="also score these runs' generators (run folders or snapshots)")
     args = parser.parse_args()
@@ -126,7 +127,7 @@ def main() -> None:
               flush=True)
 
     for samples, density_scale in itertools.product(args.samples, args.density_scale):
-        r = score(oracle(samples, density_scale, args.resolution, args.deterministic), args.per_class,
+        r = score(oracle(samples, density_scale, args.resolution, not args.jittered), args.per_class,
                   args.resolution, args.seed)
         row("true shapes", f"{samples} + {samples}", f"{density_scale:g}", r)
     for ckpt in args.ckpt:

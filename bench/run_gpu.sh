@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (no registry access): install, `tri3d doctor`, the
-# triplane time breakdown, the triplane backward launch sweep and one backward launch's
-# hardware counters (ncu), the GPU-facing tests on CUDA, the modconv sweep, the bench
-# suites and the compile report, in that order of priority. A lease gives 15 minutes of
-# device time and 10 per command, so the whole script keeps to BUDGET seconds (default
-# 540): each phase has a cap and gets at most what is left, and a phase that would start
-# with under 20 s left is skipped. Every phase writes its own files under OUT_DIR as it
-# goes (each bench file its own JSON), so a cut-off call still brings back what finished.
-# A doctor failure is reported and the rest still runs (the tests then say which path
-# disagrees).
+# GPU-facing tests on CUDA, the triplane bench, the triplane forward and backward launch
+# sweeps, one backward launch's hardware counters (ncu), the triplane time breakdown, the
+# multi-view bench, the modconv sweep, the other bench suites and the compile report, in
+# that order of priority: correctness first, then the kernels in flight. A lease gives
+# 15 minutes of device time and 10 per command, so the whole script keeps to BUDGET seconds
+# (default 540): each phase has a cap and gets at most what is left, and a phase that would
+# start with under 20 s left is skipped. Every phase writes its own files under OUT_DIR as
+# it goes (each bench file its own JSON), so a cut-off call still brings back what
+# finished. A doctor failure is reported and the rest still runs (the tests then say which
+# path disagrees).
 #
 # Usage: bash bench/run_gpu.sh OUT_DIR [BUDGET_S]
 set -uo pipefail
@@ -59,37 +60,44 @@ python -c "import tri3d.kernels, tri3d._C; print('installed:', tri3d.__file__, t
 
 run_phase doctor 90 python -m tri3d.cli doctor --device cuda
 
-# Where the fused triplane decode's time goes (scatter, weight reductions, point layout),
-# then which backward launch config, persistent grid and split of its two jobs is fastest,
-# and which forward launch config.
-run_phase triplane_breakdown 90 python bench/triplane_breakdown.py --json "$out/triplane_breakdown.json"
-run_phase tune_triplane 150 python bench/tune_triplane.py --json "$out/tune_triplane.json"
-run_phase tune_triplane_fwd 60 python bench/tune_triplane.py --jobs forward --json "$out/tune_triplane_fwd.json"
+# The tests whose paths change on CUDA (fused kernels, the native compositor, NVRTC,
+# the renderer and models that dispatch to them), several files at a time.
+run_phase tests 150 python -m pytest -q -n 8 --dist loadfile --timeout 120 tests/ops tests/csrc tests/render \
+    tests/models tests/test_import.py tests/train/test_config.py
+
+run_bench() {
+    run_phase "bench_$1" "$2" python -m pytest -q "bench/test_bench_$1.py" \
+        --benchmark-json "$out/bench_$1.json" --benchmark-columns=median,rounds
+}
+run_bench triplane 90
+
+# Which forward launch config of the fused triplane decode is fastest, then which backward
+# config and persistent grid (the one-launch backward at the sizes that can win), both at
+# the eg3d size.
+run_phase tune_triplane_fwd 60 python bench/tune_triplane.py --jobs forward --layouts uniform \
+    --precision tf32 bf16 --json "$out/tune_triplane_fwd.json"
+run_phase tune_triplane 100 python bench/tune_triplane.py --jobs all --layouts uniform \
+    --precision tf32 bf16 --block 16 32 --programs-per-sm 8 16 --json "$out/tune_triplane.json"
 # Hardware counters of one fused triplane backward launch (eg3d size, uniform points, tf32):
 # occupancy, stall reasons, L2 / atomic throughput. Clocks are left as they are.
 ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ -n "$ncu_bin" ]; then
-    run_phase ncu_triplane_bwd 100 "$ncu_bin" --clock-control none -k regex:triplane_mlp_bwd -c 1 \
+    run_phase ncu_triplane_bwd 90 "$ncu_bin" --clock-control none -k regex:triplane_mlp_bwd -c 1 \
         --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
         --section MemoryWorkloadAnalysis --section SchedulerStats \
         python bench/triplane_breakdown.py --precision tf32 --rounds 1
 else
     echo "== ncu_triplane_bwd: skipped (no ncu)"
 fi
+# Where the fused triplane decode's time goes (scatter, weight reductions, point layout).
+run_phase triplane_breakdown 90 python bench/triplane_breakdown.py --json "$out/triplane_breakdown.json"
 
-# The tests whose paths change on CUDA (fused kernels, the native compositor, NVRTC,
-# the renderer and models that dispatch to them), several files at a time.
-run_phase tests 170 python -m pytest -q -n 8 --dist loadfile --timeout 120 tests/ops tests/csrc tests/render \
-    tests/models tests/test_import.py tests/train/test_config.py
-
+run_bench multiview 120
 # The whole modconv sweep needs ~10 min; its rows are written as they finish, so the
 # capped phase brings back the first layers' (bf16 first: the training precision).
 run_phase tune_modconv 120 python bench/tune_modconv.py --dtype bf16 fp32 --json "$out/tune_modconv.json"
-
-for suite in triplane composite multiview modconv; do
-    run_phase "bench_$suite" 120 python -m pytest -q "bench/test_bench_$suite.py" \
-        --benchmark-json "$out/bench_$suite.json" --benchmark-columns=median,rounds
-done
+run_bench composite 120
+run_bench modconv 120
 
 run_phase compile_report 90 python bench/compile_report.py --arch "$arch" --json "$out/compile_report.json"
 

@@ -100,6 +100,7 @@ class CompileReport:
     membar: int = 0  # GPU/system-scope MEMBAR instructions in the SASS (acq_rel atomics put one before each)
     atomics: int = 0  # global reductions / atomics in the SASS (RED, ATOM)
     dynamic_shared_bytes: int = 0  # shared memory Triton requests at launch (``metadata.shared``)
+    wgmma_shapes: tuple[str, ...] = ()  # distinct Hopper wgmma shapes in the PTX, e.g. "m64n32k16.f32.bf16.bf16"
 
     def row(self) -> str:
         return (
@@ -184,6 +185,7 @@ def compile_with_sass(spec: KernelSpec, arch: int) -> tuple[CompileReport, str]:
     return CompileReport(
         name=spec.name,
         dynamic_shared_bytes=int(compiled.metadata.shared),
+        wgmma_shapes=tuple(sorted(set(re.findall(r"wgmma\.mma_async\.sync\.aligned\.(\S+?);?\s", ptx)))),
         arch=arch,
         registers=usage["REG"],
         stack_bytes=usage["STACK"],

@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tri3d.kernels.common import dot as _dot
+from tri3d.kernels.common import dot as _common_dot
 from tri3d.kernels.common import fast_math
 from tri3d.kernels.common import kernel_precision as _kernel_precision
 from tri3d.kernels.common import sigmoid as _sigmoid
@@ -52,6 +52,21 @@ def _load_matrix(ptr, R: tl.constexpr, K: tl.constexpr, STRIDE: tl.constexpr, TR
         return tl.load(ptr + tl.arange(0, R)[None, :] * STRIDE + tl.arange(0, K)[:, None])
     else:
         return tl.load(ptr + tl.arange(0, R)[:, None] * STRIDE + tl.arange(0, K)[None, :])
+
+
+@triton.jit
+def _dot(a, b, PRECISION: tl.constexpr):
+    """``a @ b`` (common ``dot``), except a bf16 product that Triton may lower to a Hopper
+    wgmma (64 rows or more) with a B operand under 64 columns (128 bytes a row): that one
+    takes tf32 operands. With Triton 3.6 the forward's 32-column bf16 rgb product
+    (``wgmma m64n32k16``) faulted with an illegal address on an H200 (2026-11-27,
+    ``bench/RESULTS.md``) where the 64-column products beside it ran."""
+    if a.shape[0] >= 64 and b.shape[1] < 64 and PRECISION == "bf16":
+        return _common_dot(a, b, "tf32")
+    elif a.shape[0] >= 64 and b.shape[1] < 64 and PRECISION == "bf16_emulated":
+        return _common_dot(a, b, "tf32_emulated")
+    else:
+        return _common_dot(a, b, PRECISION)
 
 
 @triton.jit

@@ -9,6 +9,8 @@ config avoids; the exact-fp32 path ("ieee", for tests) only has to compile.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("triton")
@@ -81,6 +83,19 @@ def test_specs_are_what_the_jit_compiles():
     assert bwd.scalars["plane_size"] == "i32" and {"H", "W", "C", "plane_size"} <= set(bwd.divisible_by_16)
     assert "NOUT" not in bwd.divisible_by_16 and bwd.num_stages == config["num_stages"]
     assert bwd.num_warps == config["num_warps"] and bwd.constexprs["BLOCK"] == config["block"]
+
+
+def test_no_narrow_16bit_wgmma(reports):
+    """No Hopper wgmma with 16-bit operands and fewer than 64 columns (128 bytes a row): with
+    Triton 3.6 the forward's bf16 m64n32k16 rgb product faulted with an illegal address on
+    an H200 (bench/RESULTS.md, 2026-11-27); such products take tf32 operands. The 64-column
+    bf16 products stay bf16."""
+    sm90 = [r for r in reports if r["fast"] and r["arch"] == 90]
+    shapes = {s for r in sm90 for s in r["wgmma_shapes"]}
+    assert any(s.endswith(".bf16.bf16") for s in shapes), shapes  # the bf16 path still uses wgmma
+    narrow = [f"{r['name']}: {s}" for r in sm90 for s in r["wgmma_shapes"]
+              if re.search(r"\.(bf16|f16)\.", s) and int(re.match(r"m\d+n(\d+)k", s).group(1)) < 64]
+    assert not narrow, "narrow 16-bit wgmma:\n" + "\n".join(narrow)
 
 
 def test_exact_fp32_path_compiles(reports):

@@ -62,7 +62,7 @@ run_phase doctor 90 python -m tri3d.cli doctor --device cuda
 
 # The tests whose paths change on CUDA (fused kernels, the native compositor, NVRTC,
 # the renderer and models that dispatch to them), several files at a time.
-run_phase tests 150 python -m pytest -q -n 8 --dist loadfile --timeout 120 tests/ops tests/csrc tests/render \
+run_phase tests 180 python -m pytest -q -n 12 --dist loadfile --timeout 120 tests/ops tests/csrc tests/render \
     tests/models tests/test_import.py tests/train/test_config.py
 
 run_bench() {

@@ -52,6 +52,9 @@ TRAIN_OVERRIDES = {
     "class_loss": ("class_loss", _nonneg_float, "weight of a cross-entropy on D's class scores (0: the paper)"),
     "distortion_reg": ("distortion_reg", _nonneg_float,
                        "weight of the distortion loss on G's rays: weights on one surface, not fog (0: the paper)"),
+    "density_reg": ("density_reg", _nonneg_float,
+                    "weight of EG3D's density smoothness term (L1 between the raw densities of points "
+                    "density_reg_p_dist apart)"),
     "workers": ("num_workers", _nonneg_int, "data loader worker processes"),
     "log_every": ("log_every", _positive_int, "steps between stats.jsonl rows"),
     "precision": ("precision", str, "autocast for synthesis and D's high-resolution blocks with bf16"),

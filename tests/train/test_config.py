@@ -81,8 +81,18 @@ def test_resume_refuses_a_preset_or_config(tmp_path, capsys):
         assert "cannot be combined with --resume" in capsys.readouterr().err
 
 
+def test_loss_weights_are_set_from_the_command_line(capsys):
+    """--distortion-reg and --density-reg reach the resolved config (as they do on --resume,
+    where they change a run's schedule from its snapshot on)."""
+    assert preset("tiny").density_reg > 0 and preset("tiny").distortion_reg != 4
+    assert main(["train", "--density-reg", "0", "--distortion-reg", "4", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["density_reg"] == 0.0 and cfg["distortion_reg"] == 4.0
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--kimg", "inf", "--dry-run"], "argument --kimg: must be a finite number > 0, got inf"),
+    (["train", "--density-reg", "-1", "--dry-run"], "argument --density-reg: must be a finite number >= 0, got -1"),
     (["train", "--workers", "-1", "--dry-run"], "argument --workers: must be an integer >= 0, got -1"),
     (["train", "--precision", "fp16", "--dry-run"], "argument --precision: invalid choice: 'fp16'"),
     (["bench", "train", "--warmup", "-5"], "argument --warmup: must be an integer >= 0, got -5"),

@@ -33,7 +33,7 @@ from tri3d.kernels.common import fast_math
 from tri3d.kernels.common import kernel_precision as _kernel_precision
 from tri3d.kernels.common import sigmoid as _sigmoid
 from tri3d.kernels.common import softplus as _softplus
-from tri3d.kernels.common import softplus_sigmoid as _softplus_sigmoid
+from tri3d.kernels.common import softplus_slope as _softplus_slope
 
 RGB_PAD = 1e-3
 RGB_PAD_C = tl.constexpr(RGB_PAD)
@@ -276,30 +276,41 @@ def triplane_mlp_bwd_kernel(
     acc_br = tl.zeros((RP,), dtype=tl.float32)
     acc_ws = tl.zeros((HP,), dtype=tl.float32)
     acc_bs = tl.zeros((1,), dtype=tl.float32)
+    # The decoder's weights, loaded once per program (the loop reads them as dot operands).
+    w0 = _load_matrix(w0_ptr, CP, HP, HP, False)
+    b0 = tl.load(b0_ptr + offs_h)
+    if N_HIDDEN >= 2:
+        w1 = _load_matrix(wh_ptr, HP, HP, HP, False)
+        b1 = tl.load(bh_ptr + offs_h)
+    if N_HIDDEN >= 3:
+        w2 = _load_matrix(wh_ptr + HP * HP, HP, HP, HP, False)
+        b2 = tl.load(bh_ptr + HP + offs_h)
+    wr = _load_matrix(wo_ptr, HP, RP, 2 * RP, False)
+    br = tl.load(bo_ptr + offs_r)
+    w_sigma = tl.load(wo_ptr + offs_h * (2 * RP) + RP)
     for it in range(0, blocks_per_program):
         rows64, row_mask, x, y, z, base = _point_setup(
             coords_ptr, plane_index_ptr, pid * blocks_per_program + it, P, points_per_plane, coord_scale,
             plane_size, BLOCK, HAS_INDEX, ROWS_I32,
         )
-        # Recompute the forward pass, keeping each layer's softplus and its derivative
-        # (sigmoid), both from one exp2 / log2 pair.
+        # Recompute the forward pass, keeping each layer's softplus only: its derivative
+        # (sigmoid) is taken from it on the way back, so no slope tiles stay live.
         feat = tl.zeros((BLOCK, CP), dtype=tl.float32)
         for k in tl.static_range(3):
             u, v = _plane_uv(x, y, z, k, EG3D_AXES)
             feat += _gather_plane(planes_ptr, base + k * plane_size, u, v, H, W, C, offs_c, row_mask)
         feat = feat * (1.0 / 3.0)
-        z0 = _dot(feat, _load_matrix(w0_ptr, CP, HP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :]
-        a0, s0 = _softplus_sigmoid(z0, FAST_MATH)
-        a_last, s_last = a0, s0
+        z0 = _dot(feat, w0, PRECISION) + b0[None, :]
+        a0 = _softplus(z0, FAST_MATH)
+        a_last = a0
         if N_HIDDEN >= 2:
-            z1 = _dot(a0, _load_matrix(wh_ptr, HP, HP, HP, False), PRECISION) + tl.load(bh_ptr + offs_h)[None, :]
-            a1, s1 = _softplus_sigmoid(z1, FAST_MATH)
-            a_last, s_last = a1, s1
+            z1 = _dot(a0, w1, PRECISION) + b1[None, :]
+            a1 = _softplus(z1, FAST_MATH)
+            a_last = a1
         if N_HIDDEN >= 3:
-            z2 = _dot(a1, _load_matrix(wh_ptr + HP * HP, HP, HP, HP, False), PRECISION)
-            z2 += tl.load(bh_ptr + HP + offs_h)[None, :]
-            a_last, s_last = _softplus_sigmoid(z2, FAST_MATH)
-        o = _dot(a_last, _load_matrix(wo_ptr, HP, RP, 2 * RP, False), PRECISION) + tl.load(bo_ptr + offs_r)[None, :]
+            z2 = _dot(a1, w2, PRECISION) + b2[None, :]
+            a_last = _softplus(z2, FAST_MATH)
+        o = _dot(a_last, wr, PRECISION) + br[None, :]
 
         # Output activations: rgb = sigmoid(o) * (1 + 2 pad) - pad; sigma_raw is linear.
         rgb_mask = row_mask[:, None] & (offs_r[None, :] < NOUT - 1)
@@ -309,29 +320,28 @@ def triplane_mlp_bwd_kernel(
         g_rgb = g_rgb * s * (1.0 - s) * (1.0 + 2.0 * RGB_PAD_C)
 
         # Back through the layers, last to first.
-        w_sigma = tl.load(wo_ptr + offs_h * (2 * RP) + RP)
         if WEIGHT_GRADS:
             acc_wr += _dot(tl.trans(a_last), g_rgb, PRECISION)
             acc_br += tl.sum(g_rgb, axis=0)
             acc_ws += tl.sum(a_last * g_sigma[:, None], axis=0)
             acc_bs += tl.sum(g_sigma, axis=0)
-        g = _dot(g_rgb, _load_matrix(wo_ptr, HP, RP, 2 * RP, True), PRECISION)
-        g = (g + g_sigma[:, None] * w_sigma[None, :]) * s_last  # gradient w.r.t. z_last
+        g = _dot(g_rgb, tl.trans(wr), PRECISION)
+        g = (g + g_sigma[:, None] * w_sigma[None, :]) * _softplus_slope(a_last)  # gradient w.r.t. z_last
         if N_HIDDEN >= 3:
             if WEIGHT_GRADS:
                 acc_w2 += _dot(tl.trans(a1), g, PRECISION)
                 acc_b2 += tl.sum(g, axis=0)
-            g = _dot(g, _load_matrix(wh_ptr + HP * HP, HP, HP, HP, True), PRECISION) * s1
+            g = _dot(g, tl.trans(w2), PRECISION) * _softplus_slope(a1)
         if N_HIDDEN >= 2:
             if WEIGHT_GRADS:
                 acc_w1 += _dot(tl.trans(a0), g, PRECISION)
                 acc_b1 += tl.sum(g, axis=0)
-            g = _dot(g, _load_matrix(wh_ptr, HP, HP, HP, True), PRECISION) * s0
+            g = _dot(g, tl.trans(w1), PRECISION) * _softplus_slope(a0)
         if WEIGHT_GRADS:
             acc_w0 += _dot(tl.trans(feat), g, PRECISION)
             acc_b0 += tl.sum(g, axis=0)
         if PLANE_GRADS:  # scatter to the 4 texels of each plane
-            g_feat = _dot(g, _load_matrix(w0_ptr, CP, HP, HP, True), PRECISION) * (1.0 / 3.0)
+            g_feat = _dot(g, tl.trans(w0), PRECISION) * (1.0 / 3.0)
             for k in tl.static_range(3):
                 u, v = _plane_uv(x, y, z, k, EG3D_AXES)
                 _scatter_plane(grad_planes_ptr, base + k * plane_size, u, v, H, W, C, offs_c, row_mask, g_feat)
@@ -383,14 +393,16 @@ FWD_CONFIG = dict(block=64, num_warps=4)
 # 0.23 instructions issued per cycle per scheduler) waits on itself.
 # 2 hidden layers likewise (tf32 6.07 against 9.25 ms, bf16 5.49 against 7.72 ms); 3 with
 # bf16 7.92 against 9.22 ms. 1 hidden layer: 16 x 4 fits without spills.
-# sm_80 allocates differently (1 layer needs 8 warps; 2-3 layers with tf32 spill 8-24
-# bytes at one stage; at two, 3 layers with bf16 planes and tf32 dots spill 8 bytes and
-# the rest none, in at most 140 KB of the A100's 163 KB per block); not measured.
+# Each program loads the decoder's weights once, before its loop (Triton keeps them in
+# shared memory as dot operands: 112 KB per 16 x 4 program with tf32 dots, 55 KB with bf16).
+# sm_80 allocates differently: 8 warps, and one pipelining stage since the loop loads no
+# weights (with two, 2-3 layers spill 8-16 bytes in some precisions; with one, none do, in
+# at most 114 KB of the A100's 163 KB per block); not measured.
 BWD_CONFIG = {
     90: {1: dict(block=16, num_warps=4, num_stages=1), 2: dict(block=16, num_warps=4, num_stages=1),
          3: dict(block=16, num_warps=4, num_stages=1)},
-    80: {1: dict(block=16, num_warps=8, num_stages=1), 2: dict(block=16, num_warps=8, num_stages=2),
-         3: dict(block=16, num_warps=8, num_stages=2)},
+    80: {1: dict(block=16, num_warps=8, num_stages=1), 2: dict(block=16, num_warps=8, num_stages=1),
+         3: dict(block=16, num_warps=8, num_stages=1)},
 }
 # Persistent programs of the backward per SM (each adds its weight gradients once):
 # 16 measured 1-2% faster than 8 for 16 x 4 (same sweep).

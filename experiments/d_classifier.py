@@ -10,23 +10,30 @@ cannot tell held-out shapes apart cannot teach G to draw them.
 ``--network judge`` trains the rgb judge's network instead (batch norm, Adam at 2e-3 with
 the default betas, random horizontal flips, as the judges train but without their
 one-cycle schedule): how fast a classifier built to learn fast learns the same images.
+``--flips`` gives tiny's D the same random flips; ``--save PATH`` writes the trained D's
+weights (``experiments/d_warm_start.py`` starts a GAN from them).
 
     python experiments/d_classifier.py --per-class 200 --images 40000
     python experiments/d_classifier.py --network judge --batch 8 --images 16000 --eval-every 2000
+    python experiments/d_classifier.py --images 96000 --flips --save d_classifier.safetensors
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from tri3d.data.dataset import ImageDataset
 from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
 from tri3d.metrics.shapes_judges import ShapesClassifier
 from tri3d.models import Discriminator
 from tri3d.runs.config import preset
+from tri3d.utils.files import chmod_as_created
 
 
 def images_of(path) -> tuple[torch.Tensor, torch.Tensor]:  # images [N, 3, R, R] in [-1, 1], labels [N]
@@ -44,10 +51,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--network", choices=("D", "judge"), default="D",
                         help="tiny's discriminator or the rgb judge's classifier (default: %(default)s)")
+    parser.add_argument("--flips", action="store_true", help="random horizontal flips for D too (the judge always)")
+    parser.add_argument("--save", default=None, help="write the trained D's weights here (safetensors; --network D)")
     args = parser.parse_args()
     for flag in ("per_class", "images", "batch", "eval_every"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.save and args.network != "D":
+        parser.error("--save writes a discriminator: it needs --network D")
+    if args.save and Path(args.save).exists():
+        parser.error(f"--save {args.save}: the file exists")
     cfg = preset("tiny")
     R = cfg.G.image_resolution
     judge = cfg.metrics_judge
@@ -66,17 +79,18 @@ def main() -> None:
 
         def logits(x: torch.Tensor) -> torch.Tensor:  # [N, 3, R, R] -> [N, classes]
             return net(x, None, None, all_classes=True)
-
-        def augment(x: torch.Tensor) -> torch.Tensor:
-            return x
     else:
         net = ShapesClassifier(num_classes)
         opt = torch.optim.Adam(net.parameters(), lr=2e-3)
         logits = net
+    flips = args.flips or args.network == "judge"
 
-        def augment(x: torch.Tensor) -> torch.Tensor:  # random horizontal flips, as the judges train
-            flip = (torch.rand(len(x), generator=g) < 0.5)[:, None, None, None]
-            return torch.where(flip, x.flip(3), x)
+    def augment(x: torch.Tensor) -> torch.Tensor:  # random horizontal flips, as the judges train
+        if not flips:
+            return x
+        flip = (torch.rand(len(x), generator=g) < 0.5)[:, None, None, None]
+        return torch.where(flip, x.flip(3), x)
+
     seen = 0
     while seen < args.images:
         net.train()
@@ -92,6 +106,12 @@ def main() -> None:
                 held = (logits(held_x).argmax(1) == held_y).float().mean().item()
             print(json.dumps({"images_seen": seen, "train_loss": round(loss.item(), 3),
                               "heldout_accuracy": round(held, 3)}), flush=True)
+    if args.save:  # written whole under a temporary name, then renamed
+        tmp = Path(args.save).with_name(Path(args.save).name + ".tmp")
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+        chmod_as_created(tmp)
+        os.replace(tmp, args.save)
+
 
 if __name__ == "__main__":
     main()

@@ -197,3 +197,25 @@ def test_labels_within_class_names_load(tmp_path):
     (root / "dataset.json").write_text(json.dumps({"labels": [["img0.png", 1], ["img1.png", 0]],
                                                    "class_names": ["a", "b", "c"]}))
     assert ImageDataset(root).num_classes == 3  # the last class has no image but keeps its label
+
+
+def test_make_field_takes_another_signed_distance():
+    """``make_field(..., sdf=)`` shades and densifies the given surface, not the shape's:
+    for the plane y = 0.1 every point's normal is +y, so its shade is the closed form
+    ``0.35 + 0.65 * light_y`` (unit light) and its density ``-(y - 0.1) * DENSITY_SCALE``
+    clamped; the sphere's own field (kind 0) differs at the same points."""
+    import math
+
+    import torch
+
+    from tri3d.data.shapes import DENSITY_MAX, DENSITY_MIN, DENSITY_SCALE, LIGHT, make_field
+
+    rot, scale, albedo = torch.eye(3)[None], torch.ones(1), torch.tensor([[0.2, 0.5, 0.9]])
+    xyz = torch.rand(1, 64, 3, generator=torch.Generator().manual_seed(0)) - 0.5
+    sigma, rgb = make_field(0, rot, scale, albedo, sdf=lambda p: p[..., 1] - 0.1)(xyz)
+    shade = 0.35 + 0.65 * LIGHT[1] / math.sqrt(sum(v * v for v in LIGHT))
+    torch.testing.assert_close(rgb, (albedo * shade).expand(1, 64, 3))
+    expected = (-(xyz[..., 1] - 0.1) * DENSITY_SCALE).clamp(DENSITY_MIN, DENSITY_MAX)
+    torch.testing.assert_close(sigma[..., 0], expected)
+    own_sigma, own_rgb = make_field(0, rot, scale, albedo)(xyz)
+    assert not torch.allclose(own_rgb, rgb) and not torch.allclose(own_sigma, sigma)

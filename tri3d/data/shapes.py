@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,14 +62,18 @@ def shape_sdf(kind: int, p: torch.Tensor) -> torch.Tensor:  # [..., 3] object fr
     raise ValueError(f"shape kind must be in [0, {len(CLASS_NAMES)}), got {kind}")
 
 
-def make_field(kind: int, rotations: torch.Tensor, scales: torch.Tensor, albedo: torch.Tensor):
-    """Radiance field of ``B`` objects of one kind: xyz [B, N, 3] -> (sigma_raw, rgb)."""
+def make_field(kind: int, rotations: torch.Tensor, scales: torch.Tensor, albedo: torch.Tensor,
+               sdf: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    """Radiance field of ``B`` objects of one kind: xyz [B, N, 3] -> (sigma_raw, rgb).
+    ``sdf`` (world xyz [B, N, 3] -> [B, N]) replaces the shapes' own signed distance."""
     light = torch.tensor(LIGHT)
     light = light / light.norm()
 
-    def sdf(xyz: torch.Tensor) -> torch.Tensor:
+    def shape_distance(xyz: torch.Tensor) -> torch.Tensor:
         local = (xyz @ rotations) / scales[:, None, None]  # world -> object frame
         return shape_sdf(kind, local) * scales[:, None]
+
+    sdf = sdf or shape_distance
 
     def field(xyz: torch.Tensor):
         d = sdf(xyz)

@@ -394,7 +394,7 @@ FWD_CONFIG = dict(block=64, num_warps=4)
 # 2 hidden layers likewise (tf32 6.07 against 9.25 ms, bf16 5.49 against 7.72 ms); 3 with
 # bf16 7.92 against 9.22 ms. 1 hidden layer: 16 x 4 fits without spills.
 # Each program loads the decoder's weights once, before its loop (Triton keeps them in
-# shared memory as dot operands: 112 KB per 16 x 4 program with tf32 dots, 55 KB with bf16).
+# shared memory as dot operands: 110 KB per 16 x 4 program with tf32 dots, 54 KB with bf16).
 # sm_80 allocates differently: 8 warps, and one pipelining stage since the loop loads no
 # weights (with two, 2-3 layers spill 8-16 bytes in some precisions; with one, none do, in
 # at most 114 KB of the A100's 163 KB per block); not measured.

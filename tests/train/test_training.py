@@ -151,6 +151,7 @@ def test_metrics_at_each_snapshot(shapes16, tmp_path, monkeypatch):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert all(r["fid"] > 0 and 0 <= r["class_accuracy"] <= 1 for r in rows)
+    assert all(0 <= r["d_class_accuracy"] <= 1 for r in rows)  # D's own, on the judges' held-out reals
 
 
 def test_bf16_autocast_runs_the_intended_layers_and_stays_finite(shapes16, tmp_path):
@@ -439,3 +440,26 @@ def test_distortion_loss_adds_its_weighted_gradient_to_g(shapes16, tmp_path, mon
     assert stats[1]["loss_D"] == stats[0]["loss_D"]  # the same fakes: D's loss has no distortion term
     torch.testing.assert_close(grads[2] - grads[0], 3 * (grads[1] - grads[0]), atol=1e-5, rtol=1e-3)
     assert (grads[1] - grads[0]).abs().max() > 1e-4
+
+
+def test_d_class_accuracy_against_a_counted_answer():
+    """``d_class_accuracy`` is the share of images whose highest score is under their own
+    label, batch by batch, and a dual D gets the raw image at its resolution: a stand-in D
+    whose scores put the argmax on ``x[:, 0, 0, 0]``'s class index (a closed form)."""
+    from tri3d.train.reporting import d_class_accuracy
+
+    seen_raw = []
+
+    def stand_in(x, c, raw, all_classes):
+        assert c is None and all_classes
+        seen_raw.append(None if raw is None else tuple(raw.shape[-2:]))
+        return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 5).float()
+
+    predicted = torch.tensor([0, 1, 2, 3, 4, 4, 4, 0, 1, 2, 3])
+    labels = torch.tensor([0, 1, 2, 3, 4, 0, 1, 0, 2, 2, 1])  # 7 of 11 agree
+    images = predicted.float()[:, None, None, None].expand(-1, 3, 8, 8).contiguous()
+    assert d_class_accuracy(stand_in, images, labels, batch=4) == pytest.approx(7 / 11)
+    assert seen_raw == [None, None, None]
+    seen_raw.clear()
+    assert d_class_accuracy(stand_in, images, labels, raw_resolution=4, batch=11) == pytest.approx(7 / 11)
+    assert seen_raw == [(4, 4)]

@@ -134,7 +134,7 @@ class Trainer:
                                             {"G": self.G, "G_ema": self.G_ema, "D": self.D}, self.train_state())
             self.reporter.save_grid(self.G_ema, self.intrinsics, self.run_dir / f"samples-{self.step:08d}.png")
         if self.cfg.metrics_detector is not None:
-            self.reporter.run_metrics(self.G_ema, self.dataset, path, self.step, self.cur_kimg)
+            self.reporter.run_metrics(self.G_ema, self.dataset, path, self.step, self.cur_kimg, D=self.D)
         return path
 
     # ---------------------------------------------------------------- schedule

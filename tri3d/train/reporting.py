@@ -31,6 +31,7 @@ class Reporter:
     def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistEnv, device: torch.device):
         self.cfg, self.run_dir, self.dist, self.device = cfg, run_dir, dist, device
         self._tb = None
+        self._heldout: tuple[torch.Tensor, torch.Tensor] | None = None  # judges' held-out reals, read once
 
     def start(self) -> None:
         """Write ``config.json`` and open TensorBoard (when installed)."""
@@ -94,9 +95,12 @@ class Reporter:
             depth = F.interpolate(depth.flatten(0, 1), size=out["image"].shape[-2:], mode="nearest").unflatten(0, depth.shape[:2])
         return save_png(image_grid(out["image"], depth), path)
 
-    def run_metrics(self, G_ema, dataset, snapshot: Path, step: int, kimg: float) -> dict | None:
+    def run_metrics(self, G_ema, dataset, snapshot: Path, step: int, kimg: float, D=None) -> dict | None:
         """Score the EMA generator (``metrics_detector``) into ``metrics.jsonl`` and redraw
-        the learning curve; every rank renders its share, rank 0 gathers, scores and writes."""
+        the learning curve; every rank renders its share, rank 0 gathers, scores and writes.
+        With the shapes judges and a class-conditional ``D``, also ``d_class_accuracy``: D's
+        own class accuracy on the judges' held-out real images, the class signal G follows
+        with the class loss."""
         from tri3d.export.plot import plot_learning_curve
         from tri3d.metrics.detector import load_metric_detectors
         from tri3d.metrics.evaluate import append_jsonl, evaluate
@@ -113,9 +117,28 @@ class Reporter:
         if result is None:
             return None
         result.update(snapshot=str(snapshot), step=step, kimg=kimg)
+        if D is not None and cfg.metrics_detector == "shapes" and cfg.D.num_classes > 0:
+            images, labels = self._heldout_reals()
+            raw = cfg.G.neural_rendering_resolution if cfg.D.dual else None
+            result["d_class_accuracy"] = d_class_accuracy(D, images, labels, raw_resolution=raw)
         append_jsonl(self.run_dir / "metrics.jsonl", result)
         plot_learning_curve(self.run_dir)
         return result
+
+    def _heldout_reals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The judges' held-out real images ``[N, 3, R, R]`` in [-1, 1] and labels ``[N]``
+        on this rank's device (rendered with the judges; read once per run)."""
+        if self._heldout is None:
+            from tri3d.data.dataset import ImageDataset
+            from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
+
+            R, judge = self.cfg.G.image_resolution, self.cfg.metrics_judge
+            data = ImageDataset(make_shapes_dataset(shapes_dataset_path(R, judge.heldout_per_class, judge.heldout_seed),
+                                                    resolution=R, per_class=judge.heldout_per_class,
+                                                    seed=judge.heldout_seed))
+            images = torch.stack([data[i][0] for i in range(len(data))]).float() / 127.5 - 1
+            self._heldout = images.to(self.device), data.labels.to(self.device)
+        return self._heldout
 
     @torch.no_grad()
     def record_rank_checksums(self, G: torch.nn.Module, D: torch.nn.Module) -> None:
@@ -130,6 +153,24 @@ class Reporter:
         if self.dist.is_main:
             (self.run_dir / "ranks.json").write_text(json.dumps({"G": [g[0].item() for g in gathered],
                                                                  "D": [g[1].item() for g in gathered]}))
+
+
+@torch.no_grad()
+def d_class_accuracy(D,  # a class-conditional Discriminator
+                     images: torch.Tensor,  # [N, 3, R, R] real images in [-1, 1]
+                     labels: torch.Tensor,  # [N]
+                     raw_resolution: int | None = None,  # a dual D's raw input side (None: not dual)
+                     batch: int = 250) -> float:
+    """How often D's projection scores a real image highest under its own label
+    (``argmax_c D(x, c) == label``). Near chance, D gives G no class signal to follow."""
+    from tri3d.train.loss import real_raw_images
+
+    right = 0
+    for start in range(0, len(images), batch):
+        x = images[start:start + batch]
+        raw = None if raw_resolution is None else real_raw_images(x, raw_resolution, 0.0)
+        right += int((D(x, None, raw, all_classes=True).argmax(dim=1) == labels[start:start + batch]).sum())
+    return right / len(images)
 
 
 def peak_memory_mb(device: torch.device) -> float:

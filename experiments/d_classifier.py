@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 from tri3d.data.dataset import ImageDataset
 from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
-from tri3d.metrics.shapes_judges import ShapesClassifier
+from tri3d.metrics.shapes_judges import ShapesClassifier, heldout_images
 from tri3d.models import Discriminator
 from tri3d.runs.config import preset
 from tri3d.utils.files import chmod_as_created
@@ -66,9 +66,8 @@ def main() -> None:
     judge = cfg.metrics_judge
     train_x, train_y = images_of(make_shapes_dataset(shapes_dataset_path(R, args.per_class, seed=0),
                                                      resolution=R, per_class=args.per_class, seed=0))
-    held_x, held_y = images_of(make_shapes_dataset(shapes_dataset_path(R, judge.heldout_per_class, judge.heldout_seed),
-                                                   resolution=R, per_class=judge.heldout_per_class,
-                                                   seed=judge.heldout_seed))
+    held_x, held_y = heldout_images(R, judge)
+    held_x = held_x.float() / 127.5 - 1
     torch.manual_seed(args.seed)
     num_classes = int(train_y.max()) + 1
     g = torch.Generator().manual_seed(args.seed)

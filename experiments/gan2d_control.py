@@ -22,6 +22,7 @@ from tri3d.metrics.detector import load_detector
 from tri3d.metrics.evaluate import to_uint8
 from tri3d.models import Discriminator, MappingNetwork, SynthesisNetwork
 from tri3d.runs.config import preset
+from tri3d.train.reporting import d_class_predictions
 from tri3d.train.run_state import StepBatchSampler, load_dataset
 from tri3d.train.loss import (
     blur_images,
@@ -50,7 +51,7 @@ def d_class_accuracy(D, dataset, num_classes: int, n: int = 500) -> float:
     idx = torch.randperm(len(dataset), generator=g)[:n]
     real = torch.stack([dataset[int(i)][0] for i in idx]).float() / 127.5 - 1
     labels = dataset.labels[idx]
-    return float((D(real, all_classes=True).argmax(dim=1) == labels).float().mean())
+    return float((d_class_predictions(D, real) == labels).float().mean())
 
 
 def main() -> None:

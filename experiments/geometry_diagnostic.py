@@ -18,30 +18,20 @@ import argparse
 import numpy as np
 import torch
 
-from tri3d.data.dataset import ImageDataset
-from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
+from tri3d.data.shapes import shapes_dataset_path
 from tri3d.export.generate import load_generator
 from tri3d.metrics.evaluate import to_uint8
-from tri3d.metrics.shapes_judges import depth_nearness, load_shapes_judge, shapes_ground_truth
+from tri3d.metrics.shapes_judges import depth_nearness, heldout_images, load_shapes_judge, shapes_ground_truth
 from tri3d.models import Discriminator
 from tri3d.render.camera import fov_to_intrinsics, sample_sphere_poses
 from tri3d.runs import checkpoint
-from tri3d.train.loss import d_class_scores_multiview, real_raw_images
+from tri3d.train.reporting import d_class_predictions
 
 
 def confusion(asked: torch.Tensor, predicted: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     out = torch.zeros(rows, cols, dtype=torch.long)
     out.index_put_((asked, predicted), torch.ones_like(asked), accumulate=True)
     return out
-
-
-@torch.no_grad()
-def d_class_predictions(snapshot, cfg, images: torch.Tensor) -> torch.Tensor:  # [N, 3, R, R] in [-1, 1] -> [N]
-    """The label under which the snapshot's D scores each image highest."""
-    D = Discriminator(cfg.D).eval()
-    checkpoint.load_weights(snapshot, "D", D)
-    raw = real_raw_images(images, cfg.G.neural_rendering_resolution, 0.0)[:, None] if cfg.D.dual else None
-    return d_class_scores_multiview(D, images[:, None], images_raw=raw)[:, 0].argmax(1)
 
 
 def main() -> None:
@@ -78,14 +68,13 @@ def main() -> None:
           [round(float((opacity[c == k] > 0.5).float().mean()), 3) for k in range(K)])
     print("                                     real:     ",
           [round(float((real[labels == k] > 0).float().mean()), 3) for k in range(K)])
-    judge = cfg.metrics_judge
-    heldout = ImageDataset(make_shapes_dataset(shapes_dataset_path(R, judge.heldout_per_class, judge.heldout_seed),
-                                               resolution=R, per_class=judge.heldout_per_class,
-                                               seed=judge.heldout_seed))
-    images = torch.stack([heldout[i][0] for i in range(len(heldout))]).float() / 127.5 - 1
-    d_pred = d_class_predictions(snapshot, cfg, images)
-    print(f"D's class confusion on {len(heldout)} held-out real images (accuracy "
-          f"{float((d_pred == heldout.labels).float().mean()):.3f})\n", confusion(heldout.labels, d_pred, K, K))
+    images, held_labels = heldout_images(R, cfg.metrics_judge)
+    D = Discriminator(cfg.D).eval()
+    checkpoint.load_weights(snapshot, "D", D)
+    d_pred = d_class_predictions(D, images.float() / 127.5 - 1,
+                                 cfg.G.neural_rendering_resolution if cfg.D.dual else None)
+    print(f"D's class confusion on {len(images)} held-out real images (accuracy "
+          f"{float((d_pred == held_labels).float().mean()):.3f})\n", confusion(held_labels, d_pred, K, K))
 
 
 if __name__ == "__main__":

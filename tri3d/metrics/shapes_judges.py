@@ -137,6 +137,16 @@ def _rgb_images(path: Path) -> tuple[Tensor, Tensor]:
     return torch.stack([ds[i][0] for i in range(len(ds))]), ds.labels.clone()
 
 
+def heldout_images(resolution: int, judge: JudgeConfig | None = None,
+                   cache_dir: Path | None = None) -> tuple[Tensor, Tensor]:
+    """The judges' held-out real images ``[N, 3, R, R]`` (uint8) and labels ``[N]``: the
+    fresh-seed set the judges are scored on (rendered into the cache on first use)."""
+    judge = judge or JudgeConfig()
+    path = shapes_dataset_path(resolution, judge.heldout_per_class, judge.heldout_seed, root=cache_dir)
+    return _rgb_images(make_shapes_dataset(path, resolution=resolution, per_class=judge.heldout_per_class,
+                                           seed=judge.heldout_seed))
+
+
 def _judge_data(kind: str, path: Path, generator: torch.Generator) -> tuple[Tensor, Tensor, int]:
     """Inputs and labels of one shapes set for a judge, real items first (depth: followed by
     as many flat cards), and the number of real items."""

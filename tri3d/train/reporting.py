@@ -129,15 +129,10 @@ class Reporter:
         """The judges' held-out real images ``[N, 3, R, R]`` in [-1, 1] and labels ``[N]``
         on this rank's device (rendered with the judges; read once per run)."""
         if self._heldout is None:
-            from tri3d.data.dataset import ImageDataset
-            from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
+            from tri3d.metrics.shapes_judges import heldout_images
 
-            R, judge = self.cfg.G.image_resolution, self.cfg.metrics_judge
-            data = ImageDataset(make_shapes_dataset(shapes_dataset_path(R, judge.heldout_per_class, judge.heldout_seed),
-                                                    resolution=R, per_class=judge.heldout_per_class,
-                                                    seed=judge.heldout_seed))
-            images = torch.stack([data[i][0] for i in range(len(data))]).float() / 127.5 - 1
-            self._heldout = images.to(self.device), data.labels.to(self.device)
+            images, labels = heldout_images(self.cfg.G.image_resolution, self.cfg.metrics_judge)
+            self._heldout = (images.float() / 127.5 - 1).to(self.device), labels.to(self.device)
         return self._heldout
 
     @torch.no_grad()
@@ -156,21 +151,28 @@ class Reporter:
 
 
 @torch.no_grad()
-def d_class_accuracy(D,  # a class-conditional Discriminator
-                     images: torch.Tensor,  # [N, 3, R, R] real images in [-1, 1]
-                     labels: torch.Tensor,  # [N]
-                     raw_resolution: int | None = None,  # a dual D's raw input side (None: not dual)
-                     batch: int = 250) -> float:
-    """How often D's projection scores a real image highest under its own label
-    (``argmax_c D(x, c) == label``). Near chance, D gives G no class signal to follow."""
+def d_class_predictions(D,  # a class-conditional Discriminator
+                        images: torch.Tensor,  # [N, 3, R, R] real images in [-1, 1]
+                        raw_resolution: int | None = None,  # a dual D's raw input side (None: not dual)
+                        batch: int = 256,  # a multiple of the minibatch-std group, as D is trained
+                        ) -> torch.Tensor:  # [N]
+    """The label under which D's projection scores each image highest (``argmax_c D(x, c)``)."""
     from tri3d.train.loss import real_raw_images
 
-    right = 0
+    predictions = []
     for start in range(0, len(images), batch):
         x = images[start:start + batch]
         raw = None if raw_resolution is None else real_raw_images(x, raw_resolution, 0.0)
-        right += int((D(x, None, raw, all_classes=True).argmax(dim=1) == labels[start:start + batch]).sum())
-    return right / len(images)
+        predictions.append(D(x, None, raw, all_classes=True).argmax(dim=1))
+    return torch.cat(predictions)
+
+
+def d_class_accuracy(D, images: torch.Tensor,  # [N, 3, R, R] real images in [-1, 1]
+                     labels: torch.Tensor,  # [N]
+                     raw_resolution: int | None = None, batch: int = 256) -> float:
+    """How often D's projection scores a real image highest under its own label
+    (``d_class_predictions``). Near chance, D gives G no class signal to follow."""
+    return float((d_class_predictions(D, images, raw_resolution, batch) == labels).float().mean())
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -44,13 +44,12 @@ def flat_field(kind: int, rotations: torch.Tensor, scales: torch.Tensor, albedo:
     """xyz [B, N, 3] -> (sigma_raw, rgb) of the squashed shapes, shaded as solids of their
     own (``painted`` False) or with the true shape's colour at the unsquashed point."""
     sdf = squashed_sdf(kind, rotations, scales, squash)
-    own = make_field(kind, rotations, scales, albedo, sdf=sdf)
+    if not painted:
+        return make_field(kind, rotations, scales, albedo, sdf=sdf)
     true = make_field(kind, rotations, scales, albedo)
 
     def field(xyz: torch.Tensor):
         sigma = (-sdf(xyz) * DENSITY_SCALE).clamp(DENSITY_MIN, DENSITY_MAX).unsqueeze(-1)
-        if not painted:
-            return sigma, own(xyz)[1]
         local = (xyz @ rotations) / scales[:, None, None]
         unsquashed = (local / squash * scales[:, None, None]) @ rotations.transpose(1, 2)
         return sigma, true(unsquashed)[1]

@@ -79,7 +79,7 @@ def test_judges_are_cached(depth_judge, judge_cache):
 
 def test_learning_curve_plot(tmp_path):
     rows = [{"kimg": k, "fid": 100 / (k + 1), "depth_fid": 50 / (k + 1), "class_accuracy": 0.2 + 0.1 * k,
-             "depth_class_accuracy": 0.2 + 0.05 * k, "detector_accuracy_on_reals": 0.99,
+             "depth_class_accuracy": 0.2 + 0.05 * k, "d_class_accuracy": 0.5, "detector_accuracy_on_reals": 0.99,
              "depth_detector_accuracy_on_reals": 1.0} for k in range(5)]
     rows.insert(0, {"fid": 300.0, "init": True})  # tri3d metrics --init rows are not on the curve
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -91,6 +91,11 @@ def test_learning_curve_plot(tmp_path):
     for panel in (image[:, :420], image[:, 420:]):  # both series drawn in both panels
         assert (np.abs(panel.astype(int) - blue).sum(axis=2) == 0).sum() > 50
         assert (np.abs(panel.astype(int) - red).sum(axis=2) == 0).sum() > 50
+    green_rows, _ = np.nonzero((np.abs(image.astype(int) - np.array([44, 160, 44])).sum(axis=2) == 0))
+    # D's accuracy (0.5 throughout) is one level line in the accuracy panel, whose axis spans
+    # rows 268 (0) to 24 (1), and nothing else is green: the judges' dashed lines are rgb / depth only.
+    assert len(green_rows) > 50 and np.all(np.abs(green_rows - (268 - 0.5 * 244)) <= 3)
+    assert not (np.abs(image[:, :420].astype(int) - np.array([44, 160, 44])).sum(axis=2) == 0).any()
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no metrics.jsonl"):
         plot_learning_curve(tmp_path / "empty")

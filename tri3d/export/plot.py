@@ -1,6 +1,7 @@
 """Learning curves of a run (``metrics.jsonl``) drawn as a PNG with PIL (no plotting
 library needed): FID and depth FID against kimg, and rgb / depth-only class accuracy
-against kimg beside the judges' accuracy on real images."""
+against kimg beside the judges' accuracy on real images, and the discriminator's own
+class accuracy on the judges' held-out real images (``d_class_accuracy``)."""
 from __future__ import annotations
 
 import json
@@ -14,11 +15,15 @@ from tri3d.export.grid import save_png
 
 PANEL_W, PANEL_H, MARGIN = 420, 300, 48
 COLOURS = {"fid": (31, 119, 180), "depth_fid": (214, 39, 40), "class_accuracy": (31, 119, 180),
-           "depth_class_accuracy": (214, 39, 40)}
+           "depth_class_accuracy": (214, 39, 40), "d_class_accuracy": (44, 160, 44)}
 PANELS = (
     ("FID (rgb blue, depth red)", ("fid", "depth_fid"), None),
-    ("class accuracy (rgb blue, depth red)", ("class_accuracy", "depth_class_accuracy"), (0.0, 1.0)),
+    ("class accuracy (rgb blue, depth red, D green)", ("class_accuracy", "depth_class_accuracy", "d_class_accuracy"),
+     (0.0, 1.0)),
 )
+# The judge's accuracy on real images, drawn dashed beside the series it bounds.
+REFERENCES = {"class_accuracy": "detector_accuracy_on_reals",
+              "depth_class_accuracy": "depth_detector_accuracy_on_reals"}
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -52,8 +57,7 @@ def _panel(rows: list[dict], title: str, keys: tuple[str, ...], y_range: tuple[f
     x0, y0, x1, y1 = MARGIN, 24, PANEL_W - 12, PANEL_H - 32
     kimg = [r["kimg"] for r in rows]
     values = [r[k] for r in rows for k in keys if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
-    refs = [r[f"{'depth_' if k.startswith('depth') else ''}detector_accuracy_on_reals"] for r in rows[-1:]
-            for k in keys if y_range is not None and f"{'depth_' if k.startswith('depth') else ''}detector_accuracy_on_reals" in r]
+    refs = {k: rows[-1][REFERENCES[k]] for k in keys if REFERENCES.get(k) in rows[-1]}
     lo, hi = y_range if y_range is not None else (0.0, max(values, default=1.0) * 1.05 or 1.0)
     kmin, kmax = min(kimg), max(kimg)
     kmax = kmax if kmax > kmin else kmin + 1
@@ -72,7 +76,7 @@ def _panel(rows: list[dict], title: str, keys: tuple[str, ...], y_range: tuple[f
         draw.line([px, y1, px, y1 + 4], fill="black")
         draw.text((px - 10, y1 + 6), f"{k:.3g}", fill="black")
     draw.text(((x0 + x1) / 2 - 12, PANEL_H - 14), "kimg", fill="black")
-    for key, ref in zip(keys, refs):  # the judge's accuracy on real images, dashed
+    for key, ref in refs.items():
         _, py = to_px(kmin, ref)
         for px in np.arange(x0, x1, 8):
             draw.line([px, py, min(px + 4, x1), py], fill=COLOURS[key])

@@ -72,12 +72,13 @@ run_bench() {
 run_bench triplane 90
 
 # Which forward launch config of the fused triplane decode is fastest, then which backward
-# config and persistent grid (the one-launch backward at the sizes that can win), both at
-# the eg3d size.
+# config, register cap and persistent grid (the one-launch backward at the sizes that can
+# win: 16-point blocks, 16 programs per SM, measured before), both at the eg3d size.
 run_phase tune_triplane_fwd 60 python bench/tune_triplane.py --jobs forward --layouts uniform \
     --precision tf32 bf16 --json "$out/tune_triplane_fwd.json"
-run_phase tune_triplane 100 python bench/tune_triplane.py --jobs all --layouts uniform \
-    --precision tf32 bf16 --block 16 32 --programs-per-sm 8 16 --json "$out/tune_triplane.json"
+run_phase tune_triplane 120 python bench/tune_triplane.py --jobs all --layouts uniform \
+    --precision tf32 bf16 --block 16 --warps 4 8 --maxnreg 0 168 128 --programs-per-sm 16 \
+    --json "$out/tune_triplane.json"
 # Hardware counters of one fused triplane backward launch (eg3d size, uniform points, tf32):
 # occupancy, stall reasons, L2 / atomic throughput. Clocks are left as they are.
 ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

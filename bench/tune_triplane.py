@@ -7,6 +7,11 @@ times ``triplane_mlp_backward`` alone (CUDA events, L2 flushed, median) for
 
 - the launch config: points per block x warps (``BWD_CONFIG``);
 - programs per SM (the backward launches a persistent grid; ``BWD_PROGRAMS_PER_SM``);
+- with ``--maxnreg``, a register cap per thread (Triton's ``maxnreg`` launch option):
+  the backward's 255 registers hold an SM to 8 warps; capped at 128 (spilling the rest to
+  local memory) 16 x 8 programs, or 16 x 4 with bf16 dots (54 KB of shared memory each),
+  reach 16 warps per SM, which the SASS model prices at 1.2-1.6x the instructions per
+  point and the GPU has never timed;
 - the job: ``all`` (plane and weight gradients, one launch, what the op runs), ``planes``
   (the scatter alone: no accumulators, so more warps per SM) and ``weights`` (the weight
   reductions alone): if the best ``planes`` + best ``weights`` beat the best ``all``, two
@@ -94,6 +99,14 @@ def time_ms(inp: dict, precision: str, config: dict, programs: int | None, job: 
         return None
 
 
+def register_cap(text: str) -> int:
+    """``--maxnreg`` value: 0 (no cap) or 32..255 registers per thread."""
+    value = int(text)
+    if value != 0 and not 32 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"must be 0 (no cap) or 32..255 registers, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", nargs="+", default=["tf32"], choices=["tf32", "bf16"],
@@ -108,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{' '.join(map(str, FWD_WARPS))})")
     parser.add_argument("--programs-per-sm", nargs="+", type=int, default=list(PROGRAMS_PER_SM),
                         choices=range(1, 65), metavar="N", help="persistent programs per SM, 1..64 (default: 2 4 8 16)")
+    parser.add_argument("--maxnreg", nargs="+", type=register_cap, default=[0], metavar="N",
+                        help="register caps per thread to sweep, 0 = none (default: 0)")
     parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, FORWARD],
                         help="backward jobs to time, or the forward (default: all planes weights)")
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS,
@@ -119,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         blocks = args.block or (FWD_BLOCKS if job == FORWARD else BLOCKS)
         warps = args.warps or (FWD_WARPS if job == FORWARD else WARPS)
         stages = {} if job == FORWARD else dict(num_stages=1)  # the forward keeps Triton's default, as FWD_CONFIG
-        return [dict(block=b, num_warps=w, **stages) for b, w in itertools.product(blocks, warps)]
+        return [dict(block=b, num_warps=w, **stages, **({"maxnreg": r} if r else {}))
+                for b, w, r in itertools.product(blocks, warps, args.maxnreg)]
     if not torch.cuda.is_available():
         print("tune_triplane needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -130,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {torch.cuda.get_device_name()}; defaults: "
           + ", ".join(f"{n} hidden {bwd_config(n, arch)}" for n in args.hidden)
           + f", {BWD_PROGRAMS_PER_SM} programs per SM; forward {FWD_CONFIG}\n")
+    def shape(config: dict) -> str:
+        cap = f" (maxnreg {config['maxnreg']})" if "maxnreg" in config else ""
+        return f"{config['block']} x {config['num_warps']}{cap}"
+
     print("| precision | hidden | layout | job | block x warps | "
           + " | ".join(f"{p}/SM ms" for p in args.programs_per_sm) + " |")
     print("|---|---:|---|---|---|" + "---:|" * len(args.programs_per_sm))
@@ -144,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                              programs_per_sm=per_sm, ms=ms))
             padded = ms + [None] * (len(args.programs_per_sm) - len(ms))
             cells = " | ".join("-" if t is None else f"{t:.3f}" for t in padded)
-            print(f"| {precision} | {n_hidden} | {layout} | {job} | {config['block']} x {config['num_warps']} | "
+            print(f"| {precision} | {n_hidden} | {layout} | {job} | {shape(config)} | "
                   f"{cells} |", flush=True)
             if args.json:
                 write_rows(args.json, rows)
@@ -160,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             if timed:
                 best[job] = min(timed, key=lambda x: x[0])
         line = f"{precision} {n_hidden} hidden {layout}: " + "; ".join(
-            f"best {job} {t:.3f} ms ({c['block']} x {c['num_warps']}" + (f", {p}/SM)" if p else ")")
+            f"best {job} {t:.3f} ms ({shape(c)}" + (f", {p}/SM)" if p else ")")
             for job, (t, c, p) in best.items())
         if {"planes", "weights"} <= set(best):
             line += f"; planes + weights {best['planes'][0] + best['weights'][0]:.3f} ms"

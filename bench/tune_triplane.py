@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {torch.cuda.get_device_name()}; defaults: "
           + ", ".join(f"{n} hidden {bwd_config(n, arch)}" for n in args.hidden)
           + f", {BWD_PROGRAMS_PER_SM} programs per SM; forward {FWD_CONFIG}\n")
+
     def shape(config: dict) -> str:
         cap = f" (maxnreg {config['maxnreg']})" if "maxnreg" in config else ""
         return f"{config['block']} x {config['num_warps']}{cap}"

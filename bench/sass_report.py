@@ -114,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", nargs="+", default=["tf32", "bf16"], choices=["tf32", "bf16", "ieee"])
     parser.add_argument("--hidden", type=int, nargs="+", default=[3], choices=[1, 2, 3], help="hidden layers")
     parser.add_argument("--kernels", nargs="+", default=["triplane", "compositor"], choices=["triplane", "compositor"])
+    parser.add_argument("--bwd-block", type=int, default=None, choices=[16, 32, 64],
+                        help="points per block of the backward (default: BWD_CONFIG's for sm_90)")
+    parser.add_argument("--bwd-warps", type=int, default=None, choices=[2, 4, 8],
+                        help="warps per backward program (default: BWD_CONFIG's for sm_90)")
+    parser.add_argument("--maxnreg", type=int, default=None, choices=range(32, 256), metavar="N",
+                        help="cap the backward's registers per thread at N, 32..255 (default: no cap)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     os.environ.pop("TRITON_INTERPRET", None)
@@ -130,8 +136,14 @@ def main(argv: list[str] | None = None) -> int:
             plane_dtype = "bf16" if precision == "bf16" else "fp32"
             totals = {"fwd": 0.0, "bwd": 0.0}
             flops = {"fwd": 0.0, "bwd": 0.0}
+            bwd = None  # BWD_CONFIG per architecture, unless a flag overrides a field of sm_90's
+            if (args.bwd_block, args.bwd_warps, args.maxnreg) != (None, None, None):
+                bwd = dict(triplane_mlp.bwd_config(n_hidden, 90))
+                bwd.update({k: v for k, v in dict(block=args.bwd_block, num_warps=args.bwd_warps,
+                                                   maxnreg=args.maxnreg).items() if v is not None})
+                print(f"backward launch config: {bwd}", flush=True)
             for spec in triplane_mlp.launch_specs(**call, n_hidden=n_hidden, precision=precision,
-                                                  plane_dtype=plane_dtype):
+                                                  plane_dtype=plane_dtype, bwd=bwd):
                 if 90 not in spec.archs:
                     continue
                 report, sass = compile_with_sass(spec, 90)

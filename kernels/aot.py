@@ -40,6 +40,8 @@ class KernelSpec:
         num_warps: warps per program.
         divisible_by_16: runtime integer scalars the JIT hints as multiples of 16.
         num_stages: software-pipelining stages (``None``: Triton's default).
+        maxnreg: registers per thread the compiler may use (``None``: no cap; Triton's
+            ``maxnreg`` launch option).
         scalar_values: the runtime scalars' values at the launch the spec was made from.
         archs: the GPU architectures this specialization is launched on (a launch config
             may differ per architecture).
@@ -55,10 +57,12 @@ class KernelSpec:
     num_stages: int | None = None  # software-pipelining stages of loops (None: Triton's default)
     scalar_values: dict[str, Any] = field(default_factory=dict)
     archs: tuple[int, ...] = ARCHS
+    maxnreg: int | None = None  # register cap per thread (None: none)
 
 
 def launch_spec(name: str, fn: Any, values: dict[str, Any], num_warps: int,
-                num_stages: int | None = None, archs: tuple[int, ...] = ARCHS) -> KernelSpec:
+                num_stages: int | None = None, archs: tuple[int, ...] = ARCHS,
+                maxnreg: int | None = None) -> KernelSpec:
     """The specialization Triton's JIT compiles for a launch with these argument values
     (its rules since 3.0): a pointer, given as its element type ("fp32", "bf16", "i32"),
     is 16-byte aligned (torch allocations are); a runtime integer equal to 1 becomes a
@@ -85,7 +89,7 @@ def launch_spec(name: str, fn: Any, values: dict[str, Any], num_warps: int,
             if v % 16 == 0:
                 divisible.append(n)
     return KernelSpec(name, fn, pointers, scalars, constexprs, num_warps, tuple(divisible), num_stages,
-                      {n: values[n] for n in scalars}, archs)
+                      {n: values[n] for n in scalars}, archs, maxnreg)
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,8 @@ def compile_with_sass(spec: KernelSpec, arch: int) -> tuple[CompileReport, str]:
         raise RuntimeError("AOT compilation needs real kernels: unset TRITON_INTERPRET")
     signature, constexprs, attrs = _signature(spec)
     src = ASTSource(fn=spec.fn, signature=signature, constexprs=constexprs, attrs=attrs)
-    options = {"num_warps": spec.num_warps} | ({"num_stages": spec.num_stages} if spec.num_stages else {})
+    options = ({"num_warps": spec.num_warps} | ({"num_stages": spec.num_stages} if spec.num_stages else {})
+               | ({"maxnreg": spec.maxnreg} if spec.maxnreg else {}))
     compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
     ptx = compiled.asm.get("ptx", "")
     with tempfile.TemporaryDirectory() as tmp:

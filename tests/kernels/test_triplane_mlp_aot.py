@@ -150,3 +150,36 @@ def test_backward_config_follows_the_device_architecture(monkeypatch):
         assert config_arch(torch.device("cuda", 1)) == arch
     assert config_arch(torch.device("cpu")) == 90
     assert bwd_config(3, 80) == BWD_CONFIG[80][3] != BWD_CONFIG[90][3]
+
+
+CAPPED_SCRIPT = r"""
+import json
+from dataclasses import asdict
+from tri3d.kernels.aot import compile_kernel
+from tri3d.kernels.triplane_mlp import IMAGENET_CALL, bwd_config, launch_specs
+rows = []
+for cap in (None, 96):
+    bwd = dict(bwd_config(1, 90)) | ({} if cap is None else {"maxnreg": cap})
+    spec = [s for s in launch_specs(**IMAGENET_CALL, n_hidden=1, precision="bf16", plane_dtype="bf16", bwd=bwd)
+            if s.name.startswith("bwd")][0]
+    rows.append(asdict(compile_kernel(spec, 90)) | {"maxnreg": spec.maxnreg})
+print(json.dumps(rows))
+"""
+
+
+def test_register_cap_reaches_the_compiler():
+    """A backward launch config's ``maxnreg`` (swept by bench/tune_triplane.py, reported by
+    bench/sass_report.py --maxnreg) is compiled in: the 1-layer bf16 backward takes 210
+    registers uncapped, at most 96 capped (spilling the rest)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", CAPPED_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    free, capped = json.loads(out.stdout)
+    assert free["maxnreg"] is None and capped["maxnreg"] == 96
+    assert free["registers"] > 96 >= capped["registers"] > 0
+    assert capped["stack_bytes"] > free["stack_bytes"]  # what did not fit went to local memory

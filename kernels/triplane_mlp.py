@@ -46,12 +46,10 @@ def kernel_precision(precision: str) -> str:
 
 
 @triton.jit
-def _load_matrix(ptr, R: tl.constexpr, K: tl.constexpr, STRIDE: tl.constexpr, TRANSPOSE: tl.constexpr):
-    """Load the first K columns of a row-major [R, STRIDE] fp32 matrix, or their transpose [K, R]."""
-    if TRANSPOSE:
-        return tl.load(ptr + tl.arange(0, R)[None, :] * STRIDE + tl.arange(0, K)[:, None])
-    else:
-        return tl.load(ptr + tl.arange(0, R)[:, None] * STRIDE + tl.arange(0, K)[None, :])
+def _load_matrix(ptr, R: tl.constexpr, K: tl.constexpr, STRIDE: tl.constexpr):
+    """Load the first K columns of a row-major [R, STRIDE] fp32 matrix (the backward takes
+    transposes of the loaded tile with ``tl.trans``)."""
+    return tl.load(ptr + tl.arange(0, R)[:, None] * STRIDE + tl.arange(0, K)[None, :])
 
 
 @triton.jit
@@ -205,13 +203,13 @@ def triplane_mlp_fwd_kernel(
     feat = feat * (1.0 / 3.0)
 
     offs_h = tl.arange(0, HP)
-    a = _softplus(_dot(feat, _load_matrix(w0_ptr, CP, HP, HP, False), PRECISION) + tl.load(b0_ptr + offs_h)[None, :],
+    a = _softplus(_dot(feat, _load_matrix(w0_ptr, CP, HP, HP), PRECISION) + tl.load(b0_ptr + offs_h)[None, :],
                   FAST_MATH)
     for layer in tl.static_range(N_HIDDEN - 1):
-        w = _load_matrix(wh_ptr + layer * HP * HP, HP, HP, HP, False)
+        w = _load_matrix(wh_ptr + layer * HP * HP, HP, HP, HP)
         a = _softplus(_dot(a, w, PRECISION) + tl.load(bh_ptr + layer * HP + offs_h)[None, :], FAST_MATH)
     offs_r = tl.arange(0, RP)
-    o = _dot(a, _load_matrix(wo_ptr, HP, RP, 2 * RP, False), PRECISION) + tl.load(bo_ptr + offs_r)[None, :]
+    o = _dot(a, _load_matrix(wo_ptr, HP, RP, 2 * RP), PRECISION) + tl.load(bo_ptr + offs_r)[None, :]
     rgb = _sigmoid(o, FAST_MATH) * (1.0 + 2.0 * RGB_PAD_C) - RGB_PAD_C
     sigma = tl.sum(a * tl.load(wo_ptr + offs_h * (2 * RP) + RP)[None, :], axis=1) + tl.load(bo_ptr + RP)
     tl.store(out_ptr + rows64[:, None] * NOUT + 1 + offs_r[None, :], rgb,
@@ -277,15 +275,15 @@ def triplane_mlp_bwd_kernel(
     acc_ws = tl.zeros((HP,), dtype=tl.float32)
     acc_bs = tl.zeros((1,), dtype=tl.float32)
     # The decoder's weights, loaded once per program (the loop reads them as dot operands).
-    w0 = _load_matrix(w0_ptr, CP, HP, HP, False)
+    w0 = _load_matrix(w0_ptr, CP, HP, HP)
     b0 = tl.load(b0_ptr + offs_h)
     if N_HIDDEN >= 2:
-        w1 = _load_matrix(wh_ptr, HP, HP, HP, False)
+        w1 = _load_matrix(wh_ptr, HP, HP, HP)
         b1 = tl.load(bh_ptr + offs_h)
     if N_HIDDEN >= 3:
-        w2 = _load_matrix(wh_ptr + HP * HP, HP, HP, HP, False)
+        w2 = _load_matrix(wh_ptr + HP * HP, HP, HP, HP)
         b2 = tl.load(bh_ptr + HP + offs_h)
-    wr = _load_matrix(wo_ptr, HP, RP, 2 * RP, False)
+    wr = _load_matrix(wo_ptr, HP, RP, 2 * RP)
     br = tl.load(bo_ptr + offs_r)
     w_sigma = tl.load(wo_ptr + offs_h * (2 * RP) + RP)
     for it in range(0, blocks_per_program):

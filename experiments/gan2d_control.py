@@ -22,7 +22,7 @@ from tri3d.metrics.detector import load_detector
 from tri3d.metrics.evaluate import to_uint8
 from tri3d.models import Discriminator, MappingNetwork, SynthesisNetwork
 from tri3d.runs.config import preset
-from tri3d.train.reporting import d_class_predictions
+from tri3d.train.reporting import d_class_accuracy
 from tri3d.train.run_state import StepBatchSampler, load_dataset
 from tri3d.train.loss import (
     blur_images,
@@ -43,15 +43,12 @@ def class_accuracy(mapping, synthesis, judge, num_classes: int, n: int = 500) ->
     return float((judge.probabilities(to_uint8(images)).argmax(1) == c).float().mean())
 
 
-@torch.no_grad()
-def d_class_accuracy(D, dataset, num_classes: int, n: int = 500) -> float:
-    """How often D's projection scores a real image highest under its own label:
-    ``argmax_c D(x, c) == label``. Near chance, D gives G no class signal to follow."""
+def d_accuracy_on_training_images(D, dataset, n: int = 500) -> float:
+    """D's class accuracy (``reporting.d_class_accuracy``) on ``n`` fixed training images."""
     g = torch.Generator().manual_seed(321)
     idx = torch.randperm(len(dataset), generator=g)[:n]
     real = torch.stack([dataset[int(i)][0] for i in idx]).float() / 127.5 - 1
-    labels = dataset.labels[idx]
-    return float((d_class_predictions(D, real) == labels).float().mean())
+    return d_class_accuracy(D, real, dataset.labels[idx])
 
 
 def main() -> None:
@@ -95,7 +92,7 @@ def main() -> None:
     def row(seconds: float) -> dict:
         return {"seconds": round(seconds, 1), "kimg": nimg / 1000,
                 "class_accuracy": class_accuracy(mapping, synthesis, judge, K),
-                "d_class_accuracy": d_class_accuracy(D, dataset, K)}
+                "d_class_accuracy": d_accuracy_on_training_images(D, dataset)}
 
     rows = [row(0.0)]
     print(json.dumps(rows[-1]), flush=True)

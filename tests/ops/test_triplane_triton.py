@@ -149,6 +149,36 @@ def test_gradients_not_asked_for_are_skipped(device, monkeypatch, frozen):
         assert_fused_close(got.cpu().float(), want.float(), want, FLOORS["fp32"], frozen)
 
 
+@pytest.mark.parametrize("layout", ["default", "index"])
+def test_64bit_texel_offsets(device, monkeypatch, layout):
+    """Planes of 2^31 elements or more take 64-bit texel offsets (``texels_fit_i32`` false):
+    that path, which small planes never take, matches the references too."""
+    import tri3d.kernels.triplane_mlp as kernels
+
+    asked = []
+    monkeypatch.setattr(kernels, "texels_fit_i32", lambda *shape: asked.append(shape) or False)
+    planes, xyz, dec = make_case(device, n_hidden=3, T=3, B=3, N=41, seed=12)
+    index = None if layout == "default" else torch.randint(0, 3, (3, 41), generator=torch.Generator().manual_seed(1))
+    compare(planes, xyz, dec, plane_dtype=torch.float32, precision="ieee",
+            plane_index=None if index is None else index.to(device))
+    assert asked and all(shape == (3, 7, 9, 8) for shape in asked)  # [T, H, W, C] of the launch
+
+
+def test_texel_offset_bound_is_the_largest_offset():
+    """``texels_fit_i32``'s bound against every offset the kernels can form, enumerated (the
+    clamped bilinear corners of every plane, each channel), and its edge at 2^31."""
+    from tri3d.kernels.triplane_mlp import texels_fit_i32
+
+    for T, H, W, C in ((1, 3, 5, 2), (2, 4, 3, 3), (3, 2, 2, 1)):
+        offsets = [(t * 3 + k) * H * W * C + (yi * W + xi) * C + c for t in range(T) for k in range(3)
+                   for yi in range(-2, H + 2) for xi in range(-2, W + 2) for c in range(C)]
+        assert min(offsets) == -(2 * W + 2) * C
+        assert max(offsets) == T * 3 * H * W * C + (2 * W + 2) * C - 1
+    # W 1, C 2: the largest offset is 6 H + 7, which is 2^31 - 1 for H = 357913940
+    assert texels_fit_i32(1, 357913940, 1, 2) and not texels_fit_i32(1, 357913941, 1, 2)
+    assert texels_fit_i32(8, 256, 256, 32)  # imagenet's render: 8 triplanes of 3 x 32 x 256 x 256
+
+
 def test_default_layout_equals_explicit_index(device):
     planes, xyz, dec = make_case(device, n_hidden=1, T=2, B=2, seed=9)
     index = torch.arange(2, device=device)[:, None].expand(2, xyz.shape[1])

@@ -9,11 +9,20 @@ inversion metric, and the table (mean +- std over seeds) is printed as Markdown.
 preset's (``--distortion-reg 0``: ``tiny`` before the distortion loss). Results are kept
 per run in ``OUT/results.jsonl``; rerunning skips runs finished with the same kimg and
 distortion weight, and the table shows those.
+
+``--continue-from DIR`` trains each run on from the newest snapshot at or below ``--kimg``
+in ``DIR/ROW-seedS`` (an earlier ``--out``) instead of from scratch: that snapshot, its
+``config.json`` and logs are copied to ``OUT/ROW-seedS`` (DIR is only read) and resumed
+with its own config to ``--kimg``, which is what a run of ``--kimg`` from scratch does
+(resuming continues a run step for step):
+
+    python experiments/ablation.py --kimg 30 --seeds 0 1 --continue-from runs/ablation --out runs/ablation30
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +32,8 @@ from tri3d.invert.run import make_perceptual
 from tri3d.metrics.detector import load_metric_detectors
 from tri3d.metrics.evaluate import evaluate
 from tri3d.metrics.inversion import evaluate_inversion
-from tri3d.runs.config import preset
+from tri3d.runs import checkpoint
+from tri3d.runs.config import TrainConfig, preset
 from tri3d.train.loop import Trainer
 
 ROWS = ("tiny-eg3d", "tiny-eg3d+d", "tiny-eg3d+g+d", "tiny-eg3d+g+d+mv")
@@ -33,13 +43,58 @@ COLUMNS = (("fid", "rgb FID"), ("depth_fid", "depth FID"), ("class_accuracy", "r
            ("inversion_perceptual_after", "inversion perceptual distance"))
 
 
-def run_one(name: str, seed: int, kimg: float, out: Path, num_gen: int, inversion: int,
-            distortion_reg: float | None) -> dict:
-    cfg = preset(name)
-    cfg.seed, cfg.total_kimg, cfg.snapshot_kimg, cfg.run_dir = seed, kimg, kimg, str(out)
+def snapshot_kimg(snap: Path, batch: int) -> float:
+    """The kimg a snapshot was written at (its step times the run's batch)."""
+    return int(checkpoint.SNAPSHOT_RE.match(snap.name).group(1)) * batch / 1000
+
+
+def copy_for_continuing(src: Path, dst: Path, kimg: float) -> Path:
+    """Copy ``src``'s newest snapshot at or below ``kimg`` (with the run's config and logs)
+    to the new run folder ``dst`` and return the copied snapshot; ``dst`` appears whole or
+    not at all (copied under a temporary name, then renamed)."""
+    if not (src / "config.json").is_file():
+        raise FileNotFoundError(f"--continue-from: no run folder {src} (config.json missing)")
+    batch = json.loads((src / "config.json").read_text())["batch"]
+    snaps = [p for p in src.iterdir() if p.is_dir() and checkpoint.SNAPSHOT_RE.match(p.name)
+             and snapshot_kimg(p, batch) <= kimg]
+    if not snaps:
+        raise FileNotFoundError(f"--continue-from: no snapshot at or below {kimg:g} kimg in {src}")
+    snap = max(snaps, key=lambda p: p.name)
+    tmp = dst.with_name(f".tmp-{dst.name}")
+    shutil.rmtree(tmp, ignore_errors=True)  # our own leftover from a killed copy
+    tmp.mkdir(parents=True)
+    shutil.copytree(snap, tmp / snap.name)
+    for log in ("config.json", "stats.jsonl", "metrics.jsonl"):
+        if (src / log).is_file():
+            shutil.copy2(src / log, tmp / log)
+    tmp.rename(dst)
+    return dst / snap.name
+
+
+def make_trainer(name: str, seed: int, kimg: float, out: Path, distortion_reg: float | None,
+                 continue_from: Path | None) -> Trainer:
+    """A trainer of one run: from scratch, or resumed from a copy of an earlier run's snapshot."""
+    run_dir = out / f"{name}-seed{seed}"
+    if continue_from is None:
+        cfg = preset(name)
+        cfg.seed, cfg.run_dir = seed, str(out)
+        resume = None
+    else:
+        resume = (checkpoint.find_snapshot(run_dir) if run_dir.exists()
+                  else copy_for_continuing(continue_from / run_dir.name, run_dir, kimg))
+        cfg = TrainConfig.from_dict(checkpoint.load_config(resume), where=str(resume / "config.json"))
+        if (cfg.preset, cfg.seed) != (name, seed):
+            raise ValueError(f"--continue-from: {resume} is a run of {cfg.preset} seed {cfg.seed}, not {name} seed {seed}")
+    cfg.total_kimg, cfg.snapshot_kimg = kimg, kimg
     if distortion_reg is not None:
         cfg.distortion_reg = distortion_reg
-    trainer = Trainer(cfg, progress=False, run_dir=out / f"{name}-seed{seed}")
+    return Trainer(cfg, resume=resume, progress=False, run_dir=run_dir)
+
+
+def run_one(name: str, seed: int, kimg: float, out: Path, num_gen: int, inversion: int,
+            distortion_reg: float | None, continue_from: Path | None = None) -> dict:
+    trainer = make_trainer(name, seed, kimg, out, distortion_reg, continue_from)
+    cfg = trainer.cfg
     trainer.train()
     G = trainer.G_ema
     detector, depth_judge = load_metric_detectors("shapes", dataset=trainer.dataset, judge=cfg.metrics_judge)
@@ -76,11 +131,17 @@ def main() -> None:
     parser.add_argument("--inversion", type=int, default=5, help="held-out images inverted per run (0: skip)")
     parser.add_argument("--distortion-reg", type=float, default=None,
                         help="distortion loss weight of every row (default: the preset's)")
+    parser.add_argument("--continue-from", type=Path, default=None,
+                        help="an earlier --out: train each run on from its snapshot (default: from scratch)")
     parser.add_argument("--out", default="runs/ablation")
     args = parser.parse_args()
     if args.distortion_reg is not None and not args.distortion_reg >= 0:
         parser.error(f"--distortion-reg must be >= 0, got {args.distortion_reg}")
+    if args.continue_from is not None and not args.continue_from.is_dir():
+        parser.error(f"--continue-from: no such folder: {args.continue_from}")
     out = Path(args.out)
+    if args.continue_from is not None and out.resolve() == args.continue_from.resolve():
+        parser.error("--continue-from and --out must be different folders")
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
@@ -95,7 +156,8 @@ def main() -> None:
         for seed in args.seeds:
             if any(r["preset"] == name and r["seed"] == seed and same_setting(r) for r in done):
                 continue
-            row = run_one(name, seed, args.kimg, out, args.num_gen, args.inversion, args.distortion_reg)
+            row = run_one(name, seed, args.kimg, out, args.num_gen, args.inversion, args.distortion_reg,
+                          args.continue_from)
             with open(results, "a") as f:
                 f.write(json.dumps(row) + "\n")
             done.append(row)

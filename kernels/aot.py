@@ -58,11 +58,12 @@ class KernelSpec:
     scalar_values: dict[str, Any] = field(default_factory=dict)
     archs: tuple[int, ...] = ARCHS
     maxnreg: int | None = None  # register cap per thread (None: none)
+    enable_fp_fusion: bool = True  # multiplies and adds contracted to FMAs (kernels.common.COMPILE_OPTIONS)
 
 
 def launch_spec(name: str, fn: Any, values: dict[str, Any], num_warps: int,
                 num_stages: int | None = None, archs: tuple[int, ...] = ARCHS,
-                maxnreg: int | None = None) -> KernelSpec:
+                maxnreg: int | None = None, enable_fp_fusion: bool = True) -> KernelSpec:
     """The specialization Triton's JIT compiles for a launch with these argument values
     (its rules since 3.0): a pointer, given as its element type ("fp32", "bf16", "i32"),
     is 16-byte aligned (torch allocations are); a runtime integer equal to 1 becomes a
@@ -89,7 +90,7 @@ def launch_spec(name: str, fn: Any, values: dict[str, Any], num_warps: int,
             if v % 16 == 0:
                 divisible.append(n)
     return KernelSpec(name, fn, pointers, scalars, constexprs, num_warps, tuple(divisible), num_stages,
-                      {n: values[n] for n in scalars}, archs, maxnreg)
+                      {n: values[n] for n in scalars}, archs, maxnreg, enable_fp_fusion)
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def compile_with_sass(spec: KernelSpec, arch: int) -> tuple[CompileReport, str]:
     signature, constexprs, attrs = _signature(spec)
     src = ASTSource(fn=spec.fn, signature=signature, constexprs=constexprs, attrs=attrs)
     options = ({"num_warps": spec.num_warps} | ({"num_stages": spec.num_stages} if spec.num_stages else {})
-               | ({"maxnreg": spec.maxnreg} if spec.maxnreg else {}))
+               | ({"maxnreg": spec.maxnreg} if spec.maxnreg else {}) | {"enable_fp_fusion": spec.enable_fp_fusion})
     compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
     ptx = compiled.asm.get("ptx", "")
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,11 @@ import triton
 import triton.language as tl
 
 DOT_PRECISIONS = ("ieee", "tf32", "bf16", "fp16")
+# Compile options of every launch and of the AOT report: multiplies and adds contracted to
+# FMAs. Triton up to 3.9 does so by default and warns that 3.10 will not; without them the
+# triplane kernels take 670 warp-instructions per point fwd + bwd instead of 574 (tf32, 3
+# hidden layers, sm_90 SASS model) and the backward spills 64 bytes instead of 40.
+COMPILE_OPTIONS = dict(enable_fp_fusion=True)
 
 
 TF32_MASK = tl.constexpr(-8192)  # 0xFFFFE000: sign, exponent and the 10 mantissa bits tf32 keeps

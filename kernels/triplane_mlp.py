@@ -59,7 +59,7 @@ def _dot(a, b, PRECISION: tl.constexpr):
     takes tf32 operands. With Triton 3.6 the forward's 32-column bf16 rgb product
     (``wgmma m64n32k16``) faulted with an illegal address on an H200 (2026-11-27,
     ``bench/RESULTS.md``) where the 64-column products beside it ran."""
-    narrow_wgmma: tl.constexpr = (a.shape[0] >= 64) and (b.shape[1] < 64)  # one operator a line: Triton 3.3
+    narrow_wgmma: tl.constexpr = (a.shape[0] >= 64) and (b.shape[1] < 64)  # Triton 3.3 refuses a and b and c
     if narrow_wgmma and PRECISION == "bf16":
         return _common_dot(a, b, "tf32")
     elif narrow_wgmma and PRECISION == "bf16_emulated":

@@ -55,11 +55,10 @@ def copy_for_continuing(src: Path, dst: Path, kimg: float) -> Path:
     if not (src / "config.json").is_file():
         raise FileNotFoundError(f"--continue-from: no run folder {src} (config.json missing)")
     batch = json.loads((src / "config.json").read_text())["batch"]
-    snaps = [p for p in src.iterdir() if p.is_dir() and checkpoint.SNAPSHOT_RE.match(p.name)
-             and snapshot_kimg(p, batch) <= kimg]
+    snaps = [p for p in checkpoint.list_snapshots(src) if snapshot_kimg(p, batch) <= kimg]
     if not snaps:
         raise FileNotFoundError(f"--continue-from: no snapshot at or below {kimg:g} kimg in {src}")
-    snap = max(snaps, key=lambda p: p.name)
+    snap = snaps[-1]
     tmp = dst.with_name(f".tmp-{dst.name}")
     shutil.rmtree(tmp, ignore_errors=True)  # our own leftover from a killed copy
     tmp.mkdir(parents=True)

@@ -22,6 +22,8 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
+from tri3d.kernels.common import COMPILE_OPTIONS
+
 ARCHS = (80, 90)
 # Largest dynamic shared memory one block may request (A100: 163 KB, H100: 227 KB).
 MAX_SHARED_BYTES = {80: 166912, 90: 232448}
@@ -58,12 +60,13 @@ class KernelSpec:
     scalar_values: dict[str, Any] = field(default_factory=dict)
     archs: tuple[int, ...] = ARCHS
     maxnreg: int | None = None  # register cap per thread (None: none)
-    enable_fp_fusion: bool = True  # multiplies and adds contracted to FMAs (kernels.common.COMPILE_OPTIONS)
+    enable_fp_fusion: bool = COMPILE_OPTIONS["enable_fp_fusion"]  # multiplies and adds contracted to FMAs
 
 
 def launch_spec(name: str, fn: Any, values: dict[str, Any], num_warps: int,
                 num_stages: int | None = None, archs: tuple[int, ...] = ARCHS,
-                maxnreg: int | None = None, enable_fp_fusion: bool = True) -> KernelSpec:
+                maxnreg: int | None = None,
+                enable_fp_fusion: bool = COMPILE_OPTIONS["enable_fp_fusion"]) -> KernelSpec:
     """The specialization Triton's JIT compiles for a launch with these argument values
     (its rules since 3.0): a pointer, given as its element type ("fp32", "bf16", "i32"),
     is 16-byte aligned (torch allocations are); a runtime integer equal to 1 becomes a

@@ -51,4 +51,3 @@ def spill_allowance() -> int:
 
     version = tuple(int(part) for part in triton.__version__.split(".")[:2])
     return 0 if version >= TUNED_TRITON else OLD_TRITON_SPILL_BYTES
-

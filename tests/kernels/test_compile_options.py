@@ -40,7 +40,7 @@ def test_every_launch_passes_the_compile_options(device, monkeypatch):
         for name in names:
             monkeypatch.setattr(module, name, Recorder(name, getattr(module, name)))
     g = torch.Generator().manual_seed(0)
-    planes = torch.randn(1, 3, 4, 5, 6, generator=g, device="cpu").to(device).requires_grad_()
+    planes = torch.randn(1, 3, 4, 5, 6, generator=g).to(device).requires_grad_()
     decoder = TriplaneDecoder(in_features=4, hidden=8, n_hidden=2, out_features=3).to(device)
     sigma, rgb = triplane_decode(planes, torch.rand(1, 9, 3, generator=g).to(device) - 0.5, decoder, impl="triton",
                                  precision="ieee")

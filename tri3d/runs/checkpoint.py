@@ -56,6 +56,11 @@ def save_snapshot(run_dir: str | Path, step: int, config: dict, modules: dict[st
     return final
 
 
+def list_snapshots(run_dir: Path) -> list[Path]:
+    """A run's ``snapshot-<step>`` folders, oldest first."""
+    return sorted((p for p in run_dir.iterdir() if p.is_dir() and SNAPSHOT_RE.match(p.name)), key=lambda p: p.name)
+
+
 def find_snapshot(path: str | Path) -> Path:
     """``path`` itself if it is a snapshot, else the newest complete snapshot in the run folder."""
     path = Path(path)
@@ -63,7 +68,7 @@ def find_snapshot(path: str | Path) -> Path:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if (path / "config.json").exists() and (path / "train_state.pt").exists():
         return path
-    snaps = sorted((p for p in path.iterdir() if p.is_dir() and SNAPSHOT_RE.match(p.name)), key=lambda p: p.name)
+    snaps = list_snapshots(path)
     if not snaps:
         raise FileNotFoundError(f"no snapshot-* folders in {path}")
     return snaps[-1]

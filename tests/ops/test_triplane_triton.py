@@ -205,10 +205,10 @@ def test_auto_picks_triton_only_on_cuda(monkeypatch):
 
     assert triton_unavailable(torch.device("cuda")) is None
     assert triton_auto_unavailable(torch.device("cuda")) is None
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr("tri3d.ops._dispatch.TRITON_INTERPRETER", True)
     assert triton_unavailable(torch.device("cpu")) is None  # explicit request: the interpreter
     assert triton_auto_unavailable(torch.device("cpu")) is not None  # auto never picks it
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr("tri3d.ops._dispatch.TRITON_INTERPRETER", False)
     assert "CUDA" in triton_unavailable(torch.device("cpu"))
     monkeypatch.setattr("tri3d.ops._dispatch.TRITON_INSTALLED", False)
     assert triton_unavailable(torch.device("cuda")) == "the triton package is not installed"

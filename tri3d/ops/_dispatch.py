@@ -22,6 +22,10 @@ Probe = Callable[[torch.device], "str | None"]
 # Looked up once at import (this finds the package without importing it): a probe runs
 # inside torch.compile's tracing, and torch 2.11's dynamo refuses to trace find_spec.
 TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+# Also once at import, since torch 2.4's dynamo cannot trace os.environ ("const method
+# call bytes.decode"): set TRITON_INTERPRET before importing tri3d (Triton, too, reads it
+# once, when the kernels are decorated).
+TRITON_INTERPRETER = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def always(device: torch.device) -> str | None:
@@ -77,9 +81,9 @@ def triton_unavailable(device: torch.device) -> str | None:
         return "the triton package is not installed"
     if device.type == "cuda":
         return None
-    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1":
+    if device.type == "cpu" and TRITON_INTERPRETER:
         return None
-    return "Triton kernels run on CUDA tensors (or on CPU tensors under TRITON_INTERPRET=1)"
+    return "Triton kernels run on CUDA tensors (or on CPU tensors with TRITON_INTERPRET=1 set before tri3d is imported)"
 
 
 def triton_auto_unavailable(device: torch.device) -> str | None:

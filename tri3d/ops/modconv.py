@@ -25,6 +25,7 @@ from torch import Tensor
 from tri3d import _backend
 from tri3d.ops._checks import check_same_size, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
+from tri3d.ops._library import custom_op
 from tri3d.ops.bias_act import LRELU_ALPHA, LRELU_GAIN, bias_lrelu_ref
 from tri3d.ops.upfirdn import setup_filter, upfirdn2d_ref
 
@@ -124,7 +125,7 @@ def modulated_conv2d_ref(
 # ---------------------------------------------------------------- fused (Triton) path
 
 
-@torch.library.custom_op("tri3d::modconv_fwd", mutates_args=())
+@custom_op("tri3d::modconv_fwd", mutates_args=())
 def _fused_fwd(
     x: Tensor,  # [N, H, W, I] channels-last
     weight: Tensor,  # [KK, I, O] fp32
@@ -150,7 +151,7 @@ def _fused_fwd_fake(x, weight, *args):
     return x.new_empty(*x.shape[:3], weight.shape[2])
 
 
-@torch.library.custom_op("tri3d::modconv_bwd", mutates_args=())
+@custom_op("tri3d::modconv_bwd", mutates_args=())
 def _fused_bwd(
     grad_y: Tensor,  # [N, H, W, O]
     y: Tensor,  # [N, H, W, O]

@@ -16,6 +16,7 @@ from torch import Tensor
 from tri3d import _backend
 from tri3d.ops._checks import check_finite, check_same_size, check_tensor, value_checks_on
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
+from tri3d.ops._library import custom_op
 
 # Coordinate indices (u, v) each plane is read at.
 PLANE_AXES: dict[str, tuple[tuple[int, int], ...]] = {
@@ -75,10 +76,17 @@ def sample_triplane_ref(
     B, _, C, H, W = planes.shape
     N = xyz.shape[1]
     grid = plane_coords(xyz, box_warp, plane_axes).to(planes.dtype).reshape(B * 3, 1, N, 2)
+    # 16-bit planes on the CPU are sampled in fp32 (the same coordinates) and the features
+    # rounded back: torch 2.4's CPU grid_sample has no bf16 kernel. Their gradient is then
+    # summed in fp32, as the fused path sums it.
+    if planes.device.type == "cpu" and planes.dtype in (torch.float16, torch.bfloat16):
+        sampled, grid = planes.float(), grid.float()
+    else:
+        sampled = planes
     feats = F.grid_sample(
-        planes.reshape(B * 3, C, H, W), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        sampled.reshape(B * 3, C, H, W), grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )  # [B*3, C, 1, N]
-    return feats.reshape(B, 3, C, N).mean(dim=1).transpose(1, 2)
+    return feats.reshape(B, 3, C, N).mean(dim=1).transpose(1, 2).to(planes.dtype)
 
 
 def triplane_decode_ref(
@@ -120,7 +128,12 @@ def _pad2(w: Tensor, rows: int, cols: int) -> Tensor:  # [r, c] -> [rows, cols],
 
 
 def _pad_dim(n: int) -> int:
-    return max(16, 1 << (n - 1).bit_length())
+    """A matrix dimension padded for the kernels' dots: a power of two, at least 16 (a loop,
+    not ``int.bit_length``, which torch 2.4's dynamo cannot trace)."""
+    padded = 16
+    while padded < n:
+        padded *= 2
+    return padded
 
 
 def pack_decoder(
@@ -154,7 +167,7 @@ def pack_decoder(
     return [w0, wh, wo, b0, bh, bo], n_hidden, n_out
 
 
-@torch.library.custom_op("tri3d::triplane_mlp_fwd", mutates_args=())
+@custom_op("tri3d::triplane_mlp_fwd", mutates_args=())
 def _fused_fwd(
     planes_cl: Tensor,  # [T, 3, H, W, C]
     coords: Tensor,  # [P, 3] fp32
@@ -177,7 +190,7 @@ def _fused_fwd_fake(planes_cl, coords, plane_index, w0, wh, wo, b0, bh, bo, n_hi
     return coords.new_empty(coords.shape[0], n_out, dtype=torch.float32)
 
 
-@torch.library.custom_op("tri3d::triplane_mlp_bwd", mutates_args=())
+@custom_op("tri3d::triplane_mlp_bwd", mutates_args=())
 def _fused_bwd(
     planes_cl: Tensor,  # [T, 3, H, W, C]
     coords: Tensor,  # [P, 3]

@@ -3,8 +3,8 @@
 ``torch.library.custom_op`` builds an op's schema from its Python annotations. Modules
 here use ``from __future__ import annotations``, so annotations are strings, which torch
 2.4 cannot read ("Parameter x has unsupported type Tensor": importing ``tri3d.ops`` failed
-on the oldest supported torch). ``custom_op`` resolves them to types first, as torch 2.5
-and later do themselves.
+on the oldest supported torch). ``custom_op`` resolves them to types first, as newer
+torch (2.13, which CI runs) does itself.
 """
 from __future__ import annotations
 

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", default=None, help="run folder or snapshot to continue from")
     train.add_argument("--config", default=None, help="a config.json (e.g. from a run) to start from instead of --preset")
     train.add_argument("--gpus", type=_positive_int, default=1,
-                       help="processes on this machine (one per GPU; gloo processes with --device cpu)")
+                       help="processes on this machine (one per GPU; gloo processes with --device cpu, "
+                            "sharing out the cores)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
 
@@ -247,15 +248,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(cfg.to_json())
         print(network_summary(cfg), file=sys.stderr)
         return 0
-    if args.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        if cfg.batch % args.gpus:
-            raise ValueError(f"--batch ({cfg.batch}) must be divisible by --gpus ({args.gpus})")
-        from tri3d.train.distributed import spawn
-
-        spawn(args.gpus, main, _without_gpus(args.argv))
-        return 0
-    from tri3d.train.loop import Trainer
-
     if cfg.metrics_detector not in (None, "shapes"):  # a bad path fails now, not at the first snapshot
         from tri3d.metrics.detector import load_detector
 
@@ -263,6 +255,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             load_detector(cfg.metrics_detector)
         except (OSError, ValueError) as err:
             raise ValueError(f"--metrics: {err}") from err
+    if args.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        if cfg.batch % args.gpus:
+            raise ValueError(f"--batch ({cfg.batch}) must be divisible by --gpus ({args.gpus})")
+        from tri3d.train.distributed import spawn
+
+        return spawn(args.gpus, main, _without_gpus(args.argv))
+    from tri3d.train.loop import Trainer
+
     trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
     if trainer.dataset.skipped and trainer.dist.is_main:
         print(f"skipped {len(trainer.dataset.skipped)} bad images", file=sys.stderr)

@@ -3,6 +3,7 @@ failures stop the job, snapshots resume on another process count."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -41,11 +42,14 @@ def weights(snapshot):
     return load_file(str(snapshot / "G.safetensors"))
 
 
-def test_two_processes_match_one_process(config_file, tmp_path):
+def test_two_processes_match_one_process(config_file, tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     one = run(config_file, tmp_path / "one")
     two = run(config_file, tmp_path / "two", "--gpus", "2")
     ranks = json.loads((two / "ranks.json").read_text())
     assert ranks["G"][0] == ranks["G"][1] and ranks["D"][0] == ranks["D"][1]  # replicas identical
+    # the cores are shared out, not oversubscribed (each rank would take them all)
+    assert ranks["threads"] == [max(1, len(os.sched_getaffinity(0)) // 2)] * 2
     a, b = weights(one / "snapshot-00000003"), weights(two / "snapshot-00000003")
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
@@ -87,3 +91,4 @@ def test_metrics_and_peak_memory_are_gathered_over_ranks(config_file, tmp_path, 
     assert [r["step"] for r in rows] == [2, 3] and all(r["num_gen"] == 21 and r["fid"] > 0 for r in rows)
     stats = [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert all(len(s["peak_memory_mb_per_rank"]) == 2 for s in stats)
+

@@ -231,14 +231,16 @@ def test_run_folders_are_claimed_atomically_and_presets_are_names(tmp_path, monk
             cfg.validate()
 
 
-def test_cli_reports_os_errors_in_one_line(shapes16, tmp_path, capsys):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_cli_reports_os_errors_in_one_line(shapes16, tmp_path, capfd, processes):
+    """Also from a rank of a spawned job (its one line, the job's status 2, no traceback)."""
     from tri3d.cli import main
 
     blocker = tmp_path / "runs"
     blocker.write_text("a file where the run folder should go")
     code = main(["train", "--data", str(shapes16), "--run-dir", str(blocker), "--kimg", "0.004", "--device", "cpu",
-                 "--no-progress"])
-    err = capsys.readouterr().err
+                 "--no-progress", "--gpus", processes])
+    err = capfd.readouterr().err
     assert code == 2 and err.startswith("tri3d train: error: ") and str(blocker) in err
     assert len(err.strip().splitlines()) == 1
 

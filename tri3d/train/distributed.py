@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 FAULT_ENV = "TRI3D_DEBUG_FAIL_RANK"  # fault injection for testing the launcher: that rank raises
+EXPECTED_ERROR_STATUS = 2  # the exit status of a command that failed with a one-line error (bad input, files)
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawned(local_rank: int, world: int, port: int, entry: Callable[[list[str]], int], argv: list[str]) -> None:
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def threads_per_rank(nprocs: int) -> int | None:
+    """Intra-op threads for each of ``nprocs`` local ranks: the machine's cores shared out
+    (``nprocs`` ranks with the default thread count each would oversubscribe them); None
+    when ``OMP_NUM_THREADS`` is set, which then decides as usual."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return None
+    return max(1, available_cpus() // nprocs)
+
+
+def _spawned(local_rank: int, world: int, port: int, threads: int | None, entry: Callable[[list[str]], int],
+             argv: list[str]) -> None:
     os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if threads is not None:
+        torch.set_num_threads(threads)
     code = 1
     try:
         code = entry(argv)
@@ -90,11 +110,21 @@ def _spawned(local_rank: int, world: int, port: int, entry: Callable[[list[str]]
         raise SystemExit(code)
 
 
-def spawn(nprocs: int, entry: Callable[[list[str]], int], argv: list[str]) -> None:
+def spawn(nprocs: int, entry: Callable[[list[str]], int], argv: list[str]) -> int:
     """Run ``entry(argv)`` (a module-level function returning an exit status, e.g. the
-    ``tri3d`` command's ``main``) in ``nprocs`` local processes (what ``--gpus N`` does).
-    An exception in any rank stops the whole job and is re-raised here with its traceback."""
-    torch.multiprocessing.spawn(_spawned, args=(nprocs, free_port(), entry, argv), nprocs=nprocs, join=True)
+    ``tri3d`` command's ``main``) in ``nprocs`` local processes (what ``--gpus N`` does),
+    each with its share of the CPU cores (``threads_per_rank``), and return 0. A rank whose
+    ``entry`` returns ``EXPECTED_ERROR_STATUS`` (it has printed its one-line error) stops
+    the job and that status is returned; an exception in any rank stops the whole job and
+    is re-raised here with its traceback."""
+    try:
+        torch.multiprocessing.spawn(_spawned, args=(nprocs, free_port(), threads_per_rank(nprocs), entry, argv),
+                                    nprocs=nprocs, join=True)
+    except torch.multiprocessing.ProcessExitedException as err:
+        if err.exit_code == EXPECTED_ERROR_STATUS:
+            return EXPECTED_ERROR_STATUS
+        raise
+    return 0
 
 
 def check_fault_injection(env: DistEnv) -> None:

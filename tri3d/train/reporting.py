@@ -138,16 +138,18 @@ class Reporter:
     @torch.no_grad()
     def record_rank_checksums(self, G: torch.nn.Module, D: torch.nn.Module) -> None:
         """With several ranks, rank 0 writes every rank's G/D parameter checksum to
-        ``ranks.json`` (they must be identical: DDP keeps the replicas in sync)."""
+        ``ranks.json`` (they must be identical: DDP keeps the replicas in sync) and its
+        intra-op thread count."""
         if not self.dist.enabled:
             return
-        local = torch.tensor([sum(p.double().sum().item() for p in m.parameters()) for m in (G, D)],
-                             dtype=torch.float64, device=self.device)
+        local = torch.tensor([*(sum(p.double().sum().item() for p in m.parameters()) for m in (G, D)),
+                              torch.get_num_threads()], dtype=torch.float64, device=self.device)
         gathered = [torch.zeros_like(local) for _ in range(self.dist.world_size)]
         torch.distributed.all_gather(gathered, local)
         if self.dist.is_main:
             (self.run_dir / "ranks.json").write_text(json.dumps({"G": [g[0].item() for g in gathered],
-                                                                 "D": [g[1].item() for g in gathered]}))
+                                                                 "D": [g[1].item() for g in gathered],
+                                                                 "threads": [int(g[2].item()) for g in gathered]}))
 
 
 @torch.no_grad()

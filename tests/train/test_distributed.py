@@ -91,4 +91,3 @@ def test_metrics_and_peak_memory_are_gathered_over_ranks(config_file, tmp_path, 
     assert [r["step"] for r in rows] == [2, 3] and all(r["num_gen"] == 21 and r["fid"] > 0 for r in rows)
     stats = [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert all(len(s["peak_memory_mb_per_rank"]) == 2 for s in stats)
-

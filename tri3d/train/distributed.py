@@ -76,20 +76,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def available_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def threads_per_rank(nprocs: int) -> int | None:
-    """Intra-op threads for each of ``nprocs`` local ranks: the machine's cores shared out
-    (``nprocs`` ranks with the default thread count each would oversubscribe them); None
-    when ``OMP_NUM_THREADS`` is set, which then decides as usual."""
+    """Intra-op threads for each of ``nprocs`` local ranks: the cores this process may run
+    on, shared out (``nprocs`` ranks with the default thread count each would oversubscribe
+    them); None when ``OMP_NUM_THREADS`` is set, which then decides as usual."""
     if "OMP_NUM_THREADS" in os.environ:
         return None
-    return max(1, available_cpus() // nprocs)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // nprocs)
 
 
 def _spawned(local_rank: int, world: int, port: int, threads: int | None, entry: Callable[[list[str]], int],

@@ -15,6 +15,7 @@ the true object's own novel views are scored beside it.
 from __future__ import annotations
 
 import argparse
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -59,11 +60,9 @@ def judge_depth(judge, depth: torch.Tensor, opacity: torch.Tensor, kind: int) ->
 def fit(G, kind: int, target: torch.Tensor, cams: torch.Tensor, K: torch.Tensor, w_steps: int, tune_steps: int,
         lr_tune: float):
     """``w`` then the generator (mapping frozen) fitted to ``target`` [V, 3, r, r] by pixel MSE."""
-    import copy
-
     G = copy.deepcopy(G).eval()
     G.requires_grad_(False)
-    ws_init = class_average_w(G, kind if G.config.num_classes else None, 256, 0)
+    ws_init = class_average_w(G, kind, 256, 0)
     w = ws_init[:, :1].clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=0.01)
     for _ in range(w_steps):

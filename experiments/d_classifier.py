@@ -10,11 +10,14 @@ cannot tell held-out shapes apart cannot teach G to draw them.
 ``--network judge`` trains the rgb judge's network instead (batch norm, Adam at 2e-3 with
 the default betas, random horizontal flips, as the judges train but without their
 one-cycle schedule): how fast a classifier built to learn fast learns the same images.
-``--flips`` gives tiny's D the same random flips; ``--save PATH`` writes the trained D's
-weights (``experiments/d_warm_start.py`` starts a GAN from them).
+``--flips`` gives tiny's D the same random flips; ``--lr`` / ``--beta1`` set D's Adam
+learning rate and beta1 (how fast D alone learns the classes under other settings);
+``--save PATH`` writes the trained D's weights (``experiments/d_warm_start.py`` starts a
+GAN from them).
 
     python experiments/d_classifier.py --per-class 200 --images 40000
     python experiments/d_classifier.py --network judge --batch 8 --images 16000 --eval-every 2000
+    python experiments/d_classifier.py --batch 8 --images 16000 --eval-every 4000 --lr 0.008
     python experiments/d_classifier.py --images 96000 --flips --save d_classifier.safetensors
 """
 from __future__ import annotations
@@ -52,11 +55,19 @@ def main() -> None:
     parser.add_argument("--network", choices=("D", "judge"), default="D",
                         help="tiny's discriminator or the rgb judge's classifier (default: %(default)s)")
     parser.add_argument("--flips", action="store_true", help="random horizontal flips for D too (the judge always)")
+    parser.add_argument("--lr", type=float, default=None, help="D's Adam learning rate (default: tiny's lr_D)")
+    parser.add_argument("--beta1", type=float, default=None, help="D's Adam beta1 (default: tiny's, 0)")
     parser.add_argument("--save", default=None, help="write the trained D's weights here (safetensors; --network D)")
     args = parser.parse_args()
     for flag in ("per_class", "images", "batch", "eval_every"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.lr is not None and not args.lr > 0:
+        parser.error(f"--lr must be > 0, got {args.lr}")
+    if args.beta1 is not None and not 0 <= args.beta1 < 1:
+        parser.error(f"--beta1 must lie in [0, 1), got {args.beta1}")
+    if (args.lr is not None or args.beta1 is not None) and args.network != "D":
+        parser.error("--lr and --beta1 set D's optimizer: they need --network D")
     if args.save and args.network != "D":
         parser.error("--save writes a discriminator: it needs --network D")
     if args.save and Path(args.save).exists():
@@ -74,7 +85,9 @@ def main() -> None:
     if args.network == "D":
         cfg.D.num_classes = num_classes
         net = Discriminator(cfg.D)
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr_D, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+        lr = cfg.lr_D if args.lr is None else args.lr
+        beta1 = cfg.beta1 if args.beta1 is None else args.beta1
+        opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(beta1, cfg.beta2), eps=1e-8)
 
         def logits(x: torch.Tensor) -> torch.Tensor:  # [N, 3, R, R] -> [N, classes]
             return net(x, None, None, all_classes=True)

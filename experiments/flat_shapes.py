@@ -19,10 +19,11 @@ import argparse
 
 import torch
 
-from tri3d.data.shapes import CAMERA, CLASS_NAMES, DENSITY_MAX, DENSITY_MIN, DENSITY_SCALE, make_field, shape_sdf
+from tri3d.data.shapes import (CAMERA, CLASS_NAMES, DENSITY_MAX, DENSITY_MIN, DENSITY_SCALE, make_field,
+                               over_background, random_objects, shape_sdf)
 from tri3d.metrics.shapes_judges import FLAT_CARD, depth_nearness, load_shapes_judge
 from tri3d.render import TriplaneRenderer
-from tri3d.render.camera import fov_to_intrinsics, random_rotations, sample_sphere_poses
+from tri3d.render.camera import fov_to_intrinsics, sample_sphere_poses
 
 AXES = "xyz"
 
@@ -82,21 +83,18 @@ def main() -> None:
             g = torch.Generator().manual_seed(args.seed + kind)  # the same objects and cameras in every variant
             n = args.per_class
             cams = sample_sphere_poses(n, CAMERA["radius"], generator=g)[:, None]
-            rot = random_rotations(n, generator=g).float()
-            scale = 0.75 + 0.35 * torch.rand(n, generator=g)
-            albedo = 0.15 + 0.85 * torch.rand(n, 3, generator=g)
-            background = torch.rand(n, 3, generator=g)
+            obj = random_objects(n, g)
+            shape = (kind, obj["rotations"], obj["scales"], obj["albedo"])
             if axis is None:
-                field = make_field(kind, rot, scale, albedo)
+                field = make_field(*shape)
             else:
                 squash = torch.ones(3)
                 squash[axis] = args.thickness
-                field = flat_field(kind, rot, scale, albedo, squash, painted)
+                field = flat_field(*shape, squash, painted)
             with torch.no_grad():
                 out = renderer.render_field(field, cams, K, R, batch=n)
                 opacity = out["opacity"][:, 0]
-                image = (out["rgb"][:, 0] + 1) / 2 + (1 - opacity) * background[:, :, None, None]
-                pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+                pixels = (over_background(out["rgb"][:, 0], opacity, obj["background"]) * 255).round().to(torch.uint8)
                 rgb_right = (rgb_judge.probabilities(pixels).argmax(1) == kind).float().mean()
                 depth_pred = depth_judge.probabilities(depth_nearness(out["depth"][:, 0], opacity)).argmax(1)
             print(f"{name:<9} {label:<22} {rgb_right:9.3f} | {(depth_pred == kind).float().mean():11.3f} | "

@@ -20,12 +20,12 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from tri3d.data.shapes import CAMERA, CLASS_NAMES, make_field
+from tri3d.data.shapes import CAMERA, CLASS_NAMES, make_field, over_background, random_objects
 from tri3d.export.generate import load_generator
 from tri3d.invert.pti import class_average_w
 from tri3d.metrics.shapes_judges import FLAT_CARD, depth_nearness, load_shapes_judge
 from tri3d.render import TriplaneRenderer
-from tri3d.render.camera import fov_to_intrinsics, random_rotations, sample_sphere_poses
+from tri3d.render.camera import fov_to_intrinsics, sample_sphere_poses
 
 
 def true_views(kind: int, cams: torch.Tensor,  # [V, 4, 4]
@@ -34,15 +34,12 @@ def true_views(kind: int, cams: torch.Tensor,  # [V, 4, 4]
     over one background colour (as the set composites), ``depth`` and ``opacity`` [V, 1, r, r]."""
     renderer = TriplaneRenderer(depth_samples=48, importance_samples=48, near=CAMERA["near"], far=CAMERA["far"],
                                 deterministic=True, ray_chunk=1 << 16)
-    rot = random_rotations(1, generator=g).float()
-    scale = 0.75 + 0.35 * torch.rand(1, generator=g)
-    albedo = 0.15 + 0.85 * torch.rand(1, 3, generator=g)
-    background = torch.rand(1, 3, generator=g)
+    obj = random_objects(1, g)
     with torch.no_grad():
-        out = renderer.render_field(make_field(kind, rot, scale, albedo), cams[None], fov_to_intrinsics(CAMERA["fov_deg"]),
-                                    resolution, batch=1)
+        out = renderer.render_field(make_field(kind, obj["rotations"], obj["scales"], obj["albedo"]), cams[None],
+                                    fov_to_intrinsics(CAMERA["fov_deg"]), resolution, batch=1)
     opacity = out["opacity"][0]
-    image = ((out["rgb"][0] + 1) / 2 + (1 - opacity) * background[:, :, None, None]).clamp(0, 1) * 2 - 1
+    image = over_background(out["rgb"][0], opacity, obj["background"]) * 2 - 1
     return {"image": image, "depth": out["depth"][0], "opacity": opacity}
 
 

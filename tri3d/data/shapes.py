@@ -90,6 +90,23 @@ def make_field(kind: int, rotations: torch.Tensor, scales: torch.Tensor, albedo:
     return field
 
 
+def random_objects(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The set's random draw of ``n`` objects, in its order: ``rotations`` [n, 3, 3],
+    ``scales`` [n], ``albedo`` [n, 3] and the ``background`` colour [n, 3] each is shown over."""
+    return {"rotations": random_rotations(n, generator=generator).float(),
+            "scales": 0.75 + 0.35 * torch.rand(n, generator=generator),
+            "albedo": 0.15 + 0.85 * torch.rand(n, 3, generator=generator),
+            "background": torch.rand(n, 3, generator=generator)}
+
+
+def over_background(rgb: torch.Tensor,  # [n, 3, r, r] rendered colour in [-1, 1]
+                    opacity: torch.Tensor,  # [n, 1, r, r]
+                    background: torch.Tensor,  # [n, 3]
+                    ) -> torch.Tensor:  # [n, 3, r, r] in [0, 1]
+    """An object's rendering composited over its background colour, as the set's images are."""
+    return ((rgb + 1) / 2 + (1 - opacity) * background[:, :, None, None]).clamp(0, 1)
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("TRI3D_CACHE", Path.home() / ".cache" / "tri3d"))
 
@@ -187,15 +204,13 @@ def _render_shapes(tmp: Path, *, resolution: int, per_class: int, seed: int, bat
             for start in range(0, per_class, batch):
                 n = min(batch, per_class - start)
                 cams = sample_sphere_poses(n, CAMERA["radius"], generator=g)
-                rot = random_rotations(n, generator=g).float()
-                scale = 0.75 + 0.35 * torch.rand(n, generator=g)
-                albedo = 0.15 + 0.85 * torch.rand(n, 3, generator=g)
-                background = torch.rand(n, 3, generator=g)
-                out = renderer.render_field(make_field(kind, rot, scale, albedo), cams[:, None], K, resolution,
-                                            batch=n)
+                obj = random_objects(n, g)
+                albedo, background = obj["albedo"], obj["background"]
+                out = renderer.render_field(make_field(kind, obj["rotations"], obj["scales"], albedo), cams[:, None],
+                                            K, resolution, batch=n)
                 opacity = out["opacity"][:, 0]
-                img = (out["rgb"][:, 0] + 1) / 2 + (1 - opacity) * background[:, :, None, None]
-                pixels = (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+                img = over_background(out["rgb"][:, 0], opacity, background)
+                pixels = (img * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
                 for k in range(n):
                     name = f"images/{index:06d}.png"
                     Image.fromarray(pixels[k]).save(tmp / name)

@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seeds", default="0-3", help="latent seeds, e.g. 0-7 (default 0-3)")
     gen.add_argument("--views", type=_positive_int, default=3)
     gen.add_argument("--out", required=True, help="output folder")
-    gen.add_argument("--trunc", type=_nonneg_float, default=1.0, help="truncation psi")
+    gen.add_argument("--trunc", type=_nonneg_float, default=1.0,
+                     help="truncation psi toward the class's mean w (default 1: none)")
     gen.add_argument("--video", action="store_true", help="an orbit GIF per sample")
     gen.add_argument("--mesh", action="store_true", help="a .ply mesh (marching cubes) per sample (needs scikit-image)")
     gen.add_argument("--save-density", action="store_true",
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "StyleGAN2-ADA's, fetched into the cache on first use)")
     met.add_argument("--data", default=None, help="dataset (default: the run's)")
     met.add_argument("--num-gen", type=_positive_int, default=1000, help="generated images (default 1000)")
+    met.add_argument("--trunc", type=_nonneg_float, default=1.0,
+                     help="truncation psi toward each class's mean w (default 1: none, as FID is defined)")
     met.add_argument("--init", action="store_true", help="score the untrained generator of the same config")
     met.add_argument("--inversion", type=_positive_int, default=None, metavar="N",
                      help="also invert N held-out shapes images with their true cameras (PTI) and report perceptual "
@@ -341,7 +344,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     detector, depth_judge = load_metric_detectors(args.detector, dataset=dataset, device=device,
                                                   judge=cfg.metrics_judge)
     result = evaluate(G, dataset, detector, depth_judge=depth_judge, num_gen=args.num_gen, radius=cfg.camera_radius,
-                      fov_deg=cfg.fov_deg)
+                      fov_deg=cfg.fov_deg, truncation_psi=args.trunc)
     if args.inversion is not None:
         from tri3d.invert.run import make_perceptual
         from tri3d.metrics.inversion import evaluate_inversion

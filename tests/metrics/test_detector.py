@@ -60,9 +60,11 @@ def _tiny_generator(num_classes: int = 5) -> TriplaneGenerator:
                                                                      near=2.0, far=3.4)))
 
 
-def test_inception_score_reads_the_detectors_probabilities(tmp_path):
+@pytest.mark.parametrize("psi", [1.0, 0.5])
+def test_inception_score_reads_the_detectors_probabilities(tmp_path, psi):
     """IS of the pipeline equals IS computed by hand from the stand-in's probabilities of
-    the same generated views (a log-softmax applied on top of them gives IS ~ 1)."""
+    the same generated views (a log-softmax applied on top of them gives IS ~ 1), truncated
+    samples (``truncation_psi``) included."""
     path = tmp_path / "det.pt"
     torch.manual_seed(0)
     module = torch.jit.script(StandIn())
@@ -71,8 +73,9 @@ def test_inception_score_reads_the_detectors_probabilities(tmp_path):
     G = _tiny_generator()
     G.synthesis.blocks[0].const.data.mul_(50)  # images that vary in colour, so the stand-in's classes vary
     result = evaluate(G, ds, load_detector(str(path)), num_gen=40, radius=2.7, fov_deg=30.0, kid_subsets=2,
-                      cache_dir=tmp_path)
-    images, _, _ = generate_views(G, ds.labels, 40, radius=2.7, fov_deg=30.0)
+                      cache_dir=tmp_path, truncation_psi=psi)
+    images, _, _ = generate_views(G, ds.labels, 40, radius=2.7, fov_deg=30.0, truncation_psi=psi)
+    assert result["truncation_psi"] == psi
     with torch.no_grad():
         p = module(images, no_output_bias=True).double().numpy()
     scores = []

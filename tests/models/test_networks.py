@@ -18,6 +18,7 @@ from tri3d.models import (
     TriplaneGenerator,
 )
 from tri3d.models.layers import ToRGBLayer
+from tri3d.models.mapping import CLASS_MEAN_SAMPLES, CLASS_MEAN_SEED
 from tri3d.models.superres import SuperResolution
 from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
 
@@ -128,7 +129,7 @@ def test_generator_renders_views_and_classes_matter():
     assert (w0 - w1).abs().max() > 1e-3
 
 
-def test_mapping_truncation_and_w_avg():
+def test_mapping_w_avg_tracks_the_batch_mean():
     torch.manual_seed(1)
     m = MappingNetwork(8, 4, 8, num_ws=5)
     z, c = torch.randn(6, 8), torch.randint(0, 4, (6,))
@@ -136,9 +137,39 @@ def test_mapping_truncation_and_w_avg():
     assert w.shape == (6, 5, 8) and torch.equal(w[:, 0], w[:, 4])
     expected_avg = w[:, 0].mean(0) * (1 - m.w_avg_beta)
     torch.testing.assert_close(m.w_avg, expected_avg)
-    torch.testing.assert_close(m(z, c, truncation_psi=0.0), m.w_avg.expand(6, 5, 8))
     with pytest.raises(ValueError, match="class labels in"):
         m(z, torch.full((6,), 4))
+
+
+def test_truncation_moves_w_toward_its_own_class_mean():
+    """Class-conditional truncation: the centre of each row is the mean w of its class over
+    the fixed latents (recomputed here through the untruncated forward), not w_avg."""
+    torch.manual_seed(2)
+    m = MappingNetwork(8, 4, 8, num_ws=3)
+    m(torch.randn(16, 8), torch.randint(0, 4, (16,)), update_w_avg=True)  # a w_avg that is not any class's mean
+    latents = torch.randn(CLASS_MEAN_SAMPLES, 8, generator=torch.Generator().manual_seed(CLASS_MEAN_SEED))
+    means = torch.stack([m(latents, torch.full((CLASS_MEAN_SAMPLES,), k))[:, 0].mean(0) for k in range(4)])
+    z, c = torch.randn(5, 8), torch.tensor([3, 0, 3, 1, 0])
+    w = m(z, c)[:, 0]
+    for psi in (0.0, 0.6):
+        truncated = m(z, c, truncation_psi=psi)
+        assert truncated.shape == (5, 3, 8) and torch.equal(truncated[:, 0], truncated[:, 2])
+        torch.testing.assert_close(truncated[:, 0], means[c] + psi * (w - means[c]), rtol=1e-5, atol=1e-6)
+    assert (means[0] - m.w_avg).abs().max() > 1e-2 and (means[0] - means[1]).abs().max() > 1e-2
+    torch.testing.assert_close(m(z[1:2], c[1:2], truncation_psi=0.3), m(z, c, truncation_psi=0.3)[1:2])
+    torch.testing.assert_close(m.mean_w(3), means[3], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="c must be a class label"):
+        m.mean_w(None)
+
+
+def test_unconditional_truncation_moves_w_toward_w_avg():
+    torch.manual_seed(3)
+    m = MappingNetwork(8, 0, 8, num_ws=2)
+    z = torch.randn(4, 8)
+    m(z, None, update_w_avg=True)
+    w = m(z, None)
+    torch.testing.assert_close(m(z, None, truncation_psi=0.0), m.w_avg.expand(4, 2, 8))
+    torch.testing.assert_close(m(z, None, truncation_psi=0.25), m.w_avg + 0.25 * (w - m.w_avg))
 
 
 def test_discriminator_has_no_pose_input_and_uses_classes():

@@ -53,14 +53,10 @@ class InversionResult:
     losses: dict = field(default_factory=lambda: {"w": [], "pti": []})
 
 
-@torch.no_grad()
 def class_average_w(G, c: int | None, samples: int, seed: int) -> Tensor:  # -> [1, num_ws, w_dim]
-    """Mean of ``mapping(z, c)`` over ``samples`` latents."""
-    device = next(G.parameters()).device
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(samples, G.config.z_dim, generator=g).to(device)
-    label = torch.full((samples,), c, dtype=torch.long, device=device) if c is not None else None
-    return G.mapping(z, label).mean(dim=0, keepdim=True)
+    """Mean of ``mapping(z, c)`` over ``samples`` latents (``MappingNetwork.mean_w``), one per layer."""
+    mapping = G.mapping
+    return mapping.mean_w(c, samples, seed).repeat(1, mapping.num_ws, 1)
 
 
 def render(G, ws: Tensor, cam2world: Tensor, intrinsics: Tensor, resolution: int | None = None) -> dict:

@@ -121,7 +121,8 @@ def confusion_rows(
 
 
 def evaluate(G, dataset, detector, *, depth_judge=None, num_gen: int = 1000, radius: float, fov_deg: float,
-             seed: int = 0, kid_subsets: int = 100, is_splits: int = 10, cache_dir: Path | None = None) -> dict | None:
+             seed: int = 0, truncation_psi: float = 1.0, kid_subsets: int = 100, is_splits: int = 10,
+             cache_dir: Path | None = None) -> dict | None:
     """FID, KID, IS (on the detector's class probabilities) and, for a detector that knows
     its accuracy (the shapes judge), the class accuracy of generated views and
     ``class_confusion`` (``confusion_rows``: per conditioning class, the fraction of its
@@ -129,12 +130,13 @@ def evaluate(G, dataset, detector, *, depth_judge=None, num_gen: int = 1000, rad
     ``depth_class_accuracy``, ``depth_confusion`` (its last column: flat card) and
     ``depth_flat_fraction`` (views the judge calls a flat card). Called on every rank of a
     process group, each rank renders its share of ``num_gen`` (its own latents); rank 0
-    gathers and returns the scores (other ranks return None)."""
+    gathers and returns the scores (other ranks return None). ``truncation_psi < 1`` scores
+    truncated samples (toward each class's mean ``w``; FID is defined at 1)."""
     t0 = time.perf_counter()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     share = num_gen // world + (1 if rank < num_gen % world else 0)
     images, labels, nearness = generate_views(G, dataset.labels, share, radius=radius, fov_deg=fov_deg,
-                                              seed=seed + 1_000_003 * rank)
+                                              seed=seed + 1_000_003 * rank, truncation_psi=truncation_psi)
     feats = np.concatenate([detector.features(b).cpu().numpy() for b in images.split(256)]).astype(np.float64)
     probs_local = torch.cat([detector.probabilities(b).cpu() for b in images.split(256)]).numpy()
     depth_local = None
@@ -152,6 +154,7 @@ def evaluate(G, dataset, detector, *, depth_judge=None, num_gen: int = 1000, rad
         "fid": frechet_distance(*feature_stats(real), *feature_stats(fake)),
         "kid": kernel_inception_distance(real, fake, num_subsets=kid_subsets),
         "num_gen": num_gen, "num_real": int(real.shape[0]), "detector": detector.name,
+        "truncation_psi": truncation_psi,
     }
     if num_gen >= is_splits:
         result["is_mean"], result["is_std"] = inception_score(probs.numpy(), splits=is_splits)

@@ -7,13 +7,21 @@ from torch import Tensor, nn
 
 from tri3d.models.layers import FullyConnected, normalize_2nd_moment
 
+CLASS_MEAN_SAMPLES = 1024  # latents averaged for a class's mean w (the centre of class-conditional truncation)
+CLASS_MEAN_SEED = 0  # the seed those latents are drawn from (the same latents for every class)
+
 
 class MappingNetwork(nn.Module):
     """Maps a latent ``z`` and a class label to ``w``, broadcast to ``num_ws`` layers.
 
     The label is one-hot embedded by a linear layer; both ``z`` and the embedding are
     normalized to unit second moment and concatenated. ``w_avg`` tracks the running mean
-    of ``w`` in training (for truncation).
+    of ``w`` in training.
+
+    Truncation (``truncation_psi < 1``) moves ``w`` toward a centre: with classes, the mean
+    ``w`` of its own class (``mean_w``, from ``CLASS_MEAN_SAMPLES`` latents of a fixed seed:
+    StyleGAN-XL's class-conditional truncation, since the mean over all classes is an
+    object of no class); without, the tracked ``w_avg`` (StyleGAN2's).
 
     Args:
         z_dim: latent size.
@@ -43,18 +51,43 @@ class MappingNetwork(nn.Module):
                 update_w_avg: bool = False) -> Tensor:  # [N, z_dim], [N] -> [N, num_ws, w_dim]
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape [N, {self.z_dim}], got {list(z.shape)}")
-        x = normalize_2nd_moment(z)
         if self.embed is not None:
             if c is None or c.dim() != 1 or c.shape[0] != z.shape[0]:
                 raise ValueError(f"c must be class labels of shape [{z.shape[0]}], got {None if c is None else list(c.shape)}")
             if c.numel() and (int(c.min()) < 0 or int(c.max()) >= self.num_classes):
                 raise ValueError(f"c must hold class labels in [0, {self.num_classes}), got {c.tolist()}")
+        x = self._map(z, c)
+        if update_w_avg:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if truncation_psi != 1:
+            x = self._truncation_centres(c, x).lerp(x, truncation_psi)
+        return x.unsqueeze(1).expand(-1, self.num_ws, -1)
+
+    @torch.no_grad()
+    def mean_w(self, c: int | None, samples: int = CLASS_MEAN_SAMPLES,
+               seed: int = CLASS_MEAN_SEED) -> Tensor:  # -> [w_dim]
+        """Mean ``w`` of class ``c`` (``None`` without classes) over ``samples`` latents drawn
+        from ``seed`` on the CPU (so every device and every class averages the same latents)."""
+        if (c is None) != (self.embed is None):
+            raise ValueError(f"c must be {'a class label' if self.embed is not None else 'None'} for this mapping, got {c!r}")
+        ref = self.w_avg
+        z = torch.randn(samples, self.z_dim, generator=torch.Generator().manual_seed(seed)).to(ref.device, ref.dtype)
+        label = None if c is None else torch.full((samples,), c, dtype=torch.long, device=ref.device)
+        return self._map(z, label).mean(dim=0)
+
+    def _map(self, z: Tensor, c: Tensor | None) -> Tensor:  # [N, z_dim], [N] -> [N, w_dim]
+        x = normalize_2nd_moment(z)
+        if self.embed is not None:
             onehot = F.one_hot(c.long(), self.num_classes).to(z.dtype)
             x = torch.cat([x, normalize_2nd_moment(self.embed(onehot))], dim=1)
         for layer in self.layers:
             x = layer(x)
-        if update_w_avg:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        if truncation_psi != 1:
-            x = self.w_avg.lerp(x, truncation_psi)
-        return x.unsqueeze(1).expand(-1, self.num_ws, -1)
+        return x
+
+    def _truncation_centres(self, c: Tensor | None, w: Tensor) -> Tensor:  # -> [N, w_dim]
+        """Each row's truncation centre: its class's ``mean_w``, or ``w_avg`` without classes."""
+        if self.embed is None:
+            return self.w_avg.expand_as(w)
+        classes, index = torch.unique(c, return_inverse=True)
+        centres = torch.stack([self.mean_w(int(k)) for k in classes.tolist()]) if len(classes) else w[:0]
+        return centres.to(w.dtype)[index]

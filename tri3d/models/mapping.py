@@ -68,8 +68,9 @@ class MappingNetwork(nn.Module):
                seed: int = CLASS_MEAN_SEED) -> Tensor:  # -> [w_dim]
         """Mean ``w`` of class ``c`` (``None`` without classes) over ``samples`` latents drawn
         from ``seed`` on the CPU (so every device and every class averages the same latents)."""
-        if (c is None) != (self.embed is None):
-            raise ValueError(f"c must be {'a class label' if self.embed is not None else 'None'} for this mapping, got {c!r}")
+        if (c is None) != (self.embed is None) or (c is not None and not 0 <= c < self.num_classes):
+            wanted = f"a class label in [0, {self.num_classes})" if self.embed is not None else "None"
+            raise ValueError(f"c must be {wanted} for this mapping, got {c!r}")
         ref = self.w_avg
         z = torch.randn(samples, self.z_dim, generator=torch.Generator().manual_seed(seed)).to(ref.device, ref.dtype)
         label = None if c is None else torch.full((samples,), c, dtype=torch.long, device=ref.device)

@@ -158,6 +158,7 @@ def test_truncation_moves_w_toward_its_own_class_mean():
     assert (means[0] - m.w_avg).abs().max() > 1e-2 and (means[0] - means[1]).abs().max() > 1e-2
     torch.testing.assert_close(m(z[1:2], c[1:2], truncation_psi=0.3), m(z, c, truncation_psi=0.3)[1:2])
     torch.testing.assert_close(m.mean_w(3), means[3], rtol=1e-5, atol=1e-6)
+    assert m(z[:0], c[:0], truncation_psi=0.5).shape == (0, 3, 8)
     for bad in (None, 4, -1):
         with pytest.raises(ValueError, match=r"c must be a class label in \[0, 4\)"):
             m.mean_w(bad)

@@ -1,6 +1,8 @@
 """Class-conditional mapping network z + class -> w, with truncation."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -9,6 +11,14 @@ from tri3d.models.layers import FullyConnected, normalize_2nd_moment
 
 CLASS_MEAN_SAMPLES = 1024  # latents averaged for a class's mean w (the centre of class-conditional truncation)
 CLASS_MEAN_SEED = 0  # the seed those latents are drawn from (the same latents for every class)
+
+
+@lru_cache(maxsize=4)
+def _mean_latents(samples: int, seed: int, z_dim: int, device: torch.device,
+                  dtype: torch.dtype) -> Tensor:  # [samples, z_dim], never modified by its users
+    """The latents a mean ``w`` averages: drawn on the CPU from ``seed`` (the same on every
+    device), kept per device so repeated truncation does not draw and copy them again."""
+    return torch.randn(samples, z_dim, generator=torch.Generator().manual_seed(seed)).to(device, dtype)
 
 
 class MappingNetwork(nn.Module):
@@ -71,9 +81,8 @@ class MappingNetwork(nn.Module):
         if (c is None) != (self.embed is None) or (c is not None and not 0 <= c < self.num_classes):
             wanted = f"a class label in [0, {self.num_classes})" if self.embed is not None else "None"
             raise ValueError(f"c must be {wanted} for this mapping, got {c!r}")
-        ref = self.w_avg
-        z = torch.randn(samples, self.z_dim, generator=torch.Generator().manual_seed(seed)).to(ref.device, ref.dtype)
-        label = None if c is None else torch.full((samples,), c, dtype=torch.long, device=ref.device)
+        z = _mean_latents(samples, seed, self.z_dim, self.w_avg.device, self.w_avg.dtype)
+        label = None if c is None else torch.full((samples,), c, dtype=torch.long, device=z.device)
         return self._map(z, label).mean(dim=0)
 
     def _map(self, z: Tensor, c: Tensor | None) -> Tensor:  # [N, z_dim], [N] -> [N, w_dim]
@@ -90,5 +99,7 @@ class MappingNetwork(nn.Module):
         if self.embed is None:
             return self.w_avg.expand_as(w)
         classes, index = torch.unique(c, return_inverse=True)
-        centres = torch.stack([self.mean_w(int(k)) for k in classes.tolist()]) if len(classes) else w[:0]
-        return centres.to(w.dtype)[index]
+        z = _mean_latents(CLASS_MEAN_SAMPLES, CLASS_MEAN_SEED, self.z_dim, w.device, self.w_avg.dtype)
+        with torch.no_grad():  # every class present at once: one pass over len(classes) x CLASS_MEAN_SAMPLES rows
+            centres = self._map(z.repeat(len(classes), 1), classes.repeat_interleave(len(z)))
+        return centres.view(len(classes), len(z), self.w_dim).mean(dim=1).to(w.dtype)[index]

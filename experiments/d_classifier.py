@@ -12,12 +12,15 @@ the default betas, random horizontal flips, as the judges train but without thei
 one-cycle schedule): how fast a classifier built to learn fast learns the same images.
 ``--flips`` gives tiny's D the same random flips; ``--lr`` / ``--beta1`` set D's Adam
 learning rate and beta1 (how fast D alone learns the classes under other settings);
+``--center`` subtracts each image's mean colour before D, as the judges do (the
+backgrounds are random solid colours); ``--width`` sets D's channels (tiny: 64);
 ``--save PATH`` writes the trained D's weights (``experiments/d_warm_start.py`` starts a
 GAN from them).
 
     python experiments/d_classifier.py --per-class 200 --images 40000
     python experiments/d_classifier.py --network judge --batch 8 --images 16000 --eval-every 2000
     python experiments/d_classifier.py --batch 8 --images 16000 --eval-every 4000 --lr 0.008
+    python experiments/d_classifier.py --batch 8 --images 16000 --eval-every 4000 --center
     python experiments/d_classifier.py --images 96000 --flips --save d_classifier.safetensors
 """
 from __future__ import annotations
@@ -57,6 +60,8 @@ def main() -> None:
     parser.add_argument("--flips", action="store_true", help="random horizontal flips for D too (the judge always)")
     parser.add_argument("--lr", type=float, default=None, help="D's Adam learning rate (default: tiny's lr_D)")
     parser.add_argument("--beta1", type=float, default=None, help="D's Adam beta1 (default: tiny's, 0)")
+    parser.add_argument("--center", action="store_true", help="subtract each image's mean colour before D")
+    parser.add_argument("--width", type=int, default=None, help="D's channels at every resolution (default: tiny's, 64)")
     parser.add_argument("--save", default=None, help="write the trained D's weights here (safetensors; --network D)")
     args = parser.parse_args()
     for flag in ("per_class", "images", "batch", "eval_every"):
@@ -66,8 +71,11 @@ def main() -> None:
         parser.error(f"--lr must be > 0, got {args.lr}")
     if args.beta1 is not None and not 0 <= args.beta1 < 1:
         parser.error(f"--beta1 must lie in [0, 1), got {args.beta1}")
-    if (args.lr is not None or args.beta1 is not None) and args.network != "D":
-        parser.error("--lr and --beta1 set D's optimizer: they need --network D")
+    if args.width is not None and not 1 <= args.width <= 4096:
+        parser.error(f"--width must lie in [1, 4096], got {args.width}")
+    if (args.lr is not None or args.beta1 is not None or args.center or args.width is not None) \
+            and args.network != "D":
+        parser.error("--lr, --beta1, --center and --width set up D: they need --network D")
     if args.save and args.network != "D":
         parser.error("--save writes a discriminator: it needs --network D")
     if args.save and Path(args.save).exists():
@@ -84,12 +92,16 @@ def main() -> None:
     g = torch.Generator().manual_seed(args.seed)
     if args.network == "D":
         cfg.D.num_classes = num_classes
+        if args.width is not None:  # the same width at every resolution up to 16 x 16, as tiny's 64
+            cfg.D.channel_max, cfg.D.channel_base = args.width, 16 * args.width
         net = Discriminator(cfg.D)
         lr = cfg.lr_D if args.lr is None else args.lr
         beta1 = cfg.beta1 if args.beta1 is None else args.beta1
         opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(beta1, cfg.beta2), eps=1e-8)
 
         def logits(x: torch.Tensor) -> torch.Tensor:  # [N, 3, R, R] -> [N, classes]
+            if args.center:
+                x = x - x.mean(dim=(2, 3), keepdim=True)
             return net(x, None, None, all_classes=True)
     else:
         net = ShapesClassifier(num_classes)
@@ -115,9 +127,11 @@ def main() -> None:
         if seen // args.eval_every > before // args.eval_every or seen >= args.images:
             net.eval()
             with torch.no_grad():
-                held = (logits(held_x).argmax(1) == held_y).float().mean().item()
+                predicted = logits(held_x).argmax(1)
+            per_class = [round((predicted[held_y == k] == k).float().mean().item(), 3) for k in range(num_classes)]
             print(json.dumps({"images_seen": seen, "train_loss": round(loss.item(), 3),
-                              "heldout_accuracy": round(held, 3)}), flush=True)
+                              "heldout_accuracy": round((predicted == held_y).float().mean().item(), 3),
+                              "heldout_per_class": per_class}), flush=True)
     if args.save:  # written whole under a temporary name, then renamed
         tmp = Path(args.save).with_name(Path(args.save).name + ".tmp")
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))

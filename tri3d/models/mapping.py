@@ -73,7 +73,6 @@ class MappingNetwork(nn.Module):
             x = self._truncation_centres(c, x).lerp(x, truncation_psi)
         return x.unsqueeze(1).expand(-1, self.num_ws, -1)
 
-    @torch.no_grad()
     def mean_w(self, c: int | None, samples: int = CLASS_MEAN_SAMPLES,
                seed: int = CLASS_MEAN_SEED) -> Tensor:  # -> [w_dim]
         """Mean ``w`` of class ``c`` (``None`` without classes) over ``samples`` latents drawn
@@ -81,9 +80,8 @@ class MappingNetwork(nn.Module):
         if (c is None) != (self.embed is None) or (c is not None and not 0 <= c < self.num_classes):
             wanted = f"a class label in [0, {self.num_classes})" if self.embed is not None else "None"
             raise ValueError(f"c must be {wanted} for this mapping, got {c!r}")
-        z = _mean_latents(samples, seed, self.z_dim, self.w_avg.device, self.w_avg.dtype)
-        label = None if c is None else torch.full((samples,), c, dtype=torch.long, device=z.device)
-        return self._map(z, label).mean(dim=0)
+        classes = None if c is None else torch.tensor([c], device=self.w_avg.device)
+        return self._mean_ws(classes, samples, seed)[0]
 
     def _map(self, z: Tensor, c: Tensor | None) -> Tensor:  # [N, z_dim], [N] -> [N, w_dim]
         x = normalize_2nd_moment(z)
@@ -94,12 +92,19 @@ class MappingNetwork(nn.Module):
             x = layer(x)
         return x
 
+    @torch.no_grad()
+    def _mean_ws(self, classes: Tensor | None,  # [K] distinct labels, or None without classes (K = 1)
+                 samples: int, seed: int) -> Tensor:  # -> [K, w_dim]
+        """Each class's mean ``w`` over the same latents, all classes in one mapping pass."""
+        z = _mean_latents(samples, seed, self.z_dim, self.w_avg.device, self.w_avg.dtype)
+        if classes is None:
+            return self._map(z, None).mean(dim=0, keepdim=True)
+        w = self._map(z.repeat(len(classes), 1), classes.repeat_interleave(samples))
+        return w.view(len(classes), samples, self.w_dim).mean(dim=1)
+
     def _truncation_centres(self, c: Tensor | None, w: Tensor) -> Tensor:  # -> [N, w_dim]
         """Each row's truncation centre: its class's ``mean_w``, or ``w_avg`` without classes."""
         if self.embed is None:
             return self.w_avg.expand_as(w)
         classes, index = torch.unique(c, return_inverse=True)
-        z = _mean_latents(CLASS_MEAN_SAMPLES, CLASS_MEAN_SEED, self.z_dim, w.device, self.w_avg.dtype)
-        with torch.no_grad():  # every class present at once: one pass over len(classes) x CLASS_MEAN_SAMPLES rows
-            centres = self._map(z.repeat(len(classes), 1), classes.repeat_interleave(len(z)))
-        return centres.view(len(classes), len(z), self.w_dim).mean(dim=1).to(w.dtype)[index]
+        return self._mean_ws(classes, CLASS_MEAN_SAMPLES, CLASS_MEAN_SEED).to(w.dtype)[index]

@@ -399,13 +399,16 @@ FWD_CONFIG = dict(block=64, num_warps=4)
 # 2026-11-26, 3.15 M points, tf32) 16 points x 4 warps at 16 programs per SM runs the
 # backward in 8.48 ms against 11.18 ms for 16 x 8 at 8 per SM (the SASS model's pick: no
 # stack), 16.7-25 ms for 32-point blocks and 15.4-15.7 ms for 64. 16 x 4 spills (255
-# registers and 248-336 bytes of stack) but two independent 4-warp programs per SM hide
-# each other's barrier and gather latency, where one 8-warp program (8 warps per SM; ncu:
-# 0.23 instructions issued per cycle per scheduler) waits on itself.
+# registers and 248-336 bytes of stack then, 40 since de43290) but two independent 4-warp
+# programs per SM hide each other's barrier and gather latency, where one 8-warp program
+# (8 warps per SM; ncu: 0.23 instructions issued per cycle per scheduler) waits on itself.
 # 2 hidden layers likewise (tf32 6.07 against 9.25 ms, bf16 5.49 against 7.72 ms); 3 with
 # bf16 7.92 against 9.22 ms. 1 hidden layer: 16 x 4 fits without spills.
 # Each program loads the decoder's weights once, before its loop (Triton keeps them in
 # shared memory as dot operands: 110 KB per 16 x 4 program with tf32 dots, 54 KB with bf16).
+# Re-measured with them resident (H200, 2026-11-28): 16 x 4 5.65 ms tf32 / 4.43 ms bf16;
+# every register cap (168, 128; 16 x 4 and 16 x 8) slower, 16 x 8 at 128 registers (16
+# warps per SM) 7.72 / 5.84 ms: the spills cost more than the warps hide.
 # sm_80 allocates differently: 8 warps, and one pipelining stage since the loop loads no
 # weights (with two, 2-3 layers spill 8-16 bytes in some precisions; with one, none do, in
 # at most 114 KB of the A100's 163 KB per block); not measured.

@@ -80,16 +80,11 @@ run_phase tune_triplane 120 python bench/tune_triplane.py --jobs all --layouts u
     --precision tf32 bf16 --block 16 --warps 4 8 --maxnreg 0 168 128 --programs-per-sm 16 \
     --json "$out/tune_triplane.json"
 # Hardware counters of one fused triplane backward launch (eg3d size, uniform points, tf32):
-# occupancy, stall reasons, L2 / atomic throughput. Clocks are left as they are.
-ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-if [ -n "$ncu_bin" ]; then
-    run_phase ncu_triplane_bwd 90 "$ncu_bin" --clock-control none -k regex:triplane_mlp_bwd -c 1 \
-        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-        --section MemoryWorkloadAnalysis --section SchedulerStats \
-        python bench/triplane_breakdown.py --precision tf32 --rounds 1
-else
-    echo "== ncu_triplane_bwd: skipped (no ncu)"
-fi
+# occupancy, stall reasons, L2 / atomic throughput, and the stall samples per SASS
+# instruction summed by kind. Clocks are left as they are.
+run_phase ncu 120 bash bench/ncu_triplane_bwd.sh "$out"
+[ -f "$out/ncu_triplane_bwd_sass.csv" ] && python bench/ncu_stalls.py "$out/ncu_triplane_bwd_sass.csv" \
+    > "$out/ncu_stalls.txt" 2>&1
 # Where the fused triplane decode's time goes (scatter, weight reductions, point layout).
 run_phase triplane_breakdown 90 python bench/triplane_breakdown.py --json "$out/triplane_breakdown.json"
 

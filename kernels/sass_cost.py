@@ -53,7 +53,12 @@ class Instruction:
 
     @property
     def kind(self) -> str:
-        return _CLASS_OF.get(self.opcode.split(".")[0], "alu")
+        return kind_of(self.opcode)
+
+
+def kind_of(opcode: str) -> str:
+    """The class (one of ``CLASSES``) of an opcode with or without modifiers (``HMMA.1688``)."""
+    return _CLASS_OF.get(opcode.split(".")[0], "alu")
 
 
 def parse_sass(text: str) -> list[Instruction]:

@@ -72,12 +72,13 @@ run_bench() {
 run_bench triplane 90
 
 # Which forward launch config of the fused triplane decode is fastest, then which backward
-# config, register cap and persistent grid (the one-launch backward at the sizes that can
-# win: 16-point blocks, 16 programs per SM, measured before), both at the eg3d size.
+# config, with and without loading the next block's inputs ahead (prefetch), at the sizes
+# that can win (16-point blocks, 16 programs per SM; register caps all lost on 2026-11-28),
+# both at the eg3d size.
 run_phase tune_triplane_fwd 60 python bench/tune_triplane.py --jobs forward --layouts uniform \
     --precision tf32 bf16 --json "$out/tune_triplane_fwd.json"
-run_phase tune_triplane 120 python bench/tune_triplane.py --jobs all --layouts uniform \
-    --precision tf32 bf16 --block 16 --warps 4 8 --maxnreg 0 168 128 --programs-per-sm 16 \
+run_phase tune_triplane 120 python bench/tune_triplane.py --jobs all --layouts uniform rays \
+    --precision tf32 bf16 --block 16 --warps 4 --prefetch 0 1 --programs-per-sm 16 \
     --json "$out/tune_triplane.json"
 # Hardware counters of one fused triplane backward launch (eg3d size, uniform points, tf32):
 # occupancy, stall reasons, L2 / atomic throughput, and the stall samples per SASS

@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="warps per backward program (default: BWD_CONFIG's for sm_90)")
     parser.add_argument("--maxnreg", type=int, default=None, choices=range(32, 256), metavar="N",
                         help="cap the backward's registers per thread at N, 32..255 (default: no cap)")
+    parser.add_argument("--prefetch", type=int, default=None, choices=[0, 1],
+                        help="1: the backward loads the next block's inputs during this one (default: BWD_CONFIG's)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     os.environ.pop("TRITON_INTERPRET", None)
@@ -137,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             totals = {"fwd": 0.0, "bwd": 0.0}
             flops = {"fwd": 0.0, "bwd": 0.0}
             bwd = None  # BWD_CONFIG per architecture, unless a flag overrides a field of sm_90's
-            if (args.bwd_block, args.bwd_warps, args.maxnreg) != (None, None, None):
+            overrides = dict(block=args.bwd_block, num_warps=args.bwd_warps, maxnreg=args.maxnreg,
+                             prefetch=None if args.prefetch is None else bool(args.prefetch))
+            if any(v is not None for v in overrides.values()):
                 bwd = dict(triplane_mlp.bwd_config(n_hidden, 90))
-                bwd.update({k: v for k, v in dict(block=args.bwd_block, num_warps=args.bwd_warps,
-                                                   maxnreg=args.maxnreg).items() if v is not None})
+                bwd.update({k: v for k, v in overrides.items() if v is not None})
                 print(f"backward launch config: {bwd}", flush=True)
             for spec in triplane_mlp.launch_specs(**call, n_hidden=n_hidden, precision=precision,
                                                   plane_dtype=plane_dtype, bwd=bwd):

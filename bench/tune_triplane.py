@@ -12,6 +12,9 @@ times ``triplane_mlp_backward`` alone (CUDA events, L2 flushed, median) for
   local memory) 16 x 8 programs, or 16 x 4 with bf16 dots (54 KB of shared memory each),
   reach 16 warps per SM, which the SASS model prices at 1.2-1.6x the instructions per
   point and the GPU has never timed;
+- with ``--prefetch 0 1``, the backward with and without loading the next block's
+  coordinates and incoming gradient during the current block (the config's ``prefetch``:
+  ncu put 9% of the backward's stall samples on those loads at the top of each block);
 - the job: ``all`` (plane and weight gradients, one launch, what the op runs), ``planes``
   (the scatter alone: no accumulators, so more warps per SM) and ``weights`` (the weight
   reductions alone): if the best ``planes`` + best ``weights`` beat the best ``all``, two
@@ -123,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                         choices=range(1, 65), metavar="N", help="persistent programs per SM, 1..64 (default: 2 4 8 16)")
     parser.add_argument("--maxnreg", nargs="+", type=register_cap, default=[0], metavar="N",
                         help="register caps per thread to sweep, 0 = none (default: 0)")
+    parser.add_argument("--prefetch", nargs="+", type=int, default=[0], choices=[0, 1],
+                        help="backward: 1 loads the next block's coordinates and incoming gradient during "
+                             "this block (default: 0)")
     parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=[*JOBS, FORWARD],
                         help="backward jobs to time, or the forward (default: all planes weights)")
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS,
@@ -134,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         blocks = args.block or (FWD_BLOCKS if job == FORWARD else BLOCKS)
         warps = args.warps or (FWD_WARPS if job == FORWARD else WARPS)
         stages = {} if job == FORWARD else dict(num_stages=1)  # the forward keeps Triton's default, as FWD_CONFIG
-        return [dict(block=b, num_warps=w, **stages, **({"maxnreg": r} if r else {}))
-                for b, w, r in itertools.product(blocks, warps, args.maxnreg)]
+        prefetch = [0] if job == FORWARD else args.prefetch
+        return [dict(block=b, num_warps=w, **stages, **({"maxnreg": r} if r else {}),
+                     **({"prefetch": True} if f else {}))
+                for b, w, r, f in itertools.product(blocks, warps, args.maxnreg, prefetch)]
     if not torch.cuda.is_available():
         print("tune_triplane needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -149,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def shape(config: dict) -> str:
         cap = f" (maxnreg {config['maxnreg']})" if "maxnreg" in config else ""
-        return f"{config['block']} x {config['num_warps']}{cap}"
+        prefetch = " prefetch" if config.get("prefetch") else ""
+        return f"{config['block']} x {config['num_warps']}{cap}{prefetch}"
 
     print("| precision | hidden | layout | job | block x warps | "
           + " | ".join(f"{p}/SM ms" for p in args.programs_per_sm) + " |")

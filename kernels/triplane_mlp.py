@@ -141,29 +141,67 @@ def _scatter_plane(
 
 
 @triton.jit
+def _block_rows(block_id, P, BLOCK: tl.constexpr):
+    """Row numbers (int64) of a block's points and which of them exist."""
+    rows64 = block_id.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    return rows64, rows64 < P
+
+
+@triton.jit
+def _load_coords(coords_ptr, plane_index_ptr, block_id, P, BLOCK: tl.constexpr, HAS_INDEX: tl.constexpr):
+    """A block's world coordinates and, with an index, each point's triplane (else 0)."""
+    rows64, row_mask = _block_rows(block_id, P, BLOCK)
+    x = tl.load(coords_ptr + rows64 * 3 + 0, mask=row_mask, other=0.0)
+    y = tl.load(coords_ptr + rows64 * 3 + 1, mask=row_mask, other=0.0)
+    z = tl.load(coords_ptr + rows64 * 3 + 2, mask=row_mask, other=0.0)
+    if HAS_INDEX:
+        tri = tl.load(plane_index_ptr + rows64, mask=row_mask, other=0)
+    else:
+        tri = tl.zeros((BLOCK,), dtype=tl.int32)
+    return x, y, z, tri
+
+
+@triton.jit
+def _plane_base(
+    tri, block_id, points_per_plane, plane_size,
+    BLOCK: tl.constexpr, HAS_INDEX: tl.constexpr, ROWS_I32: tl.constexpr, TEXELS_I32: tl.constexpr,
+):
+    """Offset of each point's triplane: int32 when every texel offset fits (64-bit address
+    arithmetic costs about twice the instructions, and the gathers and scatters form 12
+    offsets per point). Without an index the triplane is the row // points_per_plane."""
+    if not HAS_INDEX:
+        if ROWS_I32:  # a 32-bit division is inline; a 64-bit one calls a ~80-instruction routine
+            tri = (block_id * BLOCK + tl.arange(0, BLOCK)) // points_per_plane
+        else:
+            tri = (block_id.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)) // points_per_plane
+    if TEXELS_I32:
+        return tri.to(tl.int32) * 3 * plane_size
+    else:
+        return tri.to(tl.int64) * 3 * plane_size
+
+
+@triton.jit
 def _point_setup(
     coords_ptr, plane_index_ptr, block_id, P, points_per_plane, coord_scale, plane_size,
     BLOCK: tl.constexpr, HAS_INDEX: tl.constexpr, ROWS_I32: tl.constexpr, TEXELS_I32: tl.constexpr,
 ):
-    """Rows of this program, their normalized coordinates and their triplane's base offset
-    (int32 when every texel offset fits: 64-bit address arithmetic costs about twice the
-    instructions, and the gathers and scatters form 12 offsets per point)."""
-    rows64 = block_id.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    row_mask = rows64 < P
-    x = tl.load(coords_ptr + rows64 * 3 + 0, mask=row_mask, other=0.0) * coord_scale
-    y = tl.load(coords_ptr + rows64 * 3 + 1, mask=row_mask, other=0.0) * coord_scale
-    z = tl.load(coords_ptr + rows64 * 3 + 2, mask=row_mask, other=0.0) * coord_scale
-    if HAS_INDEX:
-        tri = tl.load(plane_index_ptr + rows64, mask=row_mask, other=0)
-    elif ROWS_I32:  # a 32-bit division is inline; a 64-bit one calls a ~80-instruction routine
-        tri = (block_id * BLOCK + tl.arange(0, BLOCK)) // points_per_plane
-    else:
-        tri = rows64 // points_per_plane
-    if TEXELS_I32:
-        base = tri.to(tl.int32) * 3 * plane_size
-    else:
-        base = tri.to(tl.int64) * 3 * plane_size
-    return rows64, row_mask, x, y, z, base
+    """Rows of a block, their normalized coordinates and their triplane's base offset."""
+    rows64, row_mask = _block_rows(block_id, P, BLOCK)
+    x, y, z, tri = _load_coords(coords_ptr, plane_index_ptr, block_id, P, BLOCK, HAS_INDEX)
+    base = _plane_base(tri, block_id, points_per_plane, plane_size, BLOCK, HAS_INDEX, ROWS_I32, TEXELS_I32)
+    return rows64, row_mask, x * coord_scale, y * coord_scale, z * coord_scale, base
+
+
+@triton.jit
+def _load_grad_out(grad_out_ptr, block_id, P, NOUT, RP: tl.constexpr, BLOCK: tl.constexpr):
+    """A block's incoming gradient: of the rgb outputs ``[BLOCK, RP]`` (0 past ``NOUT - 1``)
+    and of sigma_raw ``[BLOCK]``."""
+    rows64, row_mask = _block_rows(block_id, P, BLOCK)
+    offs_r = tl.arange(0, RP)
+    rgb_mask = row_mask[:, None] & (offs_r[None, :] < NOUT - 1)
+    g_rgb = tl.load(grad_out_ptr + rows64[:, None] * NOUT + 1 + offs_r[None, :], mask=rgb_mask, other=0.0)
+    g_sigma = tl.load(grad_out_ptr + rows64 * NOUT, mask=row_mask, other=0.0)
+    return g_rgb, g_sigma
 
 
 @triton.jit
@@ -266,6 +304,7 @@ def triplane_mlp_bwd_kernel(
     FAST_MATH: tl.constexpr,  # MUFU lg2/rcp approximations (not under the interpreter)
     WEIGHT_GRADS: tl.constexpr,  # accumulate decoder weight/bias gradients
     PLANE_GRADS: tl.constexpr,  # scatter plane gradients
+    PREFETCH: tl.constexpr,  # load the next block's coordinates and incoming gradient during this one
     BLOCK: tl.constexpr,  # points per block
 ):
     pid = tl.program_id(0)
@@ -296,11 +335,26 @@ def triplane_mlp_bwd_kernel(
     if N_HIDDEN >= 3:
         w2 = _load_matrix(wh_ptr + HP * HP, HP, HP, HP)
     wr = _load_matrix(wo_ptr, HP, RP, 2 * RP)
+    # With PREFETCH a block's first loads (its coordinates; its incoming gradient) are issued
+    # during the block before, ahead of that block's scatter: issued where they are used,
+    # they are the longest waits (ncu, H200, 2026-11-28: 9% of the stall samples, two
+    # programs per SM to hide them). Issued at the top of the block before they spill (SASS
+    # model, tf32: 7 local accesses per point); ahead of the scatter they cost 1.
+    first = pid * blocks_per_program
+    x_next, y_next, z_next, tri_next = _load_coords(coords_ptr, plane_index_ptr, first, P, BLOCK, HAS_INDEX)
+    g_rgb_next, g_sigma_next = _load_grad_out(grad_out_ptr, first, P, NOUT, RP, BLOCK)
     for it in range(0, blocks_per_program):
-        rows64, row_mask, x, y, z, base = _point_setup(
-            coords_ptr, plane_index_ptr, pid * blocks_per_program + it, P, points_per_plane, coord_scale,
-            plane_size, BLOCK, HAS_INDEX, ROWS_I32, TEXELS_I32,
-        )
+        block_id = first + it
+        rows64, row_mask = _block_rows(block_id, P, BLOCK)
+        if PREFETCH:
+            x, y, z, tri = x_next, y_next, z_next, tri_next
+            g_rgb_in, g_sigma = g_rgb_next, g_sigma_next
+        else:
+            x, y, z, tri = _load_coords(coords_ptr, plane_index_ptr, block_id, P, BLOCK, HAS_INDEX)
+        x = x * coord_scale
+        y = y * coord_scale
+        z = z * coord_scale
+        base = _plane_base(tri, block_id, points_per_plane, plane_size, BLOCK, HAS_INDEX, ROWS_I32, TEXELS_I32)
         # Recompute the forward pass, keeping each layer's softplus only: its derivative
         # (sigmoid) is taken from it on the way back, so no slope tiles stay live.
         feat = tl.zeros((BLOCK, CP), dtype=tl.float32)
@@ -321,11 +375,10 @@ def triplane_mlp_bwd_kernel(
         o = _dot(a_last, wr, PRECISION) + tl.load(bo_ptr + offs_r)[None, :]
 
         # Output activations: rgb = sigmoid(o) * (1 + 2 pad) - pad; sigma_raw is linear.
-        rgb_mask = row_mask[:, None] & (offs_r[None, :] < NOUT - 1)
-        g_rgb = tl.load(grad_out_ptr + rows64[:, None] * NOUT + 1 + offs_r[None, :], mask=rgb_mask, other=0.0)
-        g_sigma = tl.load(grad_out_ptr + rows64 * NOUT, mask=row_mask, other=0.0)
+        if not PREFETCH:
+            g_rgb_in, g_sigma = _load_grad_out(grad_out_ptr, block_id, P, NOUT, RP, BLOCK)
         s = _sigmoid(o, FAST_MATH)
-        g_rgb = g_rgb * s * (1.0 - s) * (1.0 + 2.0 * RGB_PAD_C)
+        g_rgb = g_rgb_in * s * (1.0 - s) * (1.0 + 2.0 * RGB_PAD_C)
 
         # Back through the layers, last to first.
         if WEIGHT_GRADS:
@@ -349,6 +402,10 @@ def triplane_mlp_bwd_kernel(
         if WEIGHT_GRADS:
             acc_w0 += _dot(tl.trans(feat), g, PRECISION)
             acc_b0 += g
+        if PREFETCH:  # the next block's inputs (past the last point: masked, unused)
+            x_next, y_next, z_next, tri_next = _load_coords(coords_ptr, plane_index_ptr, block_id + 1, P, BLOCK,
+                                                            HAS_INDEX)
+            g_rgb_next, g_sigma_next = _load_grad_out(grad_out_ptr, block_id + 1, P, NOUT, RP, BLOCK)
         if PLANE_GRADS:  # scatter to the 4 texels of each plane
             g_feat = _dot(g, tl.trans(w0), PRECISION) * (1.0 / 3.0)
             for k in tl.static_range(3):
@@ -436,10 +493,14 @@ def bwd_config(n_hidden: int, arch: int = 90) -> dict:
     return BWD_CONFIG[arch][n_hidden]
 
 
+# Fields of a launch config that are kernel constexprs, not Triton launch options.
+KERNEL_FIELDS = ("block", "prefetch")
+
+
 def launch_options(config: dict) -> dict:
-    """The Triton launch options of a launch config (all but its ``block``) with the
+    """The Triton launch options of a launch config (all but ``KERNEL_FIELDS``) with the
     project's compile options."""
-    return {k: v for k, v in config.items() if k != "block"} | COMPILE_OPTIONS
+    return {k: v for k, v in config.items() if k not in KERNEL_FIELDS} | COMPILE_OPTIONS
 
 
 def rows_fit_i32(points: int, block: int) -> bool:
@@ -519,7 +580,7 @@ def triplane_mlp_backward(
     precision: str,
     plane_grads: bool = True,  # scatter plane gradients (else grad_planes stays zero)
     weight_grads: bool = True,  # reduce decoder weight / bias gradients (else they stay zero)
-    config: dict | None = None,  # block / num_warps / num_stages (default bwd_config for the device)
+    config: dict | None = None,  # block / num_warps / num_stages / prefetch (default bwd_config for the device)
     programs: int | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Launch the backward kernel once; returns fp32 ``(grad_planes, grad_weights,
@@ -548,8 +609,8 @@ def triplane_mlp_backward(
         P, points_per_plane, H, W, C, H * W * C, grad_out.shape[1], scale, per_program,
         CP=w0.shape[0], HP=w0.shape[1], RP=wo.shape[1] // 2, N_HIDDEN=n_hidden, EG3D_AXES=eg3d_axes,
         PRECISION=kernel_precision(precision), FAST_MATH=fast_math(), WEIGHT_GRADS=weight_grads,
-        PLANE_GRADS=plane_grads, BLOCK=cfg["block"], ROWS_I32=rows_fit_i32(P, cfg["block"]),
-        **launch_options(cfg), **flags,
+        PLANE_GRADS=plane_grads, PREFETCH=cfg.get("prefetch", False), BLOCK=cfg["block"],
+        ROWS_I32=rows_fit_i32(P, cfg["block"]), **launch_options(cfg), **flags,
     )
     return grad_planes, grad_w, grad_b
 
@@ -615,7 +676,7 @@ def launch_specs(
         per_program = program_partition(triton.cdiv(points, cfg["block"]), programs)[0]
         values = pointers | grads | scalars | constexprs | dict(
             blocks_per_program=per_program, BLOCK=cfg["block"], ROWS_I32=rows_fit_i32(points, cfg["block"]),
-            WEIGHT_GRADS=True, PLANE_GRADS=True)
+            WEIGHT_GRADS=True, PLANE_GRADS=True, PREFETCH=cfg.get("prefetch", False))
         where = "" if len(archs_by_config) == 1 else " " + "/".join(f"sm_{a}" for a in archs)
         specs.append(launch_spec(f"bwd {label}{where}", triplane_mlp_bwd_kernel, values, **launch_options(cfg),
                                  archs=tuple(archs)))

@@ -150,6 +150,24 @@ def test_gradients_not_asked_for_are_skipped(device, monkeypatch, frozen):
 
 
 @pytest.mark.parametrize("layout", ["default", "index"])
+def test_backward_prefetch_matches_reference(device, monkeypatch, layout):
+    """The backward's ``prefetch`` config (each block's coordinates, triplane index and
+    incoming gradient loaded during the block before): 3 x 37 points are 7 blocks of 16,
+    so on the CPU's 4 programs each walks 2, reads its successor's first block ahead, and
+    the last reads a block past the points. Every gradient matches the references."""
+    import tri3d.kernels.triplane_mlp as kernels
+
+    configs = []
+    real = kernels.bwd_config
+    monkeypatch.setattr(kernels, "bwd_config", lambda *a: configs.append(dict(real(*a), prefetch=True)) or configs[-1])
+    planes, xyz, dec = make_case(device, n_hidden=3, T=3, B=3, N=37, seed=13)
+    index = None if layout == "default" else torch.randint(0, 3, (3, 37), generator=torch.Generator().manual_seed(2))
+    compare(planes, xyz, dec, plane_dtype=torch.float32, precision="ieee",
+            plane_index=None if index is None else index.to(device))
+    assert configs and all(c["prefetch"] and c["block"] == 16 for c in configs)
+
+
+@pytest.mark.parametrize("layout", ["default", "index"])
 def test_64bit_texel_offsets(device, monkeypatch, layout):
     """Planes of 2^31 elements or more take 64-bit texel offsets (``texels_fit_i32`` false):
     that path, which small planes never take, matches the references too."""

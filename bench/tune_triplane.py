@@ -147,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("tune_triplane needs a CUDA GPU", file=sys.stderr)
         return 2
-    from tri3d.kernels.triplane_mlp import BWD_PROGRAMS_PER_SM, FWD_CONFIG, bwd_config, config_arch
+    from tri3d.kernels.triplane_mlp import BWD_PROGRAMS_PER_SM, bwd_config, config_arch, fwd_config
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     arch = config_arch(torch.device("cuda"))
     print(f"device: {torch.cuda.get_device_name()}; defaults: "
           + ", ".join(f"{n} hidden {bwd_config(n, arch)}" for n in args.hidden)
-          + f", {BWD_PROGRAMS_PER_SM} programs per SM; forward {FWD_CONFIG}\n")
+          + f", {BWD_PROGRAMS_PER_SM} programs per SM; forward "
+          + ", ".join(f"{p} {fwd_config(p, arch)}" for p in args.precision) + "\n")
 
     def shape(config: dict) -> str:
         cap = f" (maxnreg {config['maxnreg']})" if "maxnreg" in config else ""

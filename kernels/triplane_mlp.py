@@ -446,10 +446,18 @@ def _add_weight_grads(
     tl.atomic_add(grad_b0_ptr + offs_h, acc_b0, sem="relaxed")
 
 
-# Launch configs chosen with bench/sass_report.py (sm_90, warp-instructions per point at
-# ``imagenet`` scale). Forward: 64 points x 4 warps is one warpgroup, so on sm_90 each layer
-# is a wgmma (tf32 3 hidden layers: 212; 32 x 4: 229, 32 x 2: 209; bf16: 175 against 196-236).
-FWD_CONFIG = dict(block=64, num_warps=4)
+# Forward, per architecture and dot precision. On sm_90 a 64-point block of 4 warps is one
+# warpgroup, so each layer is a wgmma (SASS model, 3 hidden layers: tf32 212 warp-
+# instructions per point, 32 x 4 229, 32 x 2 209; bf16 175 against 196-236). Measured
+# (bench/tune_triplane.py --jobs forward, H200, eg3d size, uniform points): tf32 runs
+# fastest as 128 x 8 (1.423 / 1.369 ms against 1.534 / 1.466 for 64 x 4 on the 2026-11-27
+# / 11-28 leases), bf16 as 64 x 4 (0.950 / 0.894 ms; 128 x 8 0.972 / 0.927). The exact-fp32
+# path (tests) and sm_80 (not measured) keep 64 x 4.
+FWD_CONFIG = {
+    90: {"ieee": dict(block=64, num_warps=4), "tf32": dict(block=128, num_warps=8),
+         "bf16": dict(block=64, num_warps=4)},
+    80: {precision: dict(block=64, num_warps=4) for precision in PRECISIONS},
+}
 # Backward, one launch per decode, per architecture and hidden-layer count: the
 # weight-gradient accumulators stay in registers across a program's blocks beside the
 # scatter's tiles. sm_90, 3 hidden layers: measured (bench/tune_triplane.py, H200,
@@ -486,6 +494,11 @@ def config_arch(device: torch.device) -> int:
     if device.type != "cuda":
         return 90
     return 90 if torch.cuda.get_device_capability(device)[0] >= 9 else 80
+
+
+def fwd_config(precision: str, arch: int = 90) -> dict:
+    """The forward launch config for dot operands ``precision`` (ieee, tf32, bf16) on ``arch``."""
+    return FWD_CONFIG[arch][precision]
 
 
 def bwd_config(n_hidden: int, arch: int = 90) -> dict:
@@ -543,7 +556,7 @@ def triplane_mlp_forward(
     box_warp: float,
     eg3d_axes: bool,
     precision: str,
-    config: dict | None = None,  # block / num_warps (default FWD_CONFIG)
+    config: dict | None = None,  # block / num_warps (default fwd_config for the precision and device)
 ) -> torch.Tensor:  # [P, n_out]
     """Launch the forward kernel; returns ``[P, n_out]`` (sigma_raw, activated rgb)."""
     P, H, W, C, index, flags, scale = _launch_args(
@@ -553,7 +566,7 @@ def triplane_mlp_forward(
     out = torch.empty(P, n_out, device=coords.device, dtype=torch.float32)
     if P == 0:
         return out
-    cfg = config or FWD_CONFIG
+    cfg = config or fwd_config(precision, config_arch(coords.device))
     grid = (triton.cdiv(P, cfg["block"]),)
     triplane_mlp_fwd_kernel[grid](
         planes, coords, index, w0, biases[0], wh, biases[1], wo, biases[2], out,
@@ -643,17 +656,16 @@ def launch_specs(
     plane_dtype: str = "fp32",  # planes' element type
     box_warp: float = 1.0,
     programs: int = BWD_PROGRAMS_PER_SM * H100_SMS,  # the backward's default on an H100
-    fwd: dict | None = None,  # launch config of the forward (default FWD_CONFIG)
+    fwd: dict | None = None,  # launch config of the forward, every arch (default FWD_CONFIG's per arch)
     bwd: dict | None = None,  # launch config of the backward, every arch (default BWD_CONFIG's per arch)
 ) -> list:
-    """The specializations (forward, backward with plane and weight gradients per distinct
-    launch config of the architectures) that Triton's JIT compiles when
+    """The specializations (forward, and backward with plane and weight gradients, each per
+    distinct launch config of the architectures) that Triton's JIT compiles when
     ``triplane_mlp_forward`` / ``_backward`` launch at these sizes without a plane index:
     the same scalars, the same value-1 and divisibility specializations, the same partition
     of the backward's blocks."""
     from tri3d.kernels.aot import launch_spec
 
-    fwd = fwd or FWD_CONFIG
     pointers = dict(planes_ptr=plane_dtype, coords_ptr="fp32", plane_index_ptr="fp32",  # coords as the dummy index
                     w0_ptr="fp32", b0_ptr="fp32", wh_ptr="fp32", bh_ptr="fp32", wo_ptr="fp32", bo_ptr="fp32")
     scalars = dict(P=points, points_per_plane=points_per_plane, H=H, W=W, C=C, plane_size=H * W * C, NOUT=n_out,
@@ -662,25 +674,39 @@ def launch_specs(
                       HAS_INDEX=False, TEXELS_I32=texels_fit_i32(-(-points // points_per_plane), H, W, C),
                       PRECISION=kernel_precision(precision), FAST_MATH=fast_math())
     label = f"nh{n_hidden} planes={plane_dtype} dot={precision}"
-    specs = [launch_spec(f"fwd {label}", triplane_mlp_fwd_kernel,
-                         pointers | scalars | constexprs | dict(out_ptr="fp32", BLOCK=fwd["block"],
-                                                                ROWS_I32=rows_fit_i32(points, fwd["block"])),
-                         **launch_options(fwd))]
+    specs = []
+    fwd_groups = _archs_by_config(lambda arch: fwd or fwd_config(precision, arch))
+    for cfg, archs in fwd_groups:
+        values = pointers | scalars | constexprs | dict(out_ptr="fp32", BLOCK=cfg["block"],
+                                                        ROWS_I32=rows_fit_i32(points, cfg["block"]))
+        specs.append(launch_spec(f"fwd {label}{_where(archs, fwd_groups)}", triplane_mlp_fwd_kernel, values,
+                                 **launch_options(cfg), archs=archs))
     grads = dict.fromkeys(("grad_out_ptr", "grad_planes_ptr", "grad_w0_ptr", "grad_b0_ptr", "grad_wh_ptr",
                            "grad_bh_ptr", "grad_wo_ptr", "grad_bo_ptr"), "fp32")
-    archs_by_config: dict[str, list[int]] = {}  # one spec per distinct config, with the archs launching it
-    for arch in sorted(BWD_CONFIG):
-        archs_by_config.setdefault(repr(bwd or bwd_config(n_hidden, arch)), []).append(arch)
-    for archs in archs_by_config.values():
-        cfg = bwd or bwd_config(n_hidden, archs[0])
+    bwd_groups = _archs_by_config(lambda arch: bwd or bwd_config(n_hidden, arch))
+    for cfg, archs in bwd_groups:
         per_program = program_partition(triton.cdiv(points, cfg["block"]), programs)[0]
         values = pointers | grads | scalars | constexprs | dict(
             blocks_per_program=per_program, BLOCK=cfg["block"], ROWS_I32=rows_fit_i32(points, cfg["block"]),
             WEIGHT_GRADS=True, PLANE_GRADS=True, PREFETCH=cfg.get("prefetch", False))
-        where = "" if len(archs_by_config) == 1 else " " + "/".join(f"sm_{a}" for a in archs)
-        specs.append(launch_spec(f"bwd {label}{where}", triplane_mlp_bwd_kernel, values, **launch_options(cfg),
-                                 archs=tuple(archs)))
+        specs.append(launch_spec(f"bwd {label}{_where(archs, bwd_groups)}", triplane_mlp_bwd_kernel, values,
+                                 **launch_options(cfg), archs=archs))
     return specs
+
+
+def _archs_by_config(config_of) -> list[tuple[dict, tuple[int, ...]]]:
+    """Each distinct launch config ``config_of(arch)`` gives over the architectures, with the
+    architectures that launch it (one AOT spec per distinct config)."""
+    groups: dict[str, tuple[dict, list[int]]] = {}
+    for arch in sorted(BWD_CONFIG):
+        config = config_of(arch)
+        groups.setdefault(repr(config), (config, []))[1].append(arch)
+    return [(config, tuple(archs)) for config, archs in groups.values()]
+
+
+def _where(archs: tuple[int, ...], groups: list) -> str:
+    """A spec name's architecture suffix, where the configs differ between architectures."""
+    return "" if len(groups) == 1 else " " + "/".join(f"sm_{arch}" for arch in archs)
 
 
 def kernel_specs(fwd: dict | None = None, bwd: dict | None = None) -> list:

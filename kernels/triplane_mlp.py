@@ -341,8 +341,9 @@ def triplane_mlp_bwd_kernel(
     # programs per SM to hide them). Issued at the top of the block before they spill (SASS
     # model, tf32: 7 local accesses per point); ahead of the scatter they cost 1.
     first = pid * blocks_per_program
-    x_next, y_next, z_next, tri_next = _load_coords(coords_ptr, plane_index_ptr, first, P, BLOCK, HAS_INDEX)
-    g_rgb_next, g_sigma_next = _load_grad_out(grad_out_ptr, first, P, NOUT, RP, BLOCK)
+    if PREFETCH:
+        x_next, y_next, z_next, tri_next = _load_coords(coords_ptr, plane_index_ptr, first, P, BLOCK, HAS_INDEX)
+        g_rgb_next, g_sigma_next = _load_grad_out(grad_out_ptr, first, P, NOUT, RP, BLOCK)
     for it in range(0, blocks_per_program):
         block_id = first + it
         rows64, row_mask = _block_rows(block_id, P, BLOCK)

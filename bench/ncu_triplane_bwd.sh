@@ -21,13 +21,21 @@ if [ -z "$ncu_bin" ]; then
     echo "no ncu on this machine"
     exit 1
 fi
-report=$(mktemp -d)/triplane_bwd
+tmp=$(mktemp -d)  # the binary report, removed on exit (the CSVs and text are what come back)
+trap 'rm -rf "$tmp"' EXIT
+report=$tmp/triplane_bwd
 "$ncu_bin" --clock-control none -k regex:triplane_mlp_bwd -c 1 -o "$report" \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
     --section MemoryWorkloadAnalysis --section SchedulerStats --section SourceCounters \
     --section InstructionStats \
     python bench/triplane_breakdown.py --precision tf32 --rounds 1 || exit 1
-"$ncu_bin" -i "$report.ncu-rep" --page details > "$out/ncu_triplane_bwd.txt" || exit 1
-"$ncu_bin" -i "$report.ncu-rep" --page raw --csv > "$out/ncu_triplane_bwd_raw.csv" || exit 1
-"$ncu_bin" -i "$report.ncu-rep" --page source --print-source sass --csv > "$out/ncu_triplane_bwd_sass.csv" || exit 1
-grep -E "Duration|Registers Per|Achieved Occupancy|Block Limit|No Eligible|Eligible Warps" "$out/ncu_triplane_bwd.txt"
+# export NAME ARGS...: one page of the report into OUT_DIR/NAME, whole or not at all.
+export_page() {
+    local name=$1
+    shift
+    "$ncu_bin" -i "$report.ncu-rep" "$@" > "$tmp/$name" && mv "$tmp/$name" "$out/$name"
+}
+export_page ncu_triplane_bwd.txt --page details || exit 1
+export_page ncu_triplane_bwd_raw.csv --page raw --csv || exit 1
+export_page ncu_triplane_bwd_sass.csv --page source --print-source sass --csv || exit 1
+grep -E "Duration|Registers Per|Achieved Occupancy|Block Limit|No Eligible|Eligible Warps" "$out/ncu_triplane_bwd.txt" || true

@@ -123,10 +123,63 @@ void merge_sorted(const std::string& device, const std::string& dtype, int64_t M
   });
 }
 
+void check_triplane(const std::string& device, int64_t P, int64_t NT, int64_t H, int64_t W, int64_t C,
+                    const py::tuple& axes, int* out_axes) {
+  if (device != "cpu") throw std::invalid_argument("tri3d._C: no " + device + " build of triplane_sample (CUDA's path is Triton)");
+  if (P < 0 || NT < 1 || H < 1 || W < 1 || C < 1) {
+    throw std::invalid_argument("tri3d._C: triplane_sample needs P >= 0 and NT, H, W, C >= 1");
+  }
+  if (axes.size() != 6) throw std::invalid_argument("tri3d._C: triplane_sample needs 6 plane axes");
+  for (int i = 0; i < 6; ++i) {
+    out_axes[i] = axes[i].cast<int>();
+    if (out_axes[i] < 0 || out_axes[i] > 2) throw std::invalid_argument("tri3d._C: plane axes must be 0, 1 or 2");
+  }
+}
+
+// Every point's triplane index in [0, NT): the kernels index the planes by it.
+void check_plane_of(int64_t P, int64_t NT, std::uintptr_t plane_of) {
+  const int64_t* index = in<int64_t>(plane_of);
+  for (int64_t n = 0; n < P; ++n) {
+    if (index[n] < 0 || index[n] >= NT) {
+      throw std::invalid_argument("tri3d._C: triplane_sample: plane_index must lie in [0, " + std::to_string(NT) + ")");
+    }
+  }
+}
+
+void triplane_sample_forward(const std::string& device, const std::string& dtype, int64_t P, int64_t NT, int64_t H,
+                             int64_t W, int64_t C, std::uintptr_t planes, std::uintptr_t xyz, std::uintptr_t plane_of,
+                             const py::tuple& axes, double scale, std::uintptr_t out_features) {
+  int ax[6];
+  check_triplane(device, P, NT, H, W, C, axes, ax);
+  check_plane_of(P, NT, plane_of);
+  by_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    py::gil_scoped_release release;
+    tri3d::triplane_sample_forward_cpu<T>(P, H, W, C, in<T>(planes), in<T>(xyz), in<int64_t>(plane_of), ax,
+                                          static_cast<T>(scale), out<T>(out_features));
+  });
+}
+
+void triplane_sample_backward(const std::string& device, const std::string& dtype, int64_t P, int64_t NT, int64_t H,
+                              int64_t W, int64_t C, std::uintptr_t planes, std::uintptr_t xyz, std::uintptr_t plane_of,
+                              const py::tuple& axes, double scale, std::uintptr_t grad_features,
+                              std::uintptr_t grad_planes, std::uintptr_t grad_xyz) {
+  int ax[6];
+  check_triplane(device, P, NT, H, W, C, axes, ax);
+  check_plane_of(P, NT, plane_of);
+  by_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    T* gx = grad_xyz ? out<T>(grad_xyz) : nullptr;
+    py::gil_scoped_release release;
+    tri3d::triplane_sample_backward_cpu<T>(P, NT, H, W, C, in<T>(planes), in<T>(xyz), in<int64_t>(plane_of), ax,
+                                           static_cast<T>(scale), in<T>(grad_features), out<T>(grad_planes), gx);
+  });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "tri3d native ops (compositor, importance sampler) over raw pointers";
+  m.doc() = "tri3d native ops (compositor, importance sampler, CPU triplane sampling) over raw pointers";
 #ifdef TRI3D_WITH_CUDA
   m.attr("with_cuda") = true;
   m.def(
@@ -144,4 +197,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("composite_backward", &composite_backward, "Alpha compositing closed-form backward");
   m.def("importance", &importance, "Inverse-CDF importance sampling from coarse weights");
   m.def("merge_sorted", &merge_sorted, "Merge sorted coarse with unsorted fine depths: sorted depths + order");
+  m.def("triplane_sample_forward", &triplane_sample_forward, "Triplane bilinear sampling, mean of the planes (CPU)");
+  m.def("triplane_sample_backward", &triplane_sample_backward, "Gradients of triplane sampling: planes and points (CPU)");
 }

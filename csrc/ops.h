@@ -21,6 +21,19 @@ void importance_cpu(int64_t M, int64_t S, int64_t n, const T* depth, const T* we
 template <typename T>
 void merge_sorted_cpu(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order);
 
+// Triplane sampling (CPU only; CUDA's path is Triton). P points xyz [P, 3] reading
+// triplane plane_of [P] of the channels-last planes [NT, 3, H, W, C]; axes: the (u, v)
+// coordinate index of each plane (6 ints); scale = 2 / box_warp. out: [P, C];
+// grad_planes: [NT, 3, H, W, C] (overwritten); grad_xyz: [P, 3] or null (not computed).
+template <typename T>
+void triplane_sample_forward_cpu(int64_t P, int64_t H, int64_t W, int64_t C, const T* planes, const T* xyz,
+                                 const int64_t* plane_of, const int* axes, T scale, T* out);
+
+template <typename T>
+void triplane_sample_backward_cpu(int64_t P, int64_t NT, int64_t H, int64_t W, int64_t C, const T* planes,
+                                  const T* xyz, const int64_t* plane_of, const int* axes, T scale, const T* grad_out,
+                                  T* grad_planes, T* grad_xyz);
+
 #ifdef TRI3D_WITH_CUDA
 template <typename T>
 void composite_forward_cuda(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,

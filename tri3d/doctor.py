@@ -154,8 +154,8 @@ CHECKS = [
     OpCheck("composite", NATIVE, NATIVE, _make_composite, _call_composite),
     OpCheck("importance_depths", NATIVE, NATIVE, _make_importance, _call_importance),
     OpCheck("merge_samples", NATIVE, NATIVE, _make_merge, _call_merge),
-    OpCheck("triplane_decode", {"triton": triton_unavailable}, {"triton": triton_auto_unavailable}, _make_triplane,
-            _call_triplane),
+    OpCheck("triplane_decode", {"triton": triton_unavailable, "cpp": _backend.cpp_unavailable},
+            {"triton": triton_auto_unavailable, "cpp": _backend.cpp_unavailable}, _make_triplane, _call_triplane),
     OpCheck("modulated_conv2d", {"triton": triton_unavailable}, {"triton": _modconv_auto}, _make_modconv,
             _call_modconv),
 ]

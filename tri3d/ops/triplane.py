@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tri3d import _backend
+from tri3d._backend import cpp_unavailable
 from tri3d.ops._checks import check_finite, check_same_size, check_tensor, value_checks_on
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
 from tri3d.ops._library import custom_op
@@ -101,6 +102,101 @@ def triplane_decode_ref(
     """Reference sample + decode: ``decoder(sample_triplane_ref(...))``."""
     feats = sample_triplane_ref(planes, xyz, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
     return decoder(feats)
+
+
+# ---------------------------------------------------------------- C++ (CPU) path
+
+
+def _native_dtype(planes: Tensor) -> torch.dtype:
+    """What the C++ path computes in: fp64 for fp64 planes, else fp32 (half-precision
+    planes are read in fp32, as the reference reads them on the CPU)."""
+    return torch.float64 if planes.dtype == torch.float64 else torch.float32
+
+
+def sample_triplane_native_forward(
+    planes_cl: Tensor,  # [T, 3, H, W, C] contiguous
+    xyz: Tensor,  # [P, 3] contiguous
+    plane_of: Tensor,  # [P] int64, triplane of each point
+    axes: tuple[int, ...],  # (u, v) coordinate index of each plane, 6 ints
+    box_warp: float,
+) -> Tensor:  # [P, C]
+    """Launch the C++ forward; every pointer's tensor is checked against the sizes passed."""
+    T, _, H, W, C = planes_cl.shape
+    P, dt = xyz.shape[0], planes_cl.dtype
+    out = planes_cl.new_empty(P, C)
+    pointers = _backend.native_pointers("sample_triplane", planes_cl.device, [
+        ("planes", planes_cl, (T, 3, H, W, C), dt), ("xyz", xyz, (P, 3), dt),
+        ("plane_index", plane_of, (P,), torch.int64), ("out", out, (P, C), dt),
+    ])
+    _backend.native().triplane_sample_forward("cpu", _backend.NATIVE_DTYPES[dt], P, T, H, W, C, *pointers[:3], axes,
+                                              2.0 / box_warp, pointers[3])
+    return out
+
+
+def sample_triplane_native_backward(
+    planes_cl: Tensor,  # [T, 3, H, W, C]
+    xyz: Tensor,  # [P, 3]
+    plane_of: Tensor,  # [P] int64
+    axes: tuple[int, ...],
+    box_warp: float,
+    grad_out: Tensor,  # [P, C]
+    xyz_grad: bool,
+) -> tuple[Tensor, Tensor | None]:  # grad_planes [T, 3, H, W, C], grad_xyz [P, 3] or None
+    """Launch the C++ backward: the planes' gradient always, the points' when asked."""
+    T, _, H, W, C = planes_cl.shape
+    P, dt = xyz.shape[0], planes_cl.dtype
+    g_planes = torch.empty_like(planes_cl)
+    g_xyz = xyz.new_empty(P, 3) if xyz_grad else None
+    pointers = _backend.native_pointers("sample_triplane backward", planes_cl.device, [
+        ("planes", planes_cl, (T, 3, H, W, C), dt), ("xyz", xyz, (P, 3), dt),
+        ("plane_index", plane_of, (P,), torch.int64), ("grad_features", grad_out, (P, C), dt),
+        ("grad_planes", g_planes, (T, 3, H, W, C), dt), ("grad_xyz", g_xyz, (P, 3), dt),
+    ])
+    _backend.native().triplane_sample_backward("cpu", _backend.NATIVE_DTYPES[dt], P, T, H, W, C, *pointers[:3], axes,
+                                               2.0 / box_warp, *pointers[3:])
+    return g_planes, g_xyz
+
+
+class _SampleTriplaneNative(torch.autograd.Function):
+    """C++ triplane sampling over flattened points; gradients for the planes and points."""
+
+    @staticmethod
+    def forward(ctx, planes_cl: Tensor, xyz: Tensor, plane_of: Tensor, axes: tuple[int, ...], box_warp: float):
+        ctx.save_for_backward(planes_cl, xyz, plane_of)
+        ctx.config = (axes, box_warp)
+        return sample_triplane_native_forward(planes_cl, xyz, plane_of, axes, box_warp)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        planes_cl, xyz, plane_of = ctx.saved_tensors
+        g_planes, g_xyz = sample_triplane_native_backward(
+            planes_cl, xyz, plane_of, *ctx.config, grad_out.to(planes_cl.dtype).contiguous(), ctx.needs_input_grad[1]
+        )
+        return g_planes, g_xyz, None, None, None
+
+
+def sample_triplane_native(
+    planes: Tensor,  # [T, 3, C, H, W]
+    xyz: Tensor,  # [B, N, 3]
+    *,
+    box_warp: float = 1.0,
+    plane_axes: str = "xyz",
+    plane_index: Tensor | None = None,  # [B, N] int, triplane of each point
+) -> Tensor:  # [B, N, C]
+    """The C++ path of ``sample_triplane`` (CPU tensors; fp32, or fp64 for fp64 planes).
+    Planes already channels-last in memory (``planes_for_decode``) are read without a copy."""
+    _check_sample_args(planes, xyz, box_warp, plane_axes, plane_index)
+    B, N, _ = xyz.shape
+    dt = _native_dtype(planes)
+    planes_cl = planes.to(dt).permute(0, 1, 3, 4, 2).contiguous()
+    if plane_index is None:
+        plane_of = torch.arange(B, device=xyz.device).repeat_interleave(N)
+    else:
+        plane_of = plane_index.reshape(-1).to(torch.int64)
+    axes = tuple(i for uv in PLANE_AXES[plane_axes] for i in uv)
+    feats = _SampleTriplaneNative.apply(planes_cl, xyz.to(dt).reshape(B * N, 3).contiguous(), plane_of, axes,
+                                        float(box_warp))
+    return feats.reshape(B, N, -1).to(planes.dtype)
 
 
 # ---------------------------------------------------------------- fused (Triton) path
@@ -292,12 +388,14 @@ def sample_triplane(
         plane_axes: "xyz" (planes xy, xz, yz) or "eg3d" (xy, xz, zx).
         plane_index: triplane of each point ``[B, N]``; default: point ``(b, n)`` reads
             triplane ``b`` (then ``T == B``).
-        impl: "auto" or "ref".
+        impl: "auto", "ref" or "cpp" (CPU tensors: the native extension's loop over
+            points; fp32, or fp64 for fp64 planes).
 
     Returns:
         Features ``[B, N, C]``.
     """
-    resolve_impl("sample_triplane", impl, _device_of(xyz), {"ref": always})
+    if resolve_impl("sample_triplane", impl, _device_of(xyz), {"cpp": cpp_unavailable, "ref": always}) == "cpp":
+        return sample_triplane_native(planes, xyz, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
     return sample_triplane_ref(planes, xyz, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
 
 
@@ -324,17 +422,22 @@ def triplane_decode(
         precision: MLP dot operands of the fused path: "auto" (default: "tf32" on CUDA
             tensors, "ieee" under the interpreter; ``resolve_precision``), "ieee" (exact
             fp32, for tests), "tf32" or "bf16" (fp32 accumulation in every case). The
-            reference path computes in the inputs' dtype either way.
-        impl: "auto", "ref" or "triton".
+            reference and C++ paths compute in the inputs' dtype either way.
+        impl: "auto", "ref", "triton" or "cpp" (CPU tensors: ``sample_triplane``'s C++
+            path, then the decoder module).
 
     Returns:
         ``(sigma_raw [B, N, 1], rgb [B, N, C_out])``.
     """
-    if _decode_impl(impl, _device_of(xyz)) == "triton":
+    chosen = _decode_impl(impl, _device_of(xyz))
+    if chosen == "triton":
         return triplane_decode_fused(
             planes, xyz, decoder, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index,
             precision=precision,
         )
+    if chosen == "cpp":
+        return decoder(sample_triplane_native(planes, xyz, box_warp=box_warp, plane_axes=plane_axes,
+                                              plane_index=plane_index))
     return triplane_decode_ref(planes, xyz, decoder, box_warp=box_warp, plane_axes=plane_axes, plane_index=plane_index)
 
 
@@ -346,14 +449,18 @@ def planes_for_decode(
     """``planes`` in the memory layout and dtype the path ``triplane_decode(..., impl=impl)``
     picks for them reads: for the fused path a ``[T, 3, C, H, W]`` view of channels-last
     memory ``[T, 3, H, W, C]`` (which it then uses without a copy) in the planes' own dtype
-    (bf16 planes are read as they are), for the reference unchanged, half-precision planes
-    in fp32 (the fused path samples them in fp32 too).
+    (bf16 planes are read as they are), for the C++ path the same view in fp32 (fp64
+    planes as they are), for the reference unchanged, half-precision planes in fp32 (the
+    fused path samples them in fp32 too).
 
     A renderer that decodes one triplane in several calls (coarse and fine samples, ray
     chunks) converts once per render instead of once per call; the plane gradients of
     all calls then meet in that one layout and are transposed back once."""
     check_tensor("planes", planes, ("B", 3, "C", "H", "W"))
-    if _decode_impl(impl, planes.device) != "triton":
+    chosen = _decode_impl(impl, planes.device)
+    if chosen == "cpp":
+        planes = planes.to(_native_dtype(planes))
+    elif chosen == "ref":
         return planes.float() if planes.dtype in (torch.bfloat16, torch.float16) else planes
     return planes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
@@ -361,7 +468,7 @@ def planes_for_decode(
 def _decode_impl(impl: str, device: torch.device) -> str:
     """The path ``triplane_decode`` takes for ``impl`` on ``device``."""
     probe = triton_unavailable if impl == "triton" else triton_auto_unavailable
-    return resolve_impl("triplane_decode", impl, device, {"triton": probe, "ref": always})
+    return resolve_impl("triplane_decode", impl, device, {"triton": probe, "cpp": cpp_unavailable, "ref": always})
 
 
 def _device_of(t: object) -> torch.device:

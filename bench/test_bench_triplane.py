@@ -1,8 +1,11 @@
 """Fused triplane sample + decode vs the reference: forward and forward+backward.
 
-Sizes: "small" (runs everywhere; the Triton path under the interpreter on CPU) and
-"eg3d" (EG3D training scale: batch 8, 64x64 rays x 96 samples, planes 3x32x256x256,
-decoder 32 -> 64 x3 -> 33; CUDA only). Each case records in ``extra_info``: median ms
+Sizes: "small" (runs everywhere; the Triton path under the interpreter on CPU), "tiny"
+(the points of one decode call of the ``tiny`` preset's training step, 8 x 2 views x 16^2
+rays x 12 samples on 32^2 planes, with this suite's decoder; the reference and the C++
+path, the CPU's training paths) and "eg3d" (EG3D training scale: batch 8, 64x64 rays x 96
+samples, planes 3x32x256x256, decoder 32 -> 64 x3 -> 33; CUDA only). The C++ path
+(``impl="cpp"``: sampling in C++, the decoder in PyTorch) runs on the CPU only. Each case records in ``extra_info``: median ms
 (CUDA events, L2 flushed and gradients zeroed before each round: ``timing.py``), peak
 memory over the inputs (MB), activation memory (``saved_mb``: the storages autograd saves
 for backward, the planes included; any device), points/s, and its DRAM and compute floors.
@@ -35,6 +38,7 @@ from timing import time_case
 CUDA = torch.cuda.is_available()
 SIZES = {
     "small": dict(B=2, N=1000, res=32, n_hidden=3),
+    "tiny": dict(B=8, N=2 * 16 * 16 * 12, res=32, n_hidden=3),
     "eg3d": dict(B=8, N=64 * 64 * 96, res=256, n_hidden=3),
 }
 C, HIDDEN, C_OUT = 32, 64, 32
@@ -60,17 +64,22 @@ def model_cost(cfg, elem: int, backward: bool) -> tuple[float, float]:
     return dram, flops
 
 
-@pytest.mark.parametrize("size", ["small", "eg3d"])
+@pytest.mark.parametrize("size", ["small", "tiny", "eg3d"])
 @pytest.mark.parametrize("impl, precision, dtype", [
     ("ref", "ieee", torch.float32),
     ("ref", "tf32", torch.float32),
+    ("cpp", "ieee", torch.float32),
     ("triton", "tf32", torch.float32),
     ("triton", "bf16", torch.bfloat16),
-], ids=["ref-fp32", "ref-tf32", "triton-fp32-tf32", "triton-bf16"])
+], ids=["ref-fp32", "ref-tf32", "cpp-fp32", "triton-fp32-tf32", "triton-bf16"])
 @pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
 def test_triplane_decode(benchmark, monkeypatch, size, impl, precision, dtype, mode):
     if size == "eg3d" and not CUDA:
         pytest.skip("EG3D-scale sizes need a GPU")
+    if impl == "cpp" and CUDA:
+        pytest.skip("the C++ path runs on CPU tensors")
+    if size == "tiny" and impl == "triton" and not CUDA:
+        pytest.skip("the interpreter's timings mean nothing, and at this size it takes minutes")
     if impl == "ref" and precision == "tf32" and not CUDA:
         pytest.skip("TF32 matmuls exist only on a GPU")
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", impl == "ref" and precision == "tf32")

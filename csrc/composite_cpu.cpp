@@ -3,25 +3,15 @@
 // loop (vector_math_cpu.h for float; the C library for double), in a scratch buffer per
 // thread.
 //
-// The per-ray work is compiled twice with GCC on x86-64 Linux, for AVX2 and for the
-// baseline ISA, and the loader picks one per machine (target_clones, an ifunc): the vector
-// loops run 8 floats wide instead of 4. AVX2 does not enable FMA, so no multiply-add is
-// contracted and both versions give the same bits (-DTRI3D_NO_CPU_CLONES builds the
-// baseline only; tests/csrc/test_cpu_clones.py compares the two builds).
+// The per-ray work is compiled for AVX2 and for the baseline ISA (cpu_clones.h); both
+// give the same bits.
 #include <vector>
 
+#include "cpu_clones.h"
 #include "composite.h"
 #include "importance.h"
 #include "ops.h"
 #include "vector_math_cpu.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(TRI3D_NO_CPU_CLONES)
-#define TRI3D_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#define TRI3D_INLINE_INTO_CLONES __attribute__((always_inline)) inline
-#else
-#define TRI3D_CPU_CLONES
-#define TRI3D_INLINE_INTO_CLONES inline
-#endif
 
 namespace tri3d {
 

@@ -13,20 +13,13 @@
 // by triplane first), so no two threads write one texel and the sums do not depend on the
 // thread count; the point gradient, when asked for, is a second pass over points.
 //
-// Compiled for AVX2 and for the baseline ISA as composite_cpu.cpp is (target_clones; no
-// FMA contraction, so both give the same bits).
+// The per-point work is compiled for AVX2 and for the baseline ISA (cpu_clones.h); both
+// give the same bits.
 #include <cmath>
 #include <vector>
 
+#include "cpu_clones.h"
 #include "ops.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(TRI3D_NO_CPU_CLONES)
-#define TRI3D_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#define TRI3D_INLINE_INTO_CLONES __attribute__((always_inline)) inline
-#else
-#define TRI3D_CPU_CLONES
-#define TRI3D_INLINE_INTO_CLONES inline
-#endif
 
 namespace tri3d {
 

@@ -1,9 +1,11 @@
-"""The CPU compositor's AVX2 clone gives the bits of its baseline build.
+"""The CPU compositor's and triplane sampler's AVX2 clones give the bits of their baseline build.
 
-csrc/composite_cpu.cpp compiles its per-ray work twice (GCC ``target_clones``: AVX2 and
-the baseline x86-64 ISA) and the loader picks one. A small program runs the forward and
-the backward (with and without a weights gradient, fp32 and fp64, sample counts and
-channel counts around the vector widths) built normally, which on an AVX2 machine runs the
+csrc/composite_cpu.cpp and csrc/triplane_cpu.cpp compile their per-ray and per-point work
+twice (GCC ``target_clones``: AVX2 and the baseline x86-64 ISA; ``csrc/cpu_clones.h``) and
+the loader picks one. A small program runs the compositor's forward and backward (with and
+without a weights gradient) and the triplane sampler's forward and backward (features,
+plane and point gradients), fp32 and fp64, sample counts and channel counts around the
+vector widths, built normally, which on an AVX2 machine runs the
 AVX2 clone, and built with ``-DTRI3D_NO_CPU_CLONES`` (baseline only); every output must
 match bit for bit, so results (and training runs) do not depend on the machine's vector
 width. Needs g++ with OpenMP on an x86-64 Linux machine with AVX2, not a GPU."""
@@ -77,6 +79,25 @@ void run(int M, int S, int C, std::mt19937& gen) {
   }
 }
 
+template <typename T>
+void run_triplane(int P, int NT, int H, int W, int C, std::mt19937& gen) {
+  std::normal_distribution<T> normal(T(0), T(1));
+  std::uniform_real_distribution<T> box(T(-0.65), T(0.65));  // some points outside the planes
+  std::vector<T> planes(NT * 3 * H * W * C), xyz(P * 3), g_out(P * C);
+  std::vector<int64_t> plane_of(P);
+  for (T& x : planes) x = normal(gen);
+  for (T& x : xyz) x = box(gen);
+  for (T& x : g_out) x = normal(gen);
+  for (int n = 0; n < P; ++n) plane_of[n] = static_cast<int64_t>(gen() % NT);
+  const int axes[6] = {0, 1, 0, 2, 2, 0};
+  std::vector<T> out(P * C), g_planes(planes.size()), g_xyz(P * 3);
+  triplane_sample_forward_cpu<T>(P, H, W, C, planes.data(), xyz.data(), plane_of.data(), axes, T(2), out.data());
+  triplane_sample_backward_cpu<T>(P, NT, H, W, C, planes.data(), xyz.data(), plane_of.data(), axes, T(2),
+                                  g_out.data(), g_planes.data(), g_xyz.data());
+  std::printf("triplane %d %d %zu %llx %llx %llx\n", P, C, sizeof(T), (unsigned long long)fnv(out),
+              (unsigned long long)fnv(g_planes), (unsigned long long)fnv(g_xyz));
+}
+
 int main() {
   std::mt19937 gen(0);
   for (int S : {2, 7, 33, 96}) {
@@ -84,6 +105,10 @@ int main() {
       run<float>(13, S, C, gen);
       run<double>(5, S, C, gen);
     }
+  }
+  for (int C : {1, 3, 8, 16, 37}) {
+    run_triplane<float>(301, 3, 7, 9, C, gen);
+    run_triplane<double>(101, 2, 5, 4, C, gen);
   }
   return 0;
 }
@@ -101,7 +126,7 @@ def test_avx2_clone_gives_the_baseline_bits(tmp_path):
         binary = tmp_path / name
         # CMake's flags for this file (Release, GNU dialect: contraction allowed, -fno-trapping-math, OpenMP)
         cmd = [CXX, "-std=gnu++17", "-O3", "-DNDEBUG", "-fno-trapping-math", "-fopenmp", *defines, f"-I{CSRC}",
-               str(driver), str(CSRC / "composite_cpu.cpp"), "-o", str(binary)]
+               str(driver), str(CSRC / "composite_cpu.cpp"), str(CSRC / "triplane_cpu.cpp"), "-o", str(binary)]
         out = subprocess.run(cmd, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-3000:]
         return binary
@@ -112,6 +137,6 @@ def test_avx2_clone_gives_the_baseline_bits(tmp_path):
         "the normal build has no AVX2 code"
     runs = [subprocess.run([str(b)], capture_output=True, text=True, check=True).stdout.splitlines()
             for b in (cloned, baseline)]
-    assert len(runs[0]) == 4 * 5 * 2 * 3
+    assert len(runs[0]) == 4 * 5 * 2 * 3 + 5 * 2
     differing = [(a, b) for a, b in zip(*runs) if a != b]
     assert not differing, f"{len(differing)} of {len(runs[0])} outputs differ, e.g. {differing[:3]}"

@@ -61,6 +61,16 @@ def test_points_outside_read_zero_and_get_no_gradient(native_ext):
     assert g_planes.abs().max() == 0 and g_xyz.abs().max() == 0
 
 
+def test_no_points_give_what_the_reference_gives(native_ext):
+    planes = torch.randn(2, 3, 4, 5, 5, requires_grad=True)
+    xyz = torch.zeros(2, 0, 3, requires_grad=True)
+    for impl in ("ref", "cpp"):
+        out = sample_triplane(planes, xyz, impl=impl)
+        assert out.shape == (2, 0, 4)
+        g_planes, g_xyz = torch.autograd.grad(out.sum(), [planes, xyz])
+        assert g_planes.abs().max() == 0 and g_xyz.shape == (2, 0, 3)
+
+
 def test_decode_path_reads_channels_last_planes(native_ext):
     """``auto`` on the CPU takes the C++ path; ``planes_for_decode`` lays the planes out as
     it reads them, and the planes' gradient comes back through that layout."""

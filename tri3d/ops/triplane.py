@@ -196,7 +196,7 @@ def sample_triplane_native(
     axes = tuple(i for uv in PLANE_AXES[plane_axes] for i in uv)
     feats = _SampleTriplaneNative.apply(planes_cl, xyz.to(dt).reshape(B * N, 3).contiguous(), plane_of, axes,
                                         float(box_warp))
-    return feats.reshape(B, N, -1).to(planes.dtype)
+    return feats.reshape(B, N, planes.shape[2]).to(planes.dtype)
 
 
 # ---------------------------------------------------------------- fused (Triton) path

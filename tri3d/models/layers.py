@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tri3d.models.decoder import EqualizedLinear
+from tri3d.ops._layout import conv_input
 from tri3d.ops.bias_act import bias_lrelu_ref
 from tri3d.ops.modconv import modulated_conv2d
 from tri3d.ops.upfirdn import downsample2d, setup_filter, upfirdn2d_ref
@@ -75,13 +76,13 @@ class Conv2dLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         w = (self.weight * self.weight_gain).to(x.dtype)
         if self.down == 2 and self.kernel_size == 1:
-            x = F.conv2d(downsample2d(x, self.resample_filter), w)
+            x = F.conv2d(conv_input(downsample2d(x, self.resample_filter)), w)
         elif self.down == 2:
             p = (self.resample_filter.shape[0] - 2 + self.kernel_size - 1 + 1) // 2
             x = upfirdn2d_ref(x, self.resample_filter, padding=(p, p, p, p))  # blur
-            x = F.conv2d(x, w, stride=2)
+            x = F.conv2d(conv_input(x), w, stride=2)
         else:
-            x = F.conv2d(x, w, padding=self.kernel_size // 2)
+            x = F.conv2d(conv_input(x), w, padding=self.kernel_size // 2)
         act_gain = self.gain * (math.sqrt(2) if self.activation else 1.0)
         clamp = None if self.conv_clamp is None else self.conv_clamp * self.gain
         return bias_lrelu_ref(x, self.bias, gain=act_gain, clamp=clamp, linear=not self.activation)

@@ -25,6 +25,7 @@ from torch import Tensor
 from tri3d import _backend
 from tri3d.ops._checks import check_same_size, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
+from tri3d.ops._layout import conv_input
 from tri3d.ops._library import custom_op
 from tri3d.ops.bias_act import LRELU_ALPHA, LRELU_GAIN, bias_lrelu_ref
 from tri3d.ops.upfirdn import setup_filter, upfirdn2d_ref
@@ -109,9 +110,9 @@ def modulated_conv2d_ref(
     if up == 2:  # zero-insert, pad once, FIR, then the flipped kernel over the valid region
         pad = (padding + 2, padding + 1) * 2
         x = upfirdn2d_ref(x, _resample_filter(x.device), up=2, padding=pad, gain=4)
-        x = F.conv2d(x, w.flip([2, 3]))
+        x = F.conv2d(conv_input(x), w.flip([2, 3]))
     else:
-        x = F.conv2d(x, w, padding=padding)
+        x = F.conv2d(conv_input(x), w, padding=padding)
     if demodulate:
         x = x * demodulation(weight, styles).to(x.dtype)[:, :, None, None]
     if noise is not None:
@@ -333,7 +334,8 @@ def modulated_conv2d(
             reference), "ref" or "triton".
 
     Returns:
-        ``[N, O, H * up, W * up]``; channels-last memory from the Triton path.
+        ``[N, O, H * up, W * up]``; channels-last memory from the Triton path, and from
+        the reference on the CPU (``tri3d.ops._layout.conv_input``).
     """
     device = x.device if isinstance(x, Tensor) else torch.device("cpu")
     paths = {"triton": _triton_reason(x, weight, up, padding, explicit=impl == "triton"), "ref": always}

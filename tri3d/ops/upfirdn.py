@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tri3d.ops._checks import check_tensor
+from tri3d.ops._layout import conv_input
 
 
 def setup_filter(taps: list[float] | Tensor, *, normalize: bool = True) -> Tensor:  # [k] -> [k, k]
@@ -45,7 +46,7 @@ def upfirdn2d_ref(
     x = x[:, :, max(-y0, 0) : x.shape[2] - max(-y1, 0), max(-x0, 0) : x.shape[3] - max(-x1, 0)]
     k = f.to(x.dtype) * (gain ** (f.dim() / 2))
     k = k.flip([0, 1])[None, None].repeat(C, 1, 1, 1)
-    x = F.conv2d(x, k, groups=C)
+    x = F.conv2d(conv_input(x), k, groups=C)
     return x[:, :, ::down, ::down]
 
 

@@ -44,6 +44,24 @@ def test_matches_fp64_reference(native_ext, C, plane_axes, indexed):
         assert_fused_close(a, r, r64, FLOORS["fp32"], name)
 
 
+def test_gradients_do_not_depend_on_the_thread_count(native_ext):
+    """The plane gradient is gathered per (triplane, plane) in point order: the same bits
+    with 1 thread and with 3, also with several triplanes' points interleaved."""
+    planes, xyz = inputs(2, 16, 8, 8, 2, 3000, 1.0, seed=8)
+    index = torch.randint(0, 2, (2, 3000), generator=torch.Generator().manual_seed(9))
+    cot = torch.randn(2, 3000, 16, generator=torch.Generator().manual_seed(10))
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            results.append(outputs_and_grads("cpp", planes, xyz, cot, plane_index=index))
+    finally:
+        torch.set_num_threads(threads)
+    for name, a, b in zip(["features", "grad planes", "grad xyz"], *results):
+        assert torch.equal(a, b), name
+
+
 def test_fp64_gradcheck(native_ext):
     planes, xyz = inputs(2, 3, 4, 5, 2, 6, 1.0, seed=3, dtype=torch.float64)
     planes.requires_grad_()

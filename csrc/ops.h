@@ -34,6 +34,27 @@ void triplane_sample_backward_cpu(int64_t P, int64_t NT, int64_t H, int64_t W, i
                                   const T* xyz, const int64_t* plane_of, const int* axes, T scale, const T* grad_out,
                                   T* grad_planes, T* grad_xyz);
 
+// StyleGAN2's bias_act on the CPU: y = clamp(act(x + bias) * gain, -clamp, clamp), act = leaky ReLU (slope alpha) or the
+// identity; gain > 0 and alpha >= 0 (the backward reads the sign of y).
+template <typename T>
+struct BiasAct {
+  T alpha;
+  T gain;
+  T clamp;
+  bool linear;   // act is the identity
+  bool clamped;  // clamp applies
+};
+
+// x, y: [outer, C, inner] contiguous; bias: [C] or null (no bias).
+template <typename T>
+void bias_act_forward_cpu(int64_t outer, int64_t C, int64_t inner, const T* x, const T* bias, const BiasAct<T>& a,
+                          T* y);
+
+// grad_x from the forward's output y and grad_y, n elements (the bias gradient is
+// grad_x's sum over everything but the channel, left to the caller).
+template <typename T>
+void bias_act_backward_cpu(int64_t n, const T* y, const T* grad_y, const BiasAct<T>& a, T* grad_x);
+
 #ifdef TRI3D_WITH_CUDA
 template <typename T>
 void composite_forward_cuda(int64_t M, int64_t S, int64_t C, const T* sigma, const T* rgb, const T* depth, T* out_rgb,

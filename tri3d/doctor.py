@@ -23,6 +23,7 @@ import torch
 from tri3d import _backend
 from tri3d.ops import composite, modulated_conv2d, triplane_decode
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
+from tri3d.ops.bias_act import bias_lrelu
 from tri3d.ops import importance_depths, merge_samples
 from tri3d.testing import FLOORS, assert_fused_close
 
@@ -107,7 +108,16 @@ def _make_modconv(device, dtype, size) -> Case:
     x = torch.randn(2, 19, 5 * size, 7, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
     weight = torch.randn(21, 19, 3, 3, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
     styles = (torch.randn(2, 19, generator=g, dtype=torch.float64) * 0.5 + 1).to(device, dtype).requires_grad_()
-    return Case(dict(x=x, weight=weight, styles=styles), [x, weight, styles])
+    bias = torch.randn(21, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
+    return Case(dict(x=x, weight=weight, styles=styles, bias=bias), [x, weight, styles, bias])
+
+
+def _make_bias_act(device, dtype, size) -> Case:
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 21, 5 * size, 7, generator=g, dtype=torch.float64).to(device, dtype)
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()  # the CPU convolutions' layout
+    bias = torch.randn(21, generator=g, dtype=torch.float64).to(device, dtype).requires_grad_()
+    return Case(dict(x=x, bias=bias), [x, bias])
 
 
 def _exact(impl: str) -> dict[str, str]:
@@ -138,7 +148,13 @@ def _call_triplane(impl: str, case: Case) -> tuple[torch.Tensor, ...]:
 
 def _call_modconv(impl: str, case: Case) -> tuple[torch.Tensor, ...]:
     i = case.inputs
-    return (modulated_conv2d(i["x"], i["weight"], i["styles"], impl=impl, **_exact(impl)),)
+    return (modulated_conv2d(i["x"], i["weight"], i["styles"], bias=i["bias"], activation="lrelu", clamp=2.0, impl=impl,
+                             **_exact(impl)),)
+
+
+def _call_bias_act(impl: str, case: Case) -> tuple[torch.Tensor, ...]:
+    i = case.inputs
+    return (bias_lrelu(i["x"], i["bias"], clamp=1.5, impl=impl),)
 
 
 def _modconv_auto(device: torch.device) -> str | None:
@@ -156,8 +172,10 @@ CHECKS = [
     OpCheck("merge_samples", NATIVE, NATIVE, _make_merge, _call_merge),
     OpCheck("triplane_decode", {"triton": triton_unavailable, "cpp": _backend.cpp_unavailable},
             {"triton": triton_auto_unavailable, "cpp": _backend.cpp_unavailable}, _make_triplane, _call_triplane),
-    OpCheck("modulated_conv2d", {"triton": triton_unavailable}, {"triton": _modconv_auto}, _make_modconv,
-            _call_modconv),
+    OpCheck("modulated_conv2d", {"triton": triton_unavailable, "cpp": _backend.cpp_unavailable},
+            {"triton": _modconv_auto, "cpp": _backend.cpp_unavailable}, _make_modconv, _call_modconv),
+    OpCheck("bias_lrelu", {"cpp": _backend.cpp_unavailable}, {"cpp": _backend.cpp_unavailable}, _make_bias_act,
+            _call_bias_act),
 ]
 
 

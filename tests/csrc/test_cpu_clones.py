@@ -1,12 +1,14 @@
-"""The CPU compositor's and triplane sampler's AVX2 clones give the bits of their baseline build.
+"""The CPU compositor's, triplane sampler's and bias_act's AVX2 clones give the bits of
+their baseline build.
 
-csrc/composite_cpu.cpp and csrc/triplane_cpu.cpp compile their per-ray and per-point work
-twice (GCC ``target_clones``: AVX2 and the baseline x86-64 ISA; ``csrc/cpu_clones.h``) and
-the loader picks one. A small program runs the compositor's forward and backward (with and
-without a weights gradient) and the triplane sampler's forward and backward (features,
-plane and point gradients), fp32 and fp64, sample counts and channel counts around the
-vector widths, built normally, which on an AVX2 machine runs the
-AVX2 clone, and built with ``-DTRI3D_NO_CPU_CLONES`` (baseline only); every output must
+csrc/composite_cpu.cpp, csrc/triplane_cpu.cpp and csrc/bias_act_cpu.cpp compile their
+loops twice (GCC ``target_clones``: AVX2 and the baseline x86-64 ISA;
+``csrc/cpu_clones.h``) and the loader picks one. A small program runs the compositor's
+forward and backward (with and without a weights gradient), the triplane sampler's forward
+and backward (features, plane and point gradients) and bias_act's forward and backward
+(every flag), fp32 and fp64, sample counts and channel counts around the vector widths,
+built normally, which on an AVX2 machine runs the AVX2 clone, and built with
+``-DTRI3D_NO_CPU_CLONES`` (baseline only); every output must
 match bit for bit, so results (and training runs) do not depend on the machine's vector
 width. Needs g++ with OpenMP on an x86-64 Linux machine with AVX2, not a GPU."""
 from __future__ import annotations
@@ -98,6 +100,23 @@ void run_triplane(int P, int NT, int H, int W, int C, std::mt19937& gen) {
               (unsigned long long)fnv(g_planes), (unsigned long long)fnv(g_xyz));
 }
 
+template <typename T>
+void run_bias_act(int outer, int C, int inner, std::mt19937& gen) {
+  std::normal_distribution<T> normal(T(0), T(1));
+  const size_t n = size_t(outer) * C * inner;
+  std::vector<T> x(n), bias(C), g(n), y(n), gx(n);
+  for (T& v : x) v = normal(gen);
+  for (T& v : bias) v = normal(gen);
+  for (T& v : g) v = normal(gen);
+  for (int flags = 0; flags < 8; ++flags) {  // bias, linear, clamp: every combination
+    const BiasAct<T> a{T(0.2), T(1.41421356), T(0.8), (flags & 2) != 0, (flags & 4) != 0};
+    bias_act_forward_cpu<T>(outer, C, inner, x.data(), (flags & 1) ? bias.data() : nullptr, a, y.data());
+    bias_act_backward_cpu<T>(static_cast<int64_t>(n), y.data(), g.data(), a, gx.data());
+    std::printf("bias_act %d %d %d %zu %d %llx %llx\n", outer, C, inner, sizeof(T), flags,
+                (unsigned long long)fnv(y), (unsigned long long)fnv(gx));
+  }
+}
+
 int main() {
   std::mt19937 gen(0);
   for (int S : {2, 7, 33, 96}) {
@@ -109,6 +128,10 @@ int main() {
   for (int C : {1, 3, 8, 16, 37}) {
     run_triplane<float>(301, 3, 7, 9, C, gen);
     run_triplane<double>(101, 2, 5, 4, C, gen);
+  }
+  for (int inner : {1, 13, 64}) {
+    run_bias_act<float>(37, 19, inner, gen);
+    run_bias_act<double>(11, 5, inner, gen);
   }
   return 0;
 }
@@ -126,7 +149,8 @@ def test_avx2_clone_gives_the_baseline_bits(tmp_path):
         binary = tmp_path / name
         # CMake's flags for this file (Release, GNU dialect: contraction allowed, -fno-trapping-math, OpenMP)
         cmd = [CXX, "-std=gnu++17", "-O3", "-DNDEBUG", "-fno-trapping-math", "-fopenmp", *defines, f"-I{CSRC}",
-               str(driver), str(CSRC / "composite_cpu.cpp"), str(CSRC / "triplane_cpu.cpp"), "-o", str(binary)]
+               str(driver), str(CSRC / "composite_cpu.cpp"), str(CSRC / "triplane_cpu.cpp"),
+               str(CSRC / "bias_act_cpu.cpp"), "-o", str(binary)]
         out = subprocess.run(cmd, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-3000:]
         return binary
@@ -137,6 +161,6 @@ def test_avx2_clone_gives_the_baseline_bits(tmp_path):
         "the normal build has no AVX2 code"
     runs = [subprocess.run([str(b)], capture_output=True, text=True, check=True).stdout.splitlines()
             for b in (cloned, baseline)]
-    assert len(runs[0]) == 4 * 5 * 2 * 3 + 5 * 2
+    assert len(runs[0]) == 4 * 5 * 2 * 3 + 5 * 2 + 3 * 2 * 8
     differing = [(a, b) for a, b in zip(*runs) if a != b]
     assert not differing, f"{len(differing)} of {len(runs[0])} outputs differ, e.g. {differing[:3]}"

@@ -14,10 +14,9 @@ def test_doctor_passes_here_and_names_every_op(native_ext):
     out = io.StringIO()
     assert run_doctor(torch.device("cpu"), out=out, timing_size=2)
     text = out.getvalue()
-    for op in ("composite", "importance_depths", "merge_samples", "triplane_decode", "modulated_conv2d"):
-        assert f"  {op}: auto -> " in text
-    assert "  triplane_decode: auto -> cpp" in text
-    assert text.count("cpp: matches ref") == 4 and "all available paths match their references" in text
+    for op in ("composite", "importance_depths", "merge_samples", "triplane_decode", "modulated_conv2d", "bias_lrelu"):
+        assert f"  {op}: auto -> cpp" in text
+    assert text.count("cpp: matches ref") == 6 and "all available paths match their references" in text
 
 
 def test_doctor_fails_on_a_path_that_disagrees_with_its_reference(native_ext, monkeypatch):

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tri3d import _backend
 from tri3d.ops import modulated_conv2d, modulated_conv2d_ref
 from tri3d.testing import FLOORS, assert_fused_close, tf32_conv2d, tf32_truncate
 
@@ -217,11 +218,15 @@ def test_auto_leaves_modulated_convolutions_to_cudnn(device, monkeypatch):
             assert _triton_reason(x.to(dtype), w, 1, None, explicit=True)(cuda) is None
     assert "up=1" in _triton_reason(x, w, 2, None, explicit=False)(cuda)
     assert "CUDA tensors" in _triton_reason(x, w, 1, None, explicit=False)(torch.device("cpu"))
+    from tri3d.ops import modconv
+
     calls = []
-    monkeypatch.setattr("tri3d.ops.modconv.modulated_conv2d_ref",
-                        lambda *a, **k: calls.append(1) or modulated_conv2d_ref(*a, **k))
+    torch_path = modconv._modulated_conv2d_torch
+    monkeypatch.setattr(modconv, "_modulated_conv2d_torch",
+                        lambda *a, **k: calls.append(k["epilogue_impl"]) or torch_path(*a, **k))
     modulated_conv2d(x.to(device), w.to(device), torch.ones(1, 4, device=device))
-    assert calls == [1]
+    # torch's convolutions: the C++ epilogue on the CPU (when built), the reference on CUDA
+    assert calls == ["auto" if device.type == "cpu" and _backend.cpp_unavailable(device) is None else "ref"]
 
 
 def test_nan_propagates_through_the_clamped_epilogue(device):

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from tri3d.models.decoder import EqualizedLinear
 from tri3d.ops._layout import conv_input
-from tri3d.ops.bias_act import bias_lrelu_ref
+from tri3d.ops.bias_act import bias_lrelu
 from tri3d.ops.modconv import modulated_conv2d
 from tri3d.ops.upfirdn import downsample2d, setup_filter, upfirdn2d_ref
 
@@ -85,7 +85,7 @@ class Conv2dLayer(nn.Module):
             x = F.conv2d(conv_input(x), w, padding=self.kernel_size // 2)
         act_gain = self.gain * (math.sqrt(2) if self.activation else 1.0)
         clamp = None if self.conv_clamp is None else self.conv_clamp * self.gain
-        return bias_lrelu_ref(x, self.bias, gain=act_gain, clamp=clamp, linear=not self.activation)
+        return bias_lrelu(x, self.bias, gain=act_gain, clamp=clamp, linear=not self.activation)
 
 
 class FullyConnected(nn.Module):
@@ -99,7 +99,7 @@ class FullyConnected(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.linear(x)
-        return bias_lrelu_ref(x) if self.activation else x
+        return bias_lrelu(x) if self.activation else x
 
 
 def normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:  # [N, D]

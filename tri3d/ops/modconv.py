@@ -23,11 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tri3d import _backend
+from tri3d._backend import cpp_unavailable
 from tri3d.ops._checks import check_same_size, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
 from tri3d.ops._layout import conv_input
 from tri3d.ops._library import custom_op
-from tri3d.ops.bias_act import LRELU_ALPHA, LRELU_GAIN, bias_lrelu_ref
+from tri3d.ops.bias_act import LRELU_ALPHA, LRELU_GAIN, bias_lrelu
 from tri3d.ops.upfirdn import setup_filter, upfirdn2d_ref
 
 DEMOD_EPS = 1e-8
@@ -103,6 +104,29 @@ def modulated_conv2d_ref(
     clamp: float | None = None,
 ) -> Tensor:  # [N, O, H*up, W*up]
     """Reference modulated convolution + epilogue (see module doc)."""
+    return _modulated_conv2d_torch(x, weight, styles, demodulate=demodulate, up=up, padding=padding, bias=bias,
+                                   noise=noise, noise_strength=noise_strength, activation=activation, gain=gain,
+                                   clamp=clamp, epilogue_impl="ref")
+
+
+def _modulated_conv2d_torch(
+    x: Tensor,  # [N, I, H, W]
+    weight: Tensor,  # [O, I, k, k]
+    styles: Tensor,  # [N, I]
+    *,
+    demodulate: bool,
+    up: int,
+    padding: int | None,
+    bias: Tensor | None,  # [O]
+    noise: Tensor | None,  # [N or 1, 1, H*up, W*up]
+    noise_strength: Tensor | None,  # [] or [1]
+    activation: str,
+    gain: float | None,
+    clamp: float | None,
+    epilogue_impl: str,
+) -> Tensor:  # [N, O, H*up, W*up]
+    """Torch's convolutions, then the bias / activation / gain / clamp epilogue by
+    ``bias_lrelu(..., impl=epilogue_impl)``: the reference with ``"ref"``."""
     _check_modconv_args(x, weight, styles, up, bias, noise, noise_strength, activation, clamp)
     padding = weight.shape[-1] // 2 if padding is None else padding
     w = weight.to(x.dtype)
@@ -119,7 +143,7 @@ def modulated_conv2d_ref(
         x = x + noise.to(x.dtype) * noise_strength.to(x.dtype).reshape([])
     gain = _default_gain(activation, gain)
     if bias is not None or activation != "linear" or gain != 1 or clamp is not None:
-        x = bias_lrelu_ref(x, bias, gain=gain, clamp=clamp, linear=activation == "linear")
+        x = bias_lrelu(x, bias, gain=gain, clamp=clamp, linear=activation == "linear", impl=epilogue_impl)
     return x
 
 
@@ -330,17 +354,23 @@ def modulated_conv2d(
         clamp: clamp the output to ``[-clamp, clamp]`` (None: no clamp).
         precision: dot operands of the Triton path: "ieee", "tf32", "bf16" or "fp16"
             (default: from the activation dtype; fp32 follows ``cudnn.allow_tf32``).
-        impl: "auto" (Triton on CUDA for ``up=1`` with bf16/fp16/TF32 dots, else the
-            reference), "ref" or "triton".
+        impl: "auto" (Triton on CUDA for ``up=1`` with bf16/fp16/TF32 dots; on CPU
+            tensors "cpp"; else the reference), "ref", "triton" or "cpp" (the reference's
+            convolutions with ``bias_lrelu``'s C++ epilogue, where it computes the dtype).
 
     Returns:
         ``[N, O, H * up, W * up]``; channels-last memory from the Triton path, and from
         the reference on the CPU (``tri3d.ops._layout.conv_input``).
     """
     device = x.device if isinstance(x, Tensor) else torch.device("cpu")
-    paths = {"triton": _triton_reason(x, weight, up, padding, explicit=impl == "triton"), "ref": always}
+    paths = {"triton": _triton_reason(x, weight, up, padding, explicit=impl == "triton"), "cpp": cpp_unavailable,
+             "ref": always}
     epilogue = dict(bias=bias, noise=noise, noise_strength=noise_strength, activation=activation, gain=gain,
                     clamp=clamp)
-    if resolve_impl("modulated_conv2d", impl, device, paths) == "triton":
+    chosen = resolve_impl("modulated_conv2d", impl, device, paths)
+    if chosen == "triton":
         return modulated_conv2d_fused(x, weight, styles, demodulate=demodulate, precision=precision, **epilogue)
+    if chosen == "cpp":
+        return _modulated_conv2d_torch(x, weight, styles, demodulate=demodulate, up=up, padding=padding, **epilogue,
+                                       epilogue_impl="auto")
     return modulated_conv2d_ref(x, weight, styles, demodulate=demodulate, up=up, padding=padding, **epilogue)

@@ -21,9 +21,8 @@ from typing import Callable, TextIO
 import torch
 
 from tri3d import _backend
-from tri3d.ops import composite, modulated_conv2d, triplane_decode
+from tri3d.ops import bias_lrelu, composite, modulated_conv2d, triplane_decode
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
-from tri3d.ops.bias_act import bias_lrelu
 from tri3d.ops import importance_depths, merge_samples
 from tri3d.testing import FLOORS, assert_fused_close
 

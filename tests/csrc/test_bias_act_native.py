@@ -131,6 +131,13 @@ def test_nan_propagates_as_in_the_reference(native_ext):
     assert torch.equal(out.isnan(), bias_lrelu_ref(x, b, clamp=0.5).isnan()) and out.isnan().sum() == 1
 
 
+def test_a_strided_bias_is_read_by_position(native_ext):
+    x, _ = make((2, 4, 3, 3), "channels_last", seed=12)
+    b = torch.randn(4, 2, generator=torch.Generator().manual_seed(13))[:, 1]  # stride 2
+    assert not b.is_contiguous()
+    assert torch.equal(bias_lrelu(x, b, impl="cpp"), bias_lrelu_ref(x, b))
+
+
 def test_dispatch_and_argument_errors(native_ext, monkeypatch):
     x, b = make((2, 4, 3, 3), "contiguous", seed=1)
     calls = []

@@ -176,7 +176,7 @@ def bias_lrelu(
     if resolve_impl("bias_lrelu", impl, x.device, {"cpp": cpp_unavailable, "ref": always}) == "cpp":
         reason = _native_unsupported(x, alpha, gain)
         if reason is None:
-            return _BiasLreluNative.apply(x, None if b is None else b.to(x.dtype), float(alpha), float(gain),
+            return _BiasLreluNative.apply(x, None if b is None else b.to(x.dtype).contiguous(), float(alpha), float(gain),
                                           None if clamp is None else float(clamp), linear)
         if impl == "cpp":
             raise ValueError(f"bias_lrelu: impl='cpp' {reason}")

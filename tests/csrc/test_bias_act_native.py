@@ -115,8 +115,8 @@ def test_r1_penalty_gradient_matches_the_reference(native_ext, monkeypatch):
         torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("shape,layout", [((0, 4), "contiguous"), ((0, 4, 3, 3), "channels_last"), ((3, 0), "contiguous"),
-                                          ((2, 4, 0, 3), "contiguous")])
+@pytest.mark.parametrize("shape,layout", [((0, 4), "contiguous"), ((0, 4, 3, 3), "channels_last"),
+                                          ((3, 0), "contiguous"), ((2, 4, 0, 3), "contiguous")])
 def test_empty_inputs_give_what_the_reference_gives(native_ext, shape, layout):
     x, b = make(shape, layout, seed=0)
     cot = torch.randn(shape, dtype=torch.float64)

@@ -176,8 +176,9 @@ def bias_lrelu(
     if resolve_impl("bias_lrelu", impl, x.device, {"cpp": cpp_unavailable, "ref": always}) == "cpp":
         reason = _native_unsupported(x, alpha, gain)
         if reason is None:
-            return _BiasLreluNative.apply(x, None if b is None else b.to(x.dtype).contiguous(), float(alpha), float(gain),
-                                          None if clamp is None else float(clamp), linear)
+            bias = None if b is None else b.to(x.dtype).contiguous()
+            return _BiasLreluNative.apply(x, bias, float(alpha), float(gain), None if clamp is None else float(clamp),
+                                          linear)
         if impl == "cpp":
             raise ValueError(f"bias_lrelu: impl='cpp' {reason}")
     return bias_lrelu_ref(x, b, alpha=alpha, gain=gain, clamp=clamp, linear=linear)

@@ -30,6 +30,12 @@ def _nonneg_float(text: str) -> float:
     return value
 
 
+def _bool01(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise argparse.ArgumentTypeError(f"must be 0 or 1, got {text}")
+    return text == "1"
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not 0 < value < math.inf:
@@ -47,6 +53,7 @@ TRAIN_OVERRIDES = {
     "views": ("views", _positive_int, "views per generated object seen by D (multi-view discrimination)"),
     "multiview_start_kimg": ("multiview_start_kimg", _nonneg_float, "kimg from which --views applies (1 before)"),
     "seed": ("seed", int, "random seed"),
+    "mirror": ("mirror", _bool01, "1: also show D each real image flipped left-right (StyleGAN's --mirror)"),
     "device": ("device", str, "auto, cpu, cuda or cuda:N"),
     "r1_gamma": ("r1_gamma", _nonneg_float, "R1 regularization weight"),
     "class_loss": ("class_loss", _nonneg_float, "weight of a cross-entropy on D's class scores (0: the paper)"),

@@ -140,6 +140,11 @@ def test_cli_resolves_and_validates_options(capsys):
     assert not cfg["G"]["extra_blocks"] and cfg["G"]["decoder_layers"] == 1 and cfg["views"] == 1
     with pytest.raises(SystemExit):
         main(["train", "--views", "0", "--dry-run"])
+    assert main(["train", "--mirror", "1", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["mirror"] is True
+    with pytest.raises(SystemExit):
+        main(["train", "--mirror", "yes", "--dry-run"])
+    assert "argument --mirror: must be 0 or 1, got yes" in capsys.readouterr().err
     assert main(["train", "--resume", "/nonexistent/run", "--dry-run"]) == 2
 
 
@@ -465,3 +470,34 @@ def test_d_class_accuracy_against_a_counted_answer():
     seen_raw.clear()
     assert d_class_accuracy(stand_in, images, labels, raw_resolution=4, batch=11) == pytest.approx(7 / 11)
     assert seen_raw == [(4, 4)]
+
+
+def test_mirror_shows_d_each_image_and_its_mirror_image(shapes16, tmp_path):
+    """``mirror``: the loader draws from the images and their left-right mirror images
+    (StyleGAN's --mirror), labels kept; the metrics' dataset stays the unflipped one."""
+    from tri3d.data import ImageDataset, XFlipDataset
+
+    images = ImageDataset(shapes16)
+    doubled = XFlipDataset(images)
+    n = len(images)
+    assert len(doubled) == 2 * n
+    for i in (0, n - 1):
+        img, label = images[i]
+        flipped, flipped_label = doubled[n + i]
+        assert flipped_label == label and torch.equal(doubled[i][0], img)
+        assert torch.equal(flipped, img[:, :, torch.arange(img.shape[2] - 1, -1, -1)])
+        assert not torch.equal(flipped, img)  # a shape in general position is not mirror-symmetric on the grid
+    with pytest.raises(IndexError, match="out of range"):
+        doubled[2 * n]
+
+    trainer = Trainer(micro_config(shapes16, tmp_path, mirror=True), progress=False)
+    assert len(trainer.dataset) == n
+    originals = {images[i][0].numpy().tobytes(): images[i][1] for i in range(n)}
+    mirrored = {images[i][0].flip(-1).numpy().tobytes(): images[i][1] for i in range(n)}
+    kinds = set()
+    for (real, c), _ in zip(trainer.data_loader(), range(10)):
+        for img, label in zip(real, c.tolist()):
+            key = img.numpy().tobytes()
+            kinds.add("original" if key in originals else "mirrored")
+            assert (originals[key] if key in originals else mirrored[key]) == label
+    assert kinds == {"original", "mirrored"}

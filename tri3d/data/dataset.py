@@ -166,3 +166,22 @@ class ImageDataset(torch.utils.data.Dataset):
         state = dict(self.__dict__)
         state["_zip"] = None
         return state
+
+
+class XFlipDataset(torch.utils.data.Dataset):
+    """``dataset`` and its mirror image: index ``i < len(dataset)`` is image ``i``, index
+    ``len(dataset) + i`` is image ``i`` flipped left-right, with the same label
+    (StyleGAN's ``--mirror``: twice the images for D, each class's distribution kept)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return 2 * len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        n = len(self.dataset)
+        if not 0 <= index < 2 * n:
+            raise IndexError(f"index {index} out of range for {2 * n} images (mirrored)")
+        image, label = self.dataset[index % n]
+        return (image.flip(-1) if index >= n else image), label

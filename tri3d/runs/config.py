@@ -23,6 +23,7 @@ class TrainConfig:
     preset: str = "tiny"
     data: str | None = None  # dataset folder/zip; None = the embedded shapes set
     shapes_per_class: int = 200
+    mirror: bool = False  # also show D each real image flipped left-right (StyleGAN's --mirror): twice the images
     run_dir: str = "runs"
     seed: int = 0
     device: str = "auto"

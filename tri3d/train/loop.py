@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from tri3d.data import XFlipDataset
 from tri3d.models import Discriminator, TriplaneGenerator
 from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
 from tri3d.runs import checkpoint
@@ -312,16 +313,24 @@ class Trainer:
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
 
+    def data_loader(self) -> torch.utils.data.DataLoader:
+        """This rank's real images and labels from the current step on, batch by batch (a pure
+        function of seed and step); with ``mirror`` drawn from the images and their mirror
+        images (the metrics keep reading ``self.dataset``, unflipped)."""
+        cfg = self.cfg
+        images = XFlipDataset(self.dataset) if cfg.mirror else self.dataset
+        return torch.utils.data.DataLoader(
+            images, batch_sampler=StepBatchSampler(len(images), cfg.batch, cfg.seed, self.step, self.dist.rank,
+                                                   self.dist.world_size),
+            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.seed),  # its worker seed must not draw from the global RNG
+        )
+
     def train(self) -> Path:
         """Run until ``total_kimg``; snapshot every ``snapshot_kimg`` and at the end."""
         cfg = self.cfg
         self.reporter.start()
-        loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=StepBatchSampler(len(self.dataset), cfg.batch, cfg.seed, self.step,
-                                                         self.dist.rank, self.dist.world_size),
-            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(cfg.seed),  # its worker seed must not draw from the global RNG
-        )
+        loader = self.data_loader()
         total_steps = math.ceil(cfg.total_kimg * 1000 / cfg.batch)
         snapshot_every = max(1, round(cfg.snapshot_kimg * 1000 / cfg.batch))
         bar = progress_bar(total_steps, initial=self.step, enabled=self.progress, unit="step")

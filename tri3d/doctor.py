@@ -26,7 +26,7 @@ from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, t
 from tri3d.ops import importance_depths, merge_samples
 from tri3d.testing import FLOORS, assert_fused_close
 
-TIMING_REPEATS = 5  # timed calls per path (the median is shown), after one warm-up call
+TIMING_REPEATS = 7  # timed calls per path, alternating between paths (the median is shown), after a warm-up
 
 
 @dataclass
@@ -208,26 +208,33 @@ def versions() -> list[str]:
     return lines
 
 
-def _median_ms(fn: Callable[[], object], device: torch.device) -> tuple[float, str]:
-    """Median milliseconds of ``fn`` after one warm-up run, and the timer: CUDA events on
-    the device's current stream (GPU time, no host sync inside a run), else the wall clock."""
-    fn()
+def _paired_median_ms(fns: list[Callable[[], object]], device: torch.device) -> tuple[list[float], str]:
+    """Median milliseconds of each of ``fns`` after one warm-up run of each, and the timer.
+    The calls alternate (``fns[0]``, ``fns[1]``, ..., then again), so a machine whose speed
+    drifts, or another process that takes the cores for a while, slows every path alike
+    instead of whichever happened to run then. CUDA events on the device's current stream
+    (GPU time, no host sync inside a run), else the wall clock."""
+    for fn in fns:
+        fn()
     if device.type == "cuda":
         with torch.cuda.device(device):
-            pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            pairs = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in fns]
                      for _ in range(TIMING_REPEATS)]
-            for start, end in pairs:
-                start.record()
-                fn()
-                end.record()
+            for events in pairs:
+                for fn, (start, end) in zip(fns, events):
+                    start.record()
+                    fn()
+                    end.record()
             torch.cuda.synchronize(device)
-            return statistics.median(start.elapsed_time(end) for start, end in pairs), "CUDA events"
-    times = []
+            return [statistics.median(events[i][0].elapsed_time(events[i][1]) for events in pairs)
+                    for i in range(len(fns))], "CUDA events"
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(TIMING_REPEATS):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), "wall clock"
+        for fn, samples in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - t0) * 1000)
+    return [statistics.median(samples) for samples in times], "wall clock"
 
 
 def run_doctor(device: torch.device, out: TextIO = sys.stdout, timing_size: int = 64) -> bool:
@@ -261,11 +268,11 @@ def run_doctor(device: torch.device, out: TextIO = sys.stdout, timing_size: int 
                 print(f"    {impl}: FAIL against ref: {err}", file=out)
                 continue
             case = check.make(device, torch.float32, timing_size)  # inputs made once: only the op is timed
-            t_fused, timer = _median_ms(lambda: run_case(check, impl, case), device)
-            t_ref, _ = _median_ms(lambda: run_case(check, "ref", case), device)
+            (t_fused, t_ref), timer = _paired_median_ms(
+                [lambda: run_case(check, impl, case), lambda: run_case(check, "ref", case)], device)
             print(f"    {impl}: matches ref (fp32, forward and gradients); {t_fused:.2f} ms vs ref {t_ref:.2f} ms "
-                  f"at the medium size (x{t_ref / max(t_fused, 1e-9):.2f}, {timer}, median of {TIMING_REPEATS})",
-                  file=out)
+                  f"at the medium size (x{t_ref / max(t_fused, 1e-9):.2f}, {timer}, median of {TIMING_REPEATS}, "
+                  "calls alternating)", file=out)
     print("\nall available paths match their references" if ok else "\nSOME PATHS DISAGREE WITH THEIR REFERENCES",
           file=out)
     return ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 
+import pytest
 import torch
 
 from tri3d.doctor import run_doctor
@@ -56,3 +57,26 @@ def test_doctor_times_the_op_on_inputs_made_once(native_ext, monkeypatch):
     for check in doctor.CHECKS:
         sizes = sorted(size for name, size in made if name == check.name)
         assert sizes == sorted([1, 1, 2] * available[check.name]), check.name
+
+
+def test_doctor_alternates_the_timed_calls_so_drift_slows_both_paths(monkeypatch):
+    """A machine that slows down while the doctor times (here a clock whose calls grow 1 ms
+    longer every round) must not make either path look slower: the calls alternate, so
+    each round of the fused path and of the reference sees the same slowdown."""
+    import tri3d.doctor as doctor
+
+    now, calls = [0.0], []
+
+    def path(name, ms):
+        def run():
+            calls.append(name)
+            rounds = sum(c == name for c in calls) - 1  # the first call is the warm-up
+            now[0] += (ms + rounds) / 1000
+        return run
+
+    monkeypatch.setattr(doctor.time, "perf_counter", lambda: now[0])
+    (fused, ref), timer = doctor._paired_median_ms([path("fused", 1.0), path("ref", 3.0)], torch.device("cpu"))
+    assert calls == ["fused", "ref"] * (1 + doctor.TIMING_REPEATS)
+    median_round = (doctor.TIMING_REPEATS + 1) // 2
+    assert timer == "wall clock"
+    assert fused == pytest.approx(1.0 + median_round) and ref == pytest.approx(3.0 + median_round)

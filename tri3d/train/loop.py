@@ -86,9 +86,11 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.timer = StageTimer(self.device)
         self.G.renderer.timer = self.timer  # the EMA copy keeps the no-op timer
-        betas = (cfg.beta1, cfg.beta2)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_G, betas=betas, eps=1e-8)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8)
+        # The fused step: one kernel over all of a network's tensors on CUDA and on the CPU
+        # (torch >= 2.4), where the per-tensor step was 10 ms of `tiny`'s ~330 ms CPU step.
+        betas = (float(cfg.beta1), float(cfg.beta2))
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_G, betas=betas, eps=1e-8, fused=True)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8, fused=True)
         self.intrinsics = fov_to_intrinsics(cfg.fov_deg).to(self.device)
         self.step, self.nimg = 0, 0
         self.nonfinite_steps = self.nonfinite_in_a_row = 0  # steps skipped for non-finite losses or gradients
@@ -308,8 +310,8 @@ class Trainer:
         if self.cfg.ema_rampup is not None:
             ema_nimg = min(ema_nimg, self.nimg * self.cfg.ema_rampup)
         beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        emas = list(self.G_ema.parameters())  # one foreach call: ~160 tensors at `tiny` size
+        torch._foreach_copy_(emas, torch._foreach_lerp([p.detach() for p in self.G.parameters()], emas, beta))
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
 

@@ -86,11 +86,9 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.timer = StageTimer(self.device)
         self.G.renderer.timer = self.timer  # the EMA copy keeps the no-op timer
-        # The fused step: one kernel over all of a network's tensors on CUDA and on the CPU
-        # (torch >= 2.4), where the per-tensor step was 10 ms of `tiny`'s ~330 ms CPU step.
-        betas = (float(cfg.beta1), float(cfg.beta2))
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_G, betas=betas, eps=1e-8, fused=True)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8, fused=True)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_G, betas=betas, eps=1e-8)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8)
         self.intrinsics = fov_to_intrinsics(cfg.fov_deg).to(self.device)
         self.step, self.nimg = 0, 0
         self.nonfinite_steps = self.nonfinite_in_a_row = 0  # steps skipped for non-finite losses or gradients

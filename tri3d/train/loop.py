@@ -308,8 +308,8 @@ class Trainer:
         if self.cfg.ema_rampup is not None:
             ema_nimg = min(ema_nimg, self.nimg * self.cfg.ema_rampup)
         beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
-        emas = list(self.G_ema.parameters())  # one foreach call over them all (124 tensors at `tiny` size)
-        torch._foreach_copy_(emas, torch._foreach_lerp([p.detach() for p in self.G.parameters()], emas, beta))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
 

@@ -52,6 +52,15 @@ def report(ms: float, floor: dict[str, float]) -> dict[str, float | None]:
     return {**floor, "roofline_fraction": fraction}
 
 
+def bias_act_dram_bytes(elements: int, backward: bool) -> float:
+    """Compulsory DRAM bytes of one fp32 ``bias_lrelu`` call on ``elements`` values: the
+    forward reads x and writes y, 8 bytes each; the backward reads the incoming gradient
+    and y (or x) and writes x's gradient, 12 bytes each (the bias gradient's reduction can
+    share that pass; the per-channel vectors are negligible). ``backward``: forward +
+    backward."""
+    return elements * (8 + (12 if backward else 0))
+
+
 def composite_dram_bytes(rays: int, samples: int, channels: int, backward: bool) -> float:
     """Compulsory DRAM bytes of one fp32 ``composite`` call (every byte is read or written
     once, so L2 traffic is the same): the forward reads sigma, depth and the colour row of

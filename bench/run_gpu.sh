@@ -2,14 +2,14 @@
 # One call on a lent GPU machine (no registry access): install, `tri3d doctor`, the
 # GPU-facing tests on CUDA, the triplane bench, the triplane forward and backward launch
 # sweeps, one backward launch's hardware counters (ncu), the triplane time breakdown, the
-# multi-view bench, the modconv sweep, the other bench suites and the compile report, in
-# that order of priority: correctness first, then the kernels in flight. A lease gives
-# 15 minutes of device time and 10 per command, so the whole script keeps to BUDGET seconds
-# (default 540): each phase has a cap and gets at most what is left, and a phase that would
-# start with under 20 s left is skipped. Every phase writes its own files under OUT_DIR as
-# it goes (each bench file its own JSON), so a cut-off call still brings back what
-# finished. A doctor failure is reported and the rest still runs (the tests then say which
-# path disagrees).
+# multi-view bench, the modconv sweep, the other bench suites (compositor, bias_act,
+# modconv) and the compile report, in that order of priority: correctness first, then the
+# kernels in flight. A lease gives 15 minutes of device time and 10 per command, so the
+# whole script keeps to BUDGET seconds (default 540): each phase has a cap and gets at
+# most what is left, and a phase that would start with under 20 s left is skipped. Every
+# phase writes its own files under OUT_DIR as it goes (each bench file its own JSON), so a
+# cut-off call still brings back what finished. A doctor failure is reported and the rest
+# still runs (the tests then say which path disagrees).
 #
 # Usage: bash bench/run_gpu.sh OUT_DIR [BUDGET_S]
 set -uo pipefail
@@ -94,6 +94,7 @@ run_bench multiview 120
 # capped phase brings back the first layers' (bf16 first: the training precision).
 run_phase tune_modconv 120 python bench/tune_modconv.py --dtype bf16 fp32 --json "$out/tune_modconv.json"
 run_bench composite 120
+run_bench bias_act 60
 run_bench modconv 120
 
 run_phase compile_report 90 python bench/compile_report.py --arch "$arch" --json "$out/compile_report.json"

@@ -31,7 +31,8 @@ def main(paths: list[str]) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for b in benchmarks:
         e = b["extra_info"]
-        rate = e.get("points_per_s") or e.get("rays_per_s") or e.get("pixels_per_s") or e.get("images_per_s")
+        rate = (e.get("points_per_s") or e.get("rays_per_s") or e.get("pixels_per_s") or e.get("images_per_s")
+                or e.get("elements_per_s"))
         print(
             f"| {b['name']} | {fmt(e.get('ms'), '.3f')} | {fmt(e.get('peak_mb'), '.1f')} "
             f"| {fmt(e.get('saved_mb'), '.1f')} | {fmt(rate, '.3g')} "

@@ -3,17 +3,12 @@
 // and D). One pass over memory forward and one backward, where the reference makes four
 // forward and about seven backward.
 //
-// y = clamp(act(x + b) * gain, -c, c), act(v) = v > 0 ? v : v * alpha (or v), each
-// operation rounded as the reference rounds it, so the forward gives the reference's bits.
-// The backward reads only y (which the next layer keeps anyway): with gain > 0 and alpha
-// >= 0, y > 0 exactly where x + b > 0, and |y| < c exactly where the clamp let the value
-// through, except for a value that lands on +-c itself (the reference passes its gradient,
-// this path does not). dx = (dy * gain) [* alpha where y <= 0] where |y| < c, else 0: the
-// reference's order of operations, so the same bits wherever the masks agree.
+// The per-element core is bias_act.h's, shared with the CUDA kernels.
 //
 // Elements are split over threads (OpenMP); each element's result is independent of the
 // thread count. The loops are compiled for AVX2 and for the baseline ISA (cpu_clones.h);
 // both give the same bits. Every select is computed branch-free so that they vectorize.
+#include "bias_act.h"
 #include "cpu_clones.h"
 #include "ops.h"
 
@@ -24,39 +19,21 @@ namespace {
 constexpr int64_t kBlock = 1 << 14;  // elements per OpenMP work item
 
 template <typename T>
-TRI3D_INLINE_INTO_CLONES T activation_of(T x, bool add_bias, T bias, const BiasAct<T>& a) {
-  const T biased = add_bias ? x + bias : x;
-  const T leaky = biased > T(0) ? biased : biased * a.alpha;
-  const T scaled = (a.linear ? biased : leaky) * a.gain;
-  const T clamped = scaled < -a.clamp ? -a.clamp : (scaled > a.clamp ? a.clamp : scaled);
-  return a.clamped ? clamped : scaled;
-}
-
-template <typename T>
-TRI3D_INLINE_INTO_CLONES T activation_grad_of(T y, T grad, const BiasAct<T>& a) {
-  const T scaled = grad * a.gain;
-  const T leaky = y > T(0) ? scaled : scaled * a.alpha;
-  const T g = a.linear ? scaled : leaky;
-  const T passed = (y < a.clamp) & (y > -a.clamp) ? g : T(0);  // & not &&: no branch
-  return a.clamped ? passed : g;
-}
-
-template <typename T>
 TRI3D_INLINE_INTO_CLONES void activation_loop(int64_t n, const T* __restrict__ x, bool add_bias, T bias,
                                               const BiasAct<T> a, T* __restrict__ y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = activation_of(x[i], add_bias, bias, a);
+  for (int64_t i = 0; i < n; ++i) y[i] = bias_act_value(x[i], add_bias, bias, a);
 }
 
 template <typename T>
 TRI3D_INLINE_INTO_CLONES void activation_channels_loop(int64_t C, const T* __restrict__ x, const T* __restrict__ bias,
                                                        const BiasAct<T> a, T* __restrict__ y) {
-  for (int64_t c = 0; c < C; ++c) y[c] = activation_of(x[c], true, bias[c], a);
+  for (int64_t c = 0; c < C; ++c) y[c] = bias_act_value(x[c], true, bias[c], a);
 }
 
 template <typename T>
 TRI3D_INLINE_INTO_CLONES void activation_grad_loop(int64_t n, const T* __restrict__ y, const T* __restrict__ grad,
                                                    const BiasAct<T> a, T* __restrict__ grad_x) {
-  for (int64_t i = 0; i < n; ++i) grad_x[i] = activation_grad_of(y[i], grad[i], a);
+  for (int64_t i = 0; i < n; ++i) grad_x[i] = bias_act_grad(y[i], grad[i], a);
 }
 
 // The cloned entry points (one per dtype: GCC clones functions, not templates).

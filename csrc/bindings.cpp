@@ -176,10 +176,6 @@ void triplane_sample_backward(const std::string& device, const std::string& dtyp
   });
 }
 
-void check_cpu(const std::string& device, const char* op) {
-  if (device != "cpu") throw std::invalid_argument(std::string("tri3d._C: no ") + device + " build of " + op);
-}
-
 // The activation's constants; the backward reads the sign of y, which needs these.
 template <typename T>
 tri3d::BiasAct<T> bias_act_params(double alpha, double gain, double clamp, bool linear, bool clamped) {
@@ -191,35 +187,50 @@ tri3d::BiasAct<T> bias_act_params(double alpha, double gain, double clamp, bool 
 
 void bias_act_forward(const std::string& device, const std::string& dtype, int64_t outer, int64_t C, int64_t inner,
                       std::uintptr_t x, std::uintptr_t bias, double alpha, double gain, double clamp, bool linear,
-                      bool clamped, std::uintptr_t y) {
-  check_cpu(device, "bias_act");
+                      bool clamped, std::uintptr_t y, std::uintptr_t stream) {
   if (outer < 0 || C < 0 || inner < 0) throw std::invalid_argument("tri3d._C: bias_act needs outer, C, inner >= 0");
   by_dtype(dtype, [&](auto zero) {
     using T = decltype(zero);
     const auto params = bias_act_params<T>(alpha, gain, clamp, linear, clamped);
     const T* b = bias ? in<T>(bias) : nullptr;
-    py::gil_scoped_release release;
-    tri3d::bias_act_forward_cpu<T>(outer, C, inner, in<T>(x), b, params, out<T>(y));
+    if (device == "cpu") {
+      py::gil_scoped_release release;
+      tri3d::bias_act_forward_cpu<T>(outer, C, inner, in<T>(x), b, params, out<T>(y));
+#ifdef TRI3D_WITH_CUDA
+    } else if (device == "cuda") {
+      tri3d::bias_act_forward_cuda<T>(outer, C, inner, in<T>(x), b, params, out<T>(y), reinterpret_cast<void*>(stream));
+#endif
+    } else {
+      throw std::invalid_argument("tri3d._C: no " + device + " build of bias_act_forward");
+    }
   });
 }
 
 void bias_act_backward(const std::string& device, const std::string& dtype, int64_t n, std::uintptr_t y,
                        std::uintptr_t grad_y, double alpha, double gain, double clamp, bool linear, bool clamped,
-                       std::uintptr_t grad_x) {
-  check_cpu(device, "bias_act");
+                       std::uintptr_t grad_x, std::uintptr_t stream) {
   if (n < 0) throw std::invalid_argument("tri3d._C: bias_act needs n >= 0");
   by_dtype(dtype, [&](auto zero) {
     using T = decltype(zero);
     const auto params = bias_act_params<T>(alpha, gain, clamp, linear, clamped);
-    py::gil_scoped_release release;
-    tri3d::bias_act_backward_cpu<T>(n, in<T>(y), in<T>(grad_y), params, out<T>(grad_x));
+    if (device == "cpu") {
+      py::gil_scoped_release release;
+      tri3d::bias_act_backward_cpu<T>(n, in<T>(y), in<T>(grad_y), params, out<T>(grad_x));
+#ifdef TRI3D_WITH_CUDA
+    } else if (device == "cuda") {
+      tri3d::bias_act_backward_cuda<T>(n, in<T>(y), in<T>(grad_y), params, out<T>(grad_x),
+                                       reinterpret_cast<void*>(stream));
+#endif
+    } else {
+      throw std::invalid_argument("tri3d._C: no " + device + " build of bias_act_backward");
+    }
   });
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "tri3d native ops (compositor, importance sampler, CPU triplane sampling and bias_act) over raw pointers";
+  m.doc() = "tri3d native ops (compositor, importance sampler, bias_act, CPU triplane sampling) over raw pointers";
 #ifdef TRI3D_WITH_CUDA
   m.attr("with_cuda") = true;
   m.def(
@@ -239,6 +250,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("merge_sorted", &merge_sorted, "Merge sorted coarse with unsorted fine depths: sorted depths + order");
   m.def("triplane_sample_forward", &triplane_sample_forward, "Triplane bilinear sampling, mean of the planes (CPU)");
   m.def("triplane_sample_backward", &triplane_sample_backward, "Gradients of triplane sampling: planes and points (CPU)");
-  m.def("bias_act_forward", &bias_act_forward, "clamp(act(x + bias) * gain): bias + leaky ReLU + gain + clamp (CPU)");
-  m.def("bias_act_backward", &bias_act_backward, "Gradient of bias_act with respect to x, from its output (CPU)");
+  m.def("bias_act_forward", &bias_act_forward, "clamp(act(x + bias) * gain): bias + leaky ReLU + gain + clamp");
+  m.def("bias_act_backward", &bias_act_backward, "Gradient of bias_act with respect to x, from its output");
 }

@@ -3,9 +3,11 @@
 // no-build path (tri3d/_nvrtc.py names them `tri3d::kernels::<name><T>`). Compositing:
 // one warp per ray, lanes split the channels (coalesced [S, C] rows) and compute the
 // per-interval terms for 32 intervals at a time, one each, shared by shuffles. Importance
-// sampling: one thread per (ray, fine sample). Merging: one thread per ray.
+// sampling: one thread per (ray, fine sample). Merging: one thread per ray. bias_act: one
+// thread per element (bias_act.h's core).
 #pragma once
 
+#include "bias_act.h"
 #include "composite.h"
 #include "importance.h"
 
@@ -16,6 +18,8 @@ namespace kernels {
 constexpr int kWarpsPerBlock = 4;       // compositing: rays (warps) per block
 constexpr int kImportanceThreads = 256;  // importance sampling: threads per block
 constexpr int kMergeThreads = 128;       // merging: threads (rays) per block
+constexpr int kBiasActThreads = 256;     // bias_act: threads (elements of a row) per block
+constexpr int kMaxGridY = 65535;         // CUDA's limit on gridDim.y: bias_act's rows loop over it
 // Compositing keeps a lane's channels in registers (composite.h's kSlots) when C is at most
 // this (one channel per lane: the decoder's 32 features, and the coarse pass's none).
 constexpr int kRegisterChannels = 32;
@@ -118,6 +122,54 @@ __global__ void merge_sorted_kernel(int64_t M, int64_t S, int64_t n, const T* co
   int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (r >= M) return;
   merge_sorted_ray(S, n, coarse + r * S, fine + r * n, out_depth + r * (S + n), order + r * (S + n));
+}
+
+// The activation's flags as one kernel argument (NVRTC launches pass plain scalars).
+constexpr int kBiasActLinear = 1;   // act is the identity
+constexpr int kBiasActClamped = 2;  // the clamp applies
+
+template <typename T>
+__device__ BiasAct<T> bias_act_of(T alpha, T gain, T clamp, int flags) {
+  return {alpha, gain, clamp, (flags & kBiasActLinear) != 0, (flags & kBiasActClamped) != 0};
+}
+
+// x, y: [outer, C, inner] seen as rows of `cols` elements: the outer * C rows of inner
+// elements, row r holding channel r % C (inner > 1), or the outer rows of C channels
+// (inner == 1: channels-last maps, [N, C] activations). Grid: x over a row's elements
+// (kBiasActThreads a block), y over the rows, looping when there are more than kMaxGridY;
+// each thread tracks its row's channel without dividing per element. bias may be null.
+template <typename T>
+__global__ void bias_act_forward_kernel(int64_t outer, int64_t C, int64_t inner, const T* x, const T* bias, T alpha,
+                                        T gain, T clamp, int flags, T* y) {
+  const bool rows_are_channels = inner > 1;
+  const int64_t rows = rows_are_channels ? outer * C : outer;
+  const int64_t cols = rows_are_channels ? inner : C;
+  const int64_t col = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (col >= cols) return;
+  const BiasAct<T> a = bias_act_of(alpha, gain, clamp, flags);
+  const int64_t row_step = gridDim.y;
+  const int64_t channel_step = row_step % C;
+  int64_t channel = rows_are_channels ? (int64_t)blockIdx.y % C : col;
+  for (int64_t r = blockIdx.y; r < rows; r += row_step) {
+    const int64_t i = r * cols + col;
+    y[i] = bias_act_value(x[i], bias != nullptr, bias != nullptr ? bias[channel] : T(0), a);
+    if (rows_are_channels) {
+      channel += channel_step;
+      if (channel >= C) channel -= C;
+    }
+  }
+}
+
+// grad_x from the forward's output y and grad_y: n elements, one thread each (a grid-stride
+// loop past the grid's size).
+template <typename T>
+__global__ void bias_act_backward_kernel(int64_t n, const T* y, const T* grad_y, T alpha, T gain, T clamp, int flags,
+                                         T* grad_x) {
+  const BiasAct<T> a = bias_act_of(alpha, gain, clamp, flags);
+  const int64_t step = (int64_t)gridDim.x * blockDim.x;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+    grad_x[i] = bias_act_grad(y[i], grad_y[i], a);
+  }
 }
 
 }  // namespace kernels

@@ -1,6 +1,7 @@
-"""Compile csrc/composite_cuda.cu with nvcc for sm_80 and sm_90 and report ptxas resource
-usage per kernel (compile check for machines that cannot run CUDA); ``kernel_sass`` gives
-the SASS of each kernel for the cost model (bench/sass_report.py).
+"""Compile csrc/composite_cuda.cu (the launchers of every CUDA kernel) with nvcc for sm_80
+and sm_90 and report ptxas resource usage per kernel (compile check for machines that
+cannot run CUDA); ``kernel_sass`` gives the SASS of each kernel for the cost model
+(bench/sass_report.py).
 
 Usage: python csrc/nvcc_report.py [--nvcc PATH]
 """
@@ -18,7 +19,8 @@ SOURCE = Path(__file__).with_name("composite_cuda.cu")
 ARCHS = (80, 90)
 
 
-KERNEL = re.compile(r"(composite_forward_kernel|composite_backward_kernel|importance_kernel|merge_sorted_kernel)I([fd])")
+KERNEL = re.compile(r"(composite_forward_kernel|composite_backward_kernel|importance_kernel|merge_sorted_kernel|"
+                    r"bias_act_forward_kernel|bias_act_backward_kernel)I([fd])")
 
 
 def kernel_label(mangled: str) -> str:

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "bias_act.h"
+
 namespace tri3d {
 
 template <typename T>
@@ -21,7 +23,7 @@ void importance_cpu(int64_t M, int64_t S, int64_t n, const T* depth, const T* we
 template <typename T>
 void merge_sorted_cpu(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order);
 
-// Triplane sampling (CPU only; CUDA's path is Triton). P points xyz [P, 3] reading
+// Triplane sampling (CPU only; CUDA's path is Triton's fused sample + decode). P points xyz [P, 3] reading
 // triplane plane_of [P] of the channels-last planes [NT, 3, H, W, C]; axes: the (u, v)
 // coordinate index of each plane (6 ints); scale = 2 / box_warp. out: [P, C];
 // grad_planes: [NT, 3, H, W, C] (overwritten); grad_xyz: [P, 3] or null (not computed).
@@ -34,17 +36,7 @@ void triplane_sample_backward_cpu(int64_t P, int64_t NT, int64_t H, int64_t W, i
                                   const T* xyz, const int64_t* plane_of, const int* axes, T scale, const T* grad_out,
                                   T* grad_planes, T* grad_xyz);
 
-// StyleGAN2's bias_act on the CPU: y = clamp(act(x + bias) * gain, -clamp, clamp), act = leaky ReLU (slope alpha) or the
-// identity; gain > 0 and alpha >= 0 (the backward reads the sign of y).
-template <typename T>
-struct BiasAct {
-  T alpha;
-  T gain;
-  T clamp;
-  bool linear;   // act is the identity
-  bool clamped;  // clamp applies
-};
-
+// StyleGAN2's bias_act (bias_act.h): y = clamp(act(x + bias) * gain, -clamp, clamp).
 // x, y: [outer, C, inner] contiguous; bias: [C] or null (no bias).
 template <typename T>
 void bias_act_forward_cpu(int64_t outer, int64_t C, int64_t inner, const T* x, const T* bias, const BiasAct<T>& a,
@@ -71,6 +63,13 @@ void importance_cuda(int64_t M, int64_t S, int64_t n, const T* depth, const T* w
 template <typename T>
 void merge_sorted_cuda(int64_t M, int64_t S, int64_t n, const T* coarse, const T* fine, T* out_depth, int64_t* order,
                        void* stream);
+
+template <typename T>
+void bias_act_forward_cuda(int64_t outer, int64_t C, int64_t inner, const T* x, const T* bias, const BiasAct<T>& a,
+                           T* y, void* stream);
+
+template <typename T>
+void bias_act_backward_cuda(int64_t n, const T* y, const T* grad_y, const BiasAct<T>& a, T* grad_x, void* stream);
 
 // The CUDA runtime this module was built with, the newest runtime the installed driver
 // supports (0: no driver) and the number of visible devices (0 when none or on error).

@@ -26,9 +26,11 @@ from typing import Sequence
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "csrc"  # a source checkout (pip install -e .)
 ENTRY_SOURCE = '#include "kernels.cuh"\n'
-KERNEL_NAMES = ("composite_forward_kernel", "composite_backward_kernel", "importance_kernel", "merge_sorted_kernel")
+KERNEL_NAMES = ("composite_forward_kernel", "composite_backward_kernel", "importance_kernel", "merge_sorted_kernel",
+                "bias_act_forward_kernel", "bias_act_backward_kernel")
 C_TYPES = {"float32": "float", "float64": "double"}  # the extension's dtype names -> template arguments
-LAUNCH_CONSTANTS = ("kWarpsPerBlock", "kImportanceThreads", "kMergeThreads", "kMergeMaxFine")
+LAUNCH_CONSTANTS = ("kWarpsPerBlock", "kImportanceThreads", "kMergeThreads", "kMergeMaxFine", "kBiasActThreads",
+                    "kMaxGridY", "kBiasActLinear", "kBiasActClamped")
 CONSTANT_HEADERS = ("kernels.cuh", "importance.h")  # where LAUNCH_CONSTANTS are defined
 
 
@@ -90,12 +92,14 @@ def _module(device_index: int, arch: str):  # arch keys the cache: one compile p
     return module
 
 
-def _args(named: Sequence[tuple[str, str, int]]) -> tuple:
-    """Kernel arguments by value: ``(parameter name, "i64" or "ptr", value)``, in the
-    kernel's parameter order (a test compares the names with ``kernels.cuh``)."""
+def _args(named: Sequence[tuple[str, str, float]], dtype: str) -> tuple:
+    """Kernel arguments by value: ``(parameter name, kind, value)`` in the kernel's
+    parameter order (a test compares the names with ``kernels.cuh``); kind "i64", "i32",
+    "ptr", or "real" (the kernel's ``T``: ``dtype``)."""
     import numpy as np
 
-    return tuple(np.int64(v) if kind == "i64" else np.uint64(v) for _, kind, v in named)
+    types = {"i64": np.int64, "i32": np.int32, "ptr": np.uint64, "real": np.dtype(dtype).type}
+    return tuple(types[kind](v) for _, kind, v in named)
 
 
 class NvrtcKernels:
@@ -105,8 +109,8 @@ class NvrtcKernels:
         self._launch_fn = launch or self._cupy_launch  # tests pass a recorder
 
     @staticmethod
-    def _cupy_launch(kernel: str, dtype: str, grid: int, block: int, named: Sequence[tuple[str, str, int]],
-                     stream: int) -> None:
+    def _cupy_launch(kernel: str, dtype: str, grid: tuple[int, ...], block: int,
+                     named: Sequence[tuple[str, str, float]], stream: int) -> None:
         import cupy
         import torch
 
@@ -114,15 +118,18 @@ class NvrtcKernels:
         major, minor = torch.cuda.get_device_capability(index)
         function = _module(index, f"sm_{major}{minor}").get_function(name_expression(kernel, dtype))
         with cupy.cuda.Device(index):
-            function((grid,), (block,), _args(named), stream=cupy.cuda.ExternalStream(stream, index))
+            function(grid, (block,), _args(named, dtype), stream=cupy.cuda.ExternalStream(stream, index))
 
-    def _launch(self, device: str, kernel: str, dtype: str, grid: int, block: int,
-                named: Sequence[tuple[str, str, int]], stream: int) -> None:
+    def _launch(self, device: str, kernel: str, dtype: str, grid: int | tuple[int, int], block: int,
+                named: Sequence[tuple[str, str, float]], stream: int) -> None:
+        """Launch ``kernel`` on ``grid`` blocks (x, or (x, y)) of ``block`` threads; no
+        launch when the grid is empty."""
         if device != "cuda":
             raise ValueError(f"tri3d NVRTC kernels run on CUDA tensors, not {device}")
         if dtype not in C_TYPES:
             raise ValueError(f"tri3d NVRTC kernels: dtype must be float32 or float64, got {dtype}")
-        if grid > 0:
+        grid = (grid,) if isinstance(grid, int) else tuple(grid)
+        if min(grid) > 0:
             self._launch_fn(kernel, dtype, grid, block, named, stream)
 
     def composite_forward(self, device: str, dtype: str, M: int, S: int, C: int, sigma: int, rgb: int, depth: int,
@@ -159,6 +166,31 @@ class NvrtcKernels:
         self._launch(device, "merge_sorted_kernel", dtype, -(-M // threads), threads, [
             ("M", "i64", M), ("S", "i64", S), ("n", "i64", n), ("coarse", "ptr", coarse), ("fine", "ptr", fine),
             ("out_depth", "ptr", out_depth), ("order", "ptr", order)], stream)
+
+    @staticmethod
+    def _bias_act_scalars(alpha: float, gain: float, clamp: float, linear: bool,
+                          clamped: bool) -> list[tuple[str, str, float]]:
+        if not (gain > 0 and alpha >= 0 and (not clamped or clamp > 0)):  # as the extension checks
+            raise ValueError("tri3d NVRTC kernels: bias_act needs gain > 0, alpha >= 0 and clamp > 0")
+        c = launch_constants()
+        flags = (c["kBiasActLinear"] if linear else 0) | (c["kBiasActClamped"] if clamped else 0)
+        return [("alpha", "real", alpha), ("gain", "real", gain), ("clamp", "real", clamp), ("flags", "i32", flags)]
+
+    def bias_act_forward(self, device: str, dtype: str, outer: int, C: int, inner: int, x: int, bias: int, alpha: float,
+                         gain: float, clamp: float, linear: bool, clamped: bool, y: int, stream: int) -> None:
+        c = launch_constants()
+        rows, cols = (outer * C, inner) if inner > 1 else (outer, C)  # as the kernel sees the rows
+        grid = (-(-cols // c["kBiasActThreads"]), min(rows, c["kMaxGridY"]))
+        self._launch(device, "bias_act_forward_kernel", dtype, grid, c["kBiasActThreads"], [
+            ("outer", "i64", outer), ("C", "i64", C), ("inner", "i64", inner), ("x", "ptr", x), ("bias", "ptr", bias),
+            *self._bias_act_scalars(alpha, gain, clamp, linear, clamped), ("y", "ptr", y)], stream)
+
+    def bias_act_backward(self, device: str, dtype: str, n: int, y: int, grad_y: int, alpha: float, gain: float,
+                          clamp: float, linear: bool, clamped: bool, grad_x: int, stream: int) -> None:
+        threads = launch_constants()["kBiasActThreads"]
+        self._launch(device, "bias_act_backward_kernel", dtype, min(-(-n // threads), 2**31 - 1), threads, [
+            ("n", "i64", n), ("y", "ptr", y), ("grad_y", "ptr", grad_y),
+            *self._bias_act_scalars(alpha, gain, clamp, linear, clamped), ("grad_x", "ptr", grad_x)], stream)
 
 
 @functools.lru_cache(maxsize=1)

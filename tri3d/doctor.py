@@ -171,10 +171,9 @@ CHECKS = [
     OpCheck("merge_samples", NATIVE, NATIVE, _make_merge, _call_merge),
     OpCheck("triplane_decode", {"triton": triton_unavailable, "cpp": _backend.cpp_unavailable},
             {"triton": triton_auto_unavailable, "cpp": _backend.cpp_unavailable}, _make_triplane, _call_triplane),
-    OpCheck("modulated_conv2d", {"triton": triton_unavailable, "cpp": _backend.cpp_unavailable},
-            {"triton": _modconv_auto, "cpp": _backend.cpp_unavailable}, _make_modconv, _call_modconv),
-    OpCheck("bias_lrelu", {"cpp": _backend.cpp_unavailable}, {"cpp": _backend.cpp_unavailable}, _make_bias_act,
-            _call_bias_act),
+    OpCheck("modulated_conv2d", {"triton": triton_unavailable, **NATIVE}, {"triton": _modconv_auto, **NATIVE},
+            _make_modconv, _call_modconv),
+    OpCheck("bias_lrelu", NATIVE, NATIVE, _make_bias_act, _call_bias_act),
 ]
 
 

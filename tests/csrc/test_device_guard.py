@@ -12,7 +12,7 @@ import torch
 
 from tri3d import _backend, _nvrtc
 from tri3d.models import TriplaneDecoder
-from tri3d.ops import composite, modulated_conv2d, triplane_decode
+from tri3d.ops import bias_lrelu, composite, modulated_conv2d, triplane_decode
 from tri3d.ops import importance_depths, merge_samples
 
 
@@ -58,8 +58,10 @@ def test_native_calls_run_under_the_tensors_device(guard, native_ext, monkeypatc
     fine = importance_depths(depths, out[2].detach(), 4, impl="cpp")
     merge_samples(depths, sigma.detach(), rgb.detach(), fine, sigma.detach()[:, :, :4], rgb.detach()[:, :, :4],
                   impl="cpp")
+    bias_lrelu(torch.randn(2, 3, 4, requires_grad=True), torch.randn(3), impl="cpp").sum().backward()
     assert guard["launched"] == [(name, torch.device("cpu")) for name in
-                                 ("composite_forward", "composite_backward", "importance", "merge_sorted")]
+                                 ("composite_forward", "composite_backward", "importance", "merge_sorted",
+                                  "bias_act_forward", "bias_act_backward")]
 
 
 def test_triton_launches_run_under_the_tensors_device(guard, device):

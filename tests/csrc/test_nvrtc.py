@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tri3d import _backend, _nvrtc
-from tri3d.ops import composite, importance_depths, merge_samples
+from tri3d.ops import bias_lrelu, composite, importance_depths, merge_samples
 from tri3d.testing import FLOORS, assert_fused_close
 
 
@@ -51,7 +51,11 @@ CALLS = {  # entry point -> the kernel it launches
     "composite_backward": "composite_backward_kernel",
     "importance": "importance_kernel",
     "merge_sorted": "merge_sorted_kernel",
+    "bias_act_forward": "bias_act_forward_kernel",
+    "bias_act_backward": "bias_act_backward_kernel",
 }
+SIZES = ("M", "S", "C", "n", "outer", "inner")  # passed as i64; the activation's constants as the kernel's T
+REALS = ("alpha", "gain", "clamp")
 
 
 @pytest.mark.parametrize("entry", sorted(CALLS))
@@ -63,13 +67,16 @@ def test_launch_passes_the_kernel_parameters_in_order(entry):
     values = {p: 1000 + 7 * i for i, p in enumerate(params)}  # distinct values: a swap shows
     if entry == "merge_sorted":
         values["n"] = 77  # within kMergeMaxFine, still distinct
+    if entry.startswith("bias_act"):  # a leaky ReLU without the clamp: flags = 0
+        values.update(linear=False, clamped=False)
     method("cuda", "float64", **values, stream=55)
     (kernel, dtype, grid, block, named, stream), = launches
     assert (kernel, dtype, stream) == (CALLS[entry], "float64", 55)
     declared = _kernel_parameters()[kernel]
     assert [n for n, _, _ in named] == declared
-    assert [v for _, _, v in named] == [values[n] for n in declared]
-    assert all(kind == ("i64" if n in ("M", "S", "C", "n") else "ptr") for n, kind, _ in named)
+    assert [v for _, _, v in named] == [0 if n == "flags" else values[n] for n in declared]
+    kinds = {n: "i64" if n in SIZES else "real" if n in REALS else "i32" if n == "flags" else "ptr" for n in declared}
+    assert all(kind == kinds[n] for n, kind, _ in named)
 
 
 def test_launch_shapes_cover_every_ray_once():
@@ -83,7 +90,38 @@ def test_launch_shapes_cover_every_ray_once():
     kernels.composite_forward("cuda", "float32", 0, S, C, *range(6), 0)  # no rays: no launch
     # composite: one warp per ray, 4 warps a block; importance: one thread per fine
     # sample; merge: one thread per ray (kernels.cuh's constants).
-    assert launches == [(251, 128), (251, 128), (-(-M * n // 256), 256), (8, 128)]
+    assert launches == [((251,), 128), ((251,), 128), ((-(-M * n // 256),), 256), ((8,), 128)]
+
+
+def test_bias_act_launch_shapes_cover_every_element():
+    """The forward's grid: x over a row's elements (256 a block), y over the rows, capped
+    at CUDA's 65535 (the kernel loops over the rest); the backward: one thread an element."""
+    launches = []
+    kernels = _nvrtc.NvrtcKernels(launch=lambda *call: launches.append(call[2:4]))
+    act = dict(alpha=0.2, gain=2 ** 0.5, clamp=0.0, linear=False, clamped=False)
+    kernels.bias_act_forward("cuda", "float32", 3, 37, 19 * 23, 1, 2, **act, y=3, stream=0)  # NCHW: rows of channels
+    kernels.bias_act_forward("cuda", "float32", 3 * 19 * 23, 37, 1, 1, 2, **act, y=3, stream=0)  # channels-last rows
+    kernels.bias_act_forward("cuda", "float32", 70000, 300, 1, 1, 0, **act, y=3, stream=0)  # more rows than gridDim.y
+    kernels.bias_act_forward("cuda", "float32", 0, 37, 5, 1, 2, **act, y=3, stream=0)  # nothing: no launch
+    kernels.bias_act_backward("cuda", "float32", 3 * 37 * 437, 1, 2, **act, grad_x=3, stream=0)
+    assert launches == [((2, 111), 256), ((1, 1311), 256), ((2, 65535), 256), ((-(-3 * 37 * 437 // 256),), 256)]
+
+
+def test_bias_act_scalars_are_the_kernels_type_and_flags():
+    launches = []
+    kernels = _nvrtc.NvrtcKernels(launch=lambda *call: launches.append(call))
+    for dtype, linear, clamped in [("float32", True, False), ("float64", False, True)]:
+        kernels.bias_act_backward("cuda", dtype, 10, 1, 2, alpha=0.2, gain=1.5, clamp=0.7, linear=linear,
+                                  clamped=clamped, grad_x=3, stream=0)
+    flags = [dict((n, v) for n, _, v in call[4])["flags"] for call in launches]
+    assert flags == [1, 2]  # kBiasActLinear, kBiasActClamped
+    args = _nvrtc._args(launches[0][4], "float32")
+    assert [type(a).__name__ for a in args] == ["int64", "uint64", "uint64", "float32", "float32", "float32", "int32",
+                                                 "uint64"]
+    assert _nvrtc._args(launches[1][4], "float64")[3].dtype.name == "float64"
+    with pytest.raises(ValueError, match="bias_act needs gain > 0, alpha >= 0 and clamp > 0"):
+        kernels.bias_act_backward("cuda", "float32", 10, 1, 2, alpha=0.2, gain=0.0, clamp=0.0, linear=False,
+                                  clamped=False, grad_x=3, stream=0)
 
 
 def test_only_cuda_and_the_two_float_types():
@@ -174,6 +212,36 @@ def test_cuda_sampling_and_merge_match_reference(cuda_kernels):
     merged = merge_samples(*(t.cuda() for t in inputs), impl="cuda")
     for a, r in zip(merged, merged_ref):
         torch.testing.assert_close(a.cpu(), r, rtol=0, atol=0)
+
+
+# (shape, layout): NCHW and channels-last maps not multiples of the 256-thread block, [N, C]
+# rows, and more rows than CUDA's gridDim.y (65535), so that the kernel's row loop wraps
+# and tracks each row's channel: 130 x 512 NCHW rows, 2 x 200 x 180 channels-last rows.
+CUDA_BIAS_ACT_CASES = [((3, 37, 19, 23), "contiguous"), ((3, 37, 19, 23), "channels_last"), ((5, 37), "contiguous"),
+                       ((130, 512, 3, 3), "contiguous"), ((2, 7, 200, 180), "channels_last")]
+
+
+@pytest.mark.parametrize("shape,layout", CUDA_BIAS_ACT_CASES)
+@pytest.mark.parametrize("clamp", [None, 0.8])
+def test_cuda_bias_act_is_the_reference_bits(cuda_kernels, shape, layout, clamp):
+    """The CUDA kernels run bias_act.h's core, which rounds as the reference does: output
+    and x's gradient equal to the bit (CPU reference, fp32); the bias gradient (torch's
+    sums, in another order) by the tolerance rule against the fp64 reference."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(shape, generator=g)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    b, cot = torch.randn(shape[1], generator=g), torch.randn(shape, generator=g, dtype=torch.float64)
+
+    def run(impl, device, dtype=torch.float32):
+        xx, bb = x.to(device, dtype).requires_grad_(), b.to(device, dtype).requires_grad_()
+        out = bias_lrelu(xx, bb, clamp=clamp, impl=impl)
+        return [t.cpu() for t in (out, *torch.autograd.grad(out, [xx, bb], cot.to(device, dtype)))]
+
+    ref64, ref, got = run("ref", "cpu", torch.float64), run("ref", "cpu"), run("cuda", "cuda")
+    assert torch.equal(got[0], ref[0]), "output"
+    assert torch.equal(got[1], ref[1]), "x gradient"
+    assert_fused_close(got[2], ref[2], ref64[2], FLOORS["fp32"], "bias gradient")
 
 
 def test_cupy_is_optional_for_import():

@@ -1,5 +1,7 @@
-"""Bias + leaky ReLU with gain and optional clamp (StyleGAN2's bias_act): the reference
-and the C++ path for CPU tensors (``csrc/bias_act_cpu.cpp``)."""
+"""Bias + leaky ReLU with gain and optional clamp (StyleGAN2's bias_act): the reference,
+and the native path over one per-element core (``csrc/bias_act.h``): a C++ loop for CPU
+tensors (``csrc/bias_act_cpu.cpp``) and a CUDA kernel for CUDA tensors
+(``csrc/kernels.cuh``)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tri3d import _backend
-from tri3d._backend import cpp_unavailable
+from tri3d._backend import NATIVE_DTYPES, cpp_unavailable, cuda_unavailable, device_name, stream_handle
 from tri3d.ops._dispatch import always, resolve_impl
 
 LRELU_ALPHA = 0.2
@@ -37,7 +39,7 @@ def bias_lrelu_ref(
     return x
 
 
-# ---------------------------------------------------------------- C++ (CPU) path
+# ---------------------------------------------------------------- native path (C++ on CPU, CUDA)
 
 
 def _rows(t: Tensor, channels_last: bool) -> Tensor:  # [N, C, ...] -> [outer, C, inner], a view
@@ -66,7 +68,8 @@ def bias_lrelu_native_forward(
     clamp: float | None,
     linear: bool,
 ) -> Tensor:  # [N, C, ...], x's memory layout
-    """Launch the C++ forward; every pointer's tensor is checked against the sizes passed."""
+    """Launch the native forward on ``x``'s device; every pointer's tensor is checked
+    against the sizes passed."""
     channels_last = _is_channels_last(x)
     if not channels_last:
         x = x.contiguous()
@@ -78,8 +81,10 @@ def bias_lrelu_native_forward(
         ("x", x_rows, (outer, C, inner), dt), ("b", b, (C,), dt), ("out", y_rows, (outer, C, inner), dt),
     ])
     clamp_value, clamped = _clamp_args(clamp)
-    _backend.native().bias_act_forward("cpu", _backend.NATIVE_DTYPES[dt], outer, C, inner, *pointers[:2], alpha,
-                                       gain, clamp_value, linear, clamped, pointers[2])
+    with _backend.on_device(x.device):
+        _backend.kernels_for(x.device).bias_act_forward(device_name(x), NATIVE_DTYPES[dt], outer, C, inner,
+                                                        *pointers[:2], alpha, gain, clamp_value, linear, clamped,
+                                                        pointers[2], stream_handle(x))
     return y
 
 
@@ -91,7 +96,8 @@ def bias_lrelu_native_backward(
     clamp: float | None,
     linear: bool,
 ) -> Tensor:  # grad_x [N, C, ...], y's memory layout
-    """Launch the C++ backward (x's gradient from y and the incoming gradient)."""
+    """Launch the native backward on ``y``'s device (x's gradient from y and the incoming
+    gradient)."""
     channels_last = _is_channels_last(y)
     grad_y = grad_y.to(y.dtype).contiguous(memory_format=torch.channels_last if channels_last else
                                            torch.contiguous_format)
@@ -102,13 +108,15 @@ def bias_lrelu_native_backward(
         ("y", rows[0], shape, dt), ("grad_y", rows[1], shape, dt), ("grad_x", rows[2], shape, dt),
     ])
     clamp_value, clamped = _clamp_args(clamp)
-    _backend.native().bias_act_backward("cpu", _backend.NATIVE_DTYPES[dt], y.numel(), *pointers[:2], alpha, gain,
-                                        clamp_value, linear, clamped, pointers[2])
+    with _backend.on_device(y.device):
+        _backend.kernels_for(y.device).bias_act_backward(device_name(y), NATIVE_DTYPES[dt], y.numel(), *pointers[:2],
+                                                         alpha, gain, clamp_value, linear, clamped, pointers[2],
+                                                         stream_handle(y))
     return grad_x
 
 
 class _BiasLreluNative(torch.autograd.Function):
-    """C++ bias_act; the backward reads only the output. Under ``create_graph`` (R1's
+    """Native bias_act (C++ or CUDA); the backward reads only the output. Under ``create_graph`` (R1's
     gradient penalty differentiates D's input gradient) the backward is ``grad_y`` times
     the local slope as a constant, which is what the reference's double backward gives:
     the slope and the clamp's mask are piecewise constant in the input."""
@@ -134,8 +142,8 @@ class _BiasLreluNative(torch.autograd.Function):
 
 
 def _native_unsupported(x: Tensor, alpha: float, gain: float) -> str | None:
-    """Why the C++ path cannot compute this call (``None`` when it can)."""
-    if x.dtype not in _backend.NATIVE_DTYPES:
+    """Why the native path cannot compute this call (``None`` when it can)."""
+    if x.dtype not in NATIVE_DTYPES:
         return f"computes float32 / float64, got {x.dtype}"
     if not (gain > 0 and alpha >= 0):
         return f"needs gain > 0 and alpha >= 0 (its backward reads the output's sign), got gain={gain}, alpha={alpha}"
@@ -164,21 +172,24 @@ def bias_lrelu(
         gain: output scale.
         clamp: clamp the output to ``[-clamp, clamp]`` (None: no clamp); > 0.
         linear: identity instead of leaky ReLU.
-        impl: "auto", "ref" or "cpp" (CPU tensors, fp32 / fp64: one C++ pass forward and
-            one backward, reading the output; ``auto`` takes it on CPU tensors it can
-            compute and the reference otherwise).
+        impl: "auto", "ref", "cpp" (CPU tensors) or "cuda" (CUDA tensors): the native
+            paths take fp32 / fp64 and make one pass forward and one backward, reading
+            the output; ``auto`` takes the native path of the tensors' device for the
+            calls it can compute (fp32 / fp64) and the reference otherwise (bf16 / fp16
+            under autocast).
 
     Returns:
         ``[N, C, ...]``, in ``x``'s memory layout.
     """
     if clamp is not None and not clamp > 0:
         raise ValueError(f"bias_lrelu: clamp must be > 0 or None, got {clamp}")
-    if resolve_impl("bias_lrelu", impl, x.device, {"cpp": cpp_unavailable, "ref": always}) == "cpp":
+    paths = {"cuda": cuda_unavailable, "cpp": cpp_unavailable, "ref": always}
+    if resolve_impl("bias_lrelu", impl, x.device, paths) != "ref":
         reason = _native_unsupported(x, alpha, gain)
         if reason is None:
             bias = None if b is None else b.to(x.dtype).contiguous()
             return _BiasLreluNative.apply(x, bias, float(alpha), float(gain), None if clamp is None else float(clamp),
                                           linear)
-        if impl == "cpp":
-            raise ValueError(f"bias_lrelu: impl='cpp' {reason}")
+        if impl != "auto":
+            raise ValueError(f"bias_lrelu: impl={impl!r} {reason}")
     return bias_lrelu_ref(x, b, alpha=alpha, gain=gain, clamp=clamp, linear=linear)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tri3d import _backend
-from tri3d._backend import cpp_unavailable
+from tri3d._backend import cpp_unavailable, cuda_unavailable
 from tri3d.ops._checks import check_same_size, check_tensor
 from tri3d.ops._dispatch import always, resolve_impl, triton_auto_unavailable, triton_unavailable
 from tri3d.ops._layout import conv_input
@@ -354,23 +354,25 @@ def modulated_conv2d(
         clamp: clamp the output to ``[-clamp, clamp]`` (None: no clamp).
         precision: dot operands of the Triton path: "ieee", "tf32", "bf16" or "fp16"
             (default: from the activation dtype; fp32 follows ``cudnn.allow_tf32``).
-        impl: "auto" (Triton on CUDA for ``up=1`` with bf16/fp16/TF32 dots; on CPU
-            tensors "cpp"; else the reference), "ref", "triton" or "cpp" (the reference's
-            convolutions with ``bias_lrelu``'s C++ epilogue, where it computes the dtype).
+        impl: "auto" ("cuda" on CUDA tensors, "cpp" on CPU tensors, else the
+            reference), "ref", "triton" (``up=1`` with bf16/fp16/TF32 dots; never chosen
+            by "auto": cuDNN was faster on the GPUs measured), "cuda" or "cpp" (the
+            reference's convolutions with ``bias_lrelu``'s native epilogue on the
+            tensors' device, where it computes the dtype).
 
     Returns:
         ``[N, O, H * up, W * up]``; channels-last memory from the Triton path, and from
         the reference on the CPU (``tri3d.ops._layout.conv_input``).
     """
     device = x.device if isinstance(x, Tensor) else torch.device("cpu")
-    paths = {"triton": _triton_reason(x, weight, up, padding, explicit=impl == "triton"), "cpp": cpp_unavailable,
-             "ref": always}
+    paths = {"triton": _triton_reason(x, weight, up, padding, explicit=impl == "triton"), "cuda": cuda_unavailable,
+             "cpp": cpp_unavailable, "ref": always}
     epilogue = dict(bias=bias, noise=noise, noise_strength=noise_strength, activation=activation, gain=gain,
                     clamp=clamp)
     chosen = resolve_impl("modulated_conv2d", impl, device, paths)
     if chosen == "triton":
         return modulated_conv2d_fused(x, weight, styles, demodulate=demodulate, precision=precision, **epilogue)
-    if chosen == "cpp":
+    if chosen in ("cuda", "cpp"):
         return _modulated_conv2d_torch(x, weight, styles, demodulate=demodulate, up=up, padding=padding, **epilogue,
                                        epilogue_impl="auto")
     return modulated_conv2d_ref(x, weight, styles, demodulate=demodulate, up=up, padding=padding, **epilogue)

@@ -116,10 +116,11 @@ def bias_lrelu_native_backward(
 
 
 class _BiasLreluNative(torch.autograd.Function):
-    """Native bias_act (C++ or CUDA); the backward reads only the output. Under ``create_graph`` (R1's
-    gradient penalty differentiates D's input gradient) the backward is ``grad_y`` times
-    the local slope as a constant, which is what the reference's double backward gives:
-    the slope and the clamp's mask are piecewise constant in the input."""
+    """Native bias_act (C++ or CUDA); the backward reads only the output. Under
+    ``create_graph`` (R1's gradient penalty differentiates D's input gradient) the
+    backward is ``grad_y`` times the local slope as a constant, which is what the
+    reference's double backward gives: the slope and the clamp's mask are piecewise
+    constant in the input."""
 
     @staticmethod
     def forward(ctx, x: Tensor, b: Tensor | None, alpha: float, gain: float, clamp: float | None, linear: bool):

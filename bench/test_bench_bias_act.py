@@ -17,7 +17,7 @@ import torch
 from tri3d.ops import bias_lrelu
 
 from roofline import bias_act_dram_bytes, floors, report
-from timing import time_case
+from timing import cuda_peak_mb, time_case
 
 CUDA = torch.cuda.is_available()
 SHAPE = (8, 128, 128, 128) if CUDA else (8, 64, 32, 32)
@@ -51,15 +51,7 @@ def test_bias_act(benchmark, impl, mode):
         x.grad = b.grad = None
 
     step()
-    peak_mb = None
-    if CUDA:
-        zero_grads()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+    peak_mb = cuda_peak_mb(step, zero_grads)
     timing = time_case(benchmark, step, rounds=20 if CUDA else 10, warmup=2, setup=zero_grads)
     n = x.numel()
     benchmark.extra_info.update(

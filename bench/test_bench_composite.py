@@ -17,7 +17,7 @@ import torch
 from tri3d.ops import composite
 
 from roofline import composite_dram_bytes, floors, report
-from timing import time_case
+from timing import cuda_peak_mb, time_case
 
 CUDA = torch.cuda.is_available()
 B, R, S, C = 8 if CUDA else 1, 4096, 96, 32
@@ -53,15 +53,7 @@ def test_composite(benchmark, impl, mode):
         sigma.grad = rgb.grad = None
 
     step()
-    peak_mb = None
-    if CUDA:
-        zero_grads()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+    peak_mb = cuda_peak_mb(step, zero_grads)
     timing = time_case(benchmark, step, rounds=20 if CUDA else 5, warmup=2 if CUDA else 1, setup=zero_grads)
     rays = B * R
     bytes_ = composite_dram_bytes(rays, S, C, backward=mode == "fwd+bwd")

@@ -30,7 +30,7 @@ from tri3d.ops import modulated_conv2d
 from tri3d.runs.config import preset
 
 from roofline import floors, report
-from timing import time_case
+from timing import cuda_peak_mb, time_case
 
 CUDA = torch.cuda.is_available()
 BATCH = 8 if CUDA else 2
@@ -133,12 +133,7 @@ def test_synthesis_network(benchmark, monkeypatch, impl, dtype):
         net.zero_grad(set_to_none=True)
 
     step()
-    zero_grads()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    step()
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() / 2**20
+    peak = cuda_peak_mb(step, zero_grads, above_allocated=False)
     timing = time_case(benchmark, step, rounds=10, warmup=1, setup=zero_grads)
     benchmark.extra_info.update(**timing, images_per_s=BATCH / (timing["ms"] * 1e-3), peak_mb=peak,
                                 device=torch.cuda.get_device_name())

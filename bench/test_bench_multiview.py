@@ -16,7 +16,7 @@ from tri3d.models import GeneratorConfig, RendererConfig, TriplaneGenerator
 from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
 from tri3d.runs.config import preset
 
-from timing import time_case
+from timing import cuda_peak_mb, time_case
 
 CUDA = torch.cuda.is_available()
 
@@ -56,14 +56,7 @@ def test_generator_multiview(benchmark, monkeypatch, views, impl):
         G.zero_grad(set_to_none=True)
 
     step()
-    peak = None
-    if CUDA:
-        zero_grads()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**20
+    peak = cuda_peak_mb(step, zero_grads, above_allocated=False)
     timing = time_case(benchmark, step, rounds=10 if CUDA else 3, warmup=1, setup=zero_grads)
     benchmark.extra_info.update(**timing, images_per_s=batch * views / (timing["ms"] * 1e-3), peak_mb=peak,
                                 views=views, impl=impl, device=torch.cuda.get_device_name() if CUDA else "cpu")

@@ -33,7 +33,7 @@ from tri3d.ops import triplane_decode
 from tri3d.utils.memory import SavedTensorBytes
 
 from roofline import floors, report, triplane_decode_dram_bytes
-from timing import time_case
+from timing import cuda_peak_mb, time_case
 
 CUDA = torch.cuda.is_available()
 SIZES = {
@@ -102,15 +102,7 @@ def test_triplane_decode(benchmark, monkeypatch, size, impl, precision, dtype, m
     saved = SavedTensorBytes()
     with saved.count():  # activation memory: what autograd keeps for backward (planes included)
         step()  # compile / warm up
-    peak_mb = None
-    if CUDA:
-        zero_grads()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+    peak_mb = cuda_peak_mb(step, zero_grads)
     timing = time_case(benchmark, step, rounds=20 if CUDA else 3, warmup=2 if CUDA else 0, setup=zero_grads)
     points = cfg["B"] * cfg["N"]
     floor = floors(*model_cost(cfg, planes.element_size(), mode == "fwd+bwd"), precision)

@@ -68,3 +68,20 @@ def time_case(benchmark, step: Callable[[], object], *, rounds: int, warmup: int
                 "timer": "cuda-events, L2 flushed, gradients zeroed"}
     benchmark.pedantic(step, setup=setup, rounds=rounds, warmup_rounds=warmup, iterations=1)
     return {"ms": benchmark.stats.stats.median * 1e3, "timer": "wall clock (CPU)"}
+
+
+def cuda_peak_mb(step: Callable[[], object], setup: Callable[[], object], *, above_allocated: bool = True
+                 ) -> float | None:
+    """Peak CUDA memory (MB) of one run of ``step`` after ``setup()`` (``None`` off CUDA):
+    above what was allocated before it (the step's own working memory: activations,
+    gradients, workspaces), or the whole peak with ``above_allocated=False`` (weights
+    included)."""
+    if not torch.cuda.is_available():
+        return None
+    setup()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated() if above_allocated else 0
+    step()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20

@@ -72,8 +72,8 @@ void merge_sorted_cuda(int64_t M, int64_t S, int64_t n, const T* coarse, const T
 template <typename T>
 void bias_act_forward_cuda(int64_t outer, int64_t C, int64_t inner, const T* x, const T* bias, const BiasAct<T>& a,
                            T* y, void* stream) {
-  const int64_t rows = inner > 1 ? outer * C : outer;  // as the kernel sees the rows
-  const int64_t cols = inner > 1 ? inner : C;
+  const int64_t rows = inner != 1 ? outer * C : outer;  // as the kernel sees the rows
+  const int64_t cols = inner != 1 ? inner : C;
   if (rows == 0 || cols == 0) return;
   const dim3 grid((unsigned)((cols + kBiasActThreads - 1) / kBiasActThreads),
                   (unsigned)(rows < kMaxGridY ? rows : kMaxGridY));

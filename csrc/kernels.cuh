@@ -134,14 +134,15 @@ __device__ BiasAct<T> bias_act_of(T alpha, T gain, T clamp, int flags) {
 }
 
 // x, y: [outer, C, inner] seen as rows of `cols` elements: the outer * C rows of inner
-// elements, row r holding channel r % C (inner > 1), or the outer rows of C channels
-// (inner == 1: channels-last maps, [N, C] activations). Grid: x over a row's elements
-// (kBiasActThreads a block), y over the rows, looping when there are more than kMaxGridY;
-// each thread tracks its row's channel without dividing per element. bias may be null.
+// elements, row r holding channel r % C (inner != 1; an empty map, inner 0, has no
+// columns), or the outer rows of C channels (inner == 1: channels-last maps, [N, C]
+// activations). Grid: x over a row's elements (kBiasActThreads a block), y over the rows,
+// looping when there are more than kMaxGridY; each thread tracks its row's channel
+// without dividing per element. bias may be null.
 template <typename T>
 __global__ void bias_act_forward_kernel(int64_t outer, int64_t C, int64_t inner, const T* x, const T* bias, T alpha,
                                         T gain, T clamp, int flags, T* y) {
-  const bool rows_are_channels = inner > 1;
+  const bool rows_are_channels = inner != 1;
   const int64_t rows = rows_are_channels ? outer * C : outer;
   const int64_t cols = rows_are_channels ? inner : C;
   const int64_t col = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;

@@ -179,7 +179,7 @@ class NvrtcKernels:
     def bias_act_forward(self, device: str, dtype: str, outer: int, C: int, inner: int, x: int, bias: int, alpha: float,
                          gain: float, clamp: float, linear: bool, clamped: bool, y: int, stream: int) -> None:
         c = launch_constants()
-        rows, cols = (outer * C, inner) if inner > 1 else (outer, C)  # as the kernel sees the rows
+        rows, cols = (outer * C, inner) if inner != 1 else (outer, C)  # as the kernel sees the rows
         grid = (-(-cols // c["kBiasActThreads"]), min(rows, c["kMaxGridY"]))
         self._launch(device, "bias_act_forward_kernel", dtype, grid, c["kBiasActThreads"], [
             ("outer", "i64", outer), ("C", "i64", C), ("inner", "i64", inner), ("x", "ptr", x), ("bias", "ptr", bias),

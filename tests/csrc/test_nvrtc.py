@@ -103,6 +103,7 @@ def test_bias_act_launch_shapes_cover_every_element():
     kernels.bias_act_forward("cuda", "float32", 3 * 19 * 23, 37, 1, 1, 2, **act, y=3, stream=0)  # channels-last rows
     kernels.bias_act_forward("cuda", "float32", 70000, 300, 1, 1, 0, **act, y=3, stream=0)  # more rows than gridDim.y
     kernels.bias_act_forward("cuda", "float32", 0, 37, 5, 1, 2, **act, y=3, stream=0)  # nothing: no launch
+    kernels.bias_act_forward("cuda", "float32", 3, 37, 0, 1, 2, **act, y=3, stream=0)  # an empty map: no launch
     kernels.bias_act_backward("cuda", "float32", 3 * 37 * 437, 1, 2, **act, grad_x=3, stream=0)
     assert launches == [((2, 111), 256), ((1, 1311), 256), ((2, 65535), 256), ((-(-3 * 37 * 437 // 256),), 256)]
 

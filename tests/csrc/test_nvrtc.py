@@ -216,10 +216,11 @@ def test_cuda_sampling_and_merge_match_reference(cuda_kernels):
 
 
 # (shape, layout): NCHW and channels-last maps not multiples of the 256-thread block, [N, C]
-# rows, and more rows than CUDA's gridDim.y (65535), so that the kernel's row loop wraps
-# and tracks each row's channel: 130 x 512 NCHW rows, 2 x 200 x 180 channels-last rows.
+# rows, more rows than CUDA's gridDim.y (65535), so that the kernel's row loop wraps and
+# tracks each row's channel (130 x 512 NCHW rows, 2 x 200 x 180 channels-last rows), and
+# an empty map.
 CUDA_BIAS_ACT_CASES = [((3, 37, 19, 23), "contiguous"), ((3, 37, 19, 23), "channels_last"), ((5, 37), "contiguous"),
-                       ((130, 512, 3, 3), "contiguous"), ((2, 7, 200, 180), "channels_last")]
+                       ((130, 512, 3, 3), "contiguous"), ((2, 7, 200, 180), "channels_last"), ((2, 5, 0, 3), "contiguous")]
 
 
 @pytest.mark.parametrize("shape,layout", CUDA_BIAS_ACT_CASES)

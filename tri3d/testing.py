@@ -75,6 +75,27 @@ def tf32_conv2d(
     return y.transpose(1, 2).reshape(N, O, H + 2 * padding - k + 1, W + 2 * padding - k + 1)
 
 
+MODCONV_GRAD_NAMES = ("out", "x", "weight", "styles", "bias", "noise_strength")
+
+
+def synthesis_layer_case(fn, up: int, dtype: torch.dtype, device: str = "cpu", **kw) -> list[Tensor]:
+    """A synthesis layer's modulated convolution through ``fn`` (``modulated_conv2d`` or its
+    reference; ``kw`` e.g. ``impl``) on fixed random inputs seeded by ``up`` (bias, noise,
+    leaky ReLU, clamp 1; 5 -> 7 channels, 6 x 6 input), cast to ``dtype`` on ``device``: the
+    output and the gradients of ``sum(out * cot)`` (``cot`` drawn once in fp64) for x,
+    weight, styles, bias and noise strength (``MODCONV_GRAD_NAMES``), on the CPU."""
+    g = torch.Generator().manual_seed(up)
+    x = torch.randn(2, 5, 6, 6, generator=g)
+    w, s = torch.randn(7, 5, 3, 3, generator=g), torch.randn(2, 5, generator=g) + 1
+    bias, ns = torch.randn(7, generator=g), torch.tensor(0.3)
+    noise = torch.randn(2, 1, 6 * up, 6 * up, generator=g)
+    cot = torch.randn(2, 7, 6 * up, 6 * up, generator=g, dtype=torch.float64)
+    leaves = [t.to(device, dtype).requires_grad_() for t in (x, w, s, bias, ns)]
+    out = fn(*leaves[:3], up=up, bias=leaves[3], noise=noise.to(device, dtype), noise_strength=leaves[4],
+             activation="lrelu", clamp=1.0, **kw)
+    return [t.cpu() for t in (out, *torch.autograd.grad(out, leaves, cot.to(device, dtype)))]
+
+
 def micro_train_config(data, run_dir, **kw):
     """A training config small enough for unit tests and smoke runs (16 px, 4 objects)."""
     from tri3d.metrics.shapes_judges import JudgeConfig

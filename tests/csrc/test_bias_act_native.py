@@ -7,7 +7,7 @@ import torch
 from tri3d.models.layers import Conv2dLayer
 from tri3d.ops import modulated_conv2d, modulated_conv2d_ref
 from tri3d.ops.bias_act import bias_lrelu, bias_lrelu_ref
-from tri3d.testing import FLOORS, assert_fused_close
+from tri3d.testing import FLOORS, MODCONV_GRAD_NAMES, assert_fused_close, synthesis_layer_case
 
 # (shape, memory layout): [N, C] rows, NCHW and channels-last maps, sizes that are not
 # multiples of the vector width, and one above the 16384-element block of the C++ loops.
@@ -163,23 +163,10 @@ def test_dispatch_and_argument_errors(native_ext, monkeypatch):
 def test_modulated_conv2d_cpp_path_is_the_reference_with_the_cpp_epilogue(native_ext, up):
     """``modulated_conv2d``'s C++ path (auto on the CPU): the reference's output bits and
     gradients within the tolerance rule (the bias gradient is summed in another order)."""
-    g = torch.Generator().manual_seed(up)
-    x = torch.randn(2, 5, 6, 6, generator=g)
-    w, s = torch.randn(7, 5, 3, 3, generator=g), torch.randn(2, 5, generator=g) + 1
-    bias, ns = torch.randn(7, generator=g), torch.tensor(0.3)
-    noise = torch.randn(2, 1, 6 * up, 6 * up, generator=g)
-    cot = torch.randn(2, 7, 6 * up, 6 * up, generator=g, dtype=torch.float64)
-
-    def run_conv(fn, dtype, **kw):
-        leaves = [t.to(dtype).requires_grad_() for t in (x, w, s, bias, ns)]
-        out = fn(*leaves[:3], up=up, bias=leaves[3], noise=noise.to(dtype), noise_strength=leaves[4],
-                 activation="lrelu", clamp=1.0, **kw)
-        return [out, *torch.autograd.grad(out, leaves, cot.to(dtype))]
-
-    ref64 = run_conv(modulated_conv2d_ref, torch.float64)
-    ref32 = run_conv(modulated_conv2d_ref, torch.float32)
-    cpp = run_conv(modulated_conv2d, torch.float32, impl="cpp")
+    ref64 = synthesis_layer_case(modulated_conv2d_ref, up, torch.float64)
+    ref32 = synthesis_layer_case(modulated_conv2d_ref, up, torch.float32)
+    cpp = synthesis_layer_case(modulated_conv2d, up, torch.float32, impl="cpp")
     assert torch.equal(cpp[0], ref32[0])
-    for name, a, r, r64 in zip(["out", "x", "weight", "styles", "bias", "noise_strength"], cpp, ref32, ref64):
+    for name, a, r, r64 in zip(MODCONV_GRAD_NAMES, cpp, ref32, ref64):
         assert_fused_close(a, r, r64, FLOORS["fp32"], name)
 

@@ -15,7 +15,7 @@ import torch
 
 from tri3d import _backend, _nvrtc
 from tri3d.ops import bias_lrelu, composite, importance_depths, merge_samples, modulated_conv2d, modulated_conv2d_ref
-from tri3d.testing import FLOORS, assert_fused_close
+from tri3d.testing import FLOORS, MODCONV_GRAD_NAMES, assert_fused_close, synthesis_layer_case
 
 
 def _libnvrtc_or_skip():
@@ -253,24 +253,11 @@ def test_cuda_modulated_conv2d_is_the_reference_with_the_cuda_epilogue(cuda_kern
     bias_act. The output is the reference's on the same device to the bit; the gradients
     by the tolerance rule against the fp64 reference (the bias gradient is summed in
     another order, and everything upstream of it follows)."""
-    g = torch.Generator().manual_seed(up)
-    x = torch.randn(2, 5, 6, 6, generator=g)
-    w, s = torch.randn(7, 5, 3, 3, generator=g), torch.randn(2, 5, generator=g) + 1
-    bias, ns = torch.randn(7, generator=g), torch.tensor(0.3)
-    noise = torch.randn(2, 1, 6 * up, 6 * up, generator=g)
-    cot = torch.randn(2, 7, 6 * up, 6 * up, generator=g, dtype=torch.float64)
-
-    def run_conv(fn, dtype, device, **kw):
-        leaves = [t.to(device, dtype).requires_grad_() for t in (x, w, s, bias, ns)]
-        out = fn(*leaves[:3], up=up, bias=leaves[3], noise=noise.to(device, dtype), noise_strength=leaves[4],
-                 activation="lrelu", clamp=1.0, **kw)
-        return [t.cpu() for t in (out, *torch.autograd.grad(out, leaves, cot.to(device, dtype)))]
-
-    ref64 = run_conv(modulated_conv2d_ref, torch.float64, "cpu")
-    ref32 = run_conv(modulated_conv2d_ref, torch.float32, "cuda")
-    got = run_conv(modulated_conv2d, torch.float32, "cuda", impl="cuda")
+    ref64 = synthesis_layer_case(modulated_conv2d_ref, up, torch.float64)
+    ref32 = synthesis_layer_case(modulated_conv2d_ref, up, torch.float32, "cuda")
+    got = synthesis_layer_case(modulated_conv2d, up, torch.float32, "cuda", impl="cuda")
     assert torch.equal(got[0], ref32[0])
-    for name, a, r, r64 in zip(["out", "x", "weight", "styles", "bias", "noise_strength"], got, ref32, ref64):
+    for name, a, r, r64 in zip(MODCONV_GRAD_NAMES, got, ref32, ref64):
         assert_fused_close(a, r, r64, FLOORS["fp32"], name)
 
 

@@ -149,7 +149,9 @@ __global__ void bias_act_forward_kernel(int64_t outer, int64_t C, int64_t inner,
   if (col >= cols) return;
   const BiasAct<T> a = bias_act_of(alpha, gain, clamp, flags);
   const int64_t row_step = gridDim.y;
-  const int64_t channel_step = row_step % C;
+  // The step of a row's channel from one loop pass to the next: a second division per
+  // thread, needed only when the grid has fewer rows than the map (uniform across it).
+  const int64_t channel_step = rows_are_channels && rows > row_step ? row_step % C : 0;
   int64_t channel = rows_are_channels ? (int64_t)blockIdx.y % C : col;
   for (int64_t r = blockIdx.y; r < rows; r += row_step) {
     const int64_t i = r * cols + col;

@@ -75,7 +75,7 @@ def tf32_conv2d(
     return y.transpose(1, 2).reshape(N, O, H + 2 * padding - k + 1, W + 2 * padding - k + 1)
 
 
-MODCONV_GRAD_NAMES = ("out", "x", "weight", "styles", "bias", "noise_strength")
+SYNTHESIS_LAYER_RESULTS = ("out", "x", "weight", "styles", "bias", "noise_strength")
 
 
 def synthesis_layer_case(fn, up: int, dtype: torch.dtype, device: str = "cpu", **kw) -> list[Tensor]:
@@ -83,7 +83,7 @@ def synthesis_layer_case(fn, up: int, dtype: torch.dtype, device: str = "cpu", *
     reference; ``kw`` e.g. ``impl``) on fixed random inputs seeded by ``up`` (bias, noise,
     leaky ReLU, clamp 1; 5 -> 7 channels, 6 x 6 input), cast to ``dtype`` on ``device``: the
     output and the gradients of ``sum(out * cot)`` (``cot`` drawn once in fp64) for x,
-    weight, styles, bias and noise strength (``MODCONV_GRAD_NAMES``), on the CPU."""
+    weight, styles, bias and noise strength, on the CPU (named in ``SYNTHESIS_LAYER_RESULTS``)."""
     g = torch.Generator().manual_seed(up)
     x = torch.randn(2, 5, 6, 6, generator=g)
     w, s = torch.randn(7, 5, 3, 3, generator=g), torch.randn(2, 5, generator=g) + 1

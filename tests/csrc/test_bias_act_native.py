@@ -7,7 +7,7 @@ import torch
 from tri3d.models.layers import Conv2dLayer
 from tri3d.ops import modulated_conv2d, modulated_conv2d_ref
 from tri3d.ops.bias_act import bias_lrelu, bias_lrelu_ref
-from tri3d.testing import FLOORS, MODCONV_GRAD_NAMES, assert_fused_close, synthesis_layer_case
+from tri3d.testing import FLOORS, SYNTHESIS_LAYER_RESULTS, assert_fused_close, synthesis_layer_case
 
 # (shape, memory layout): [N, C] rows, NCHW and channels-last maps, sizes that are not
 # multiples of the vector width, and one above the 16384-element block of the C++ loops.
@@ -167,6 +167,6 @@ def test_modulated_conv2d_cpp_path_is_the_reference_with_the_cpp_epilogue(native
     ref32 = synthesis_layer_case(modulated_conv2d_ref, up, torch.float32)
     cpp = synthesis_layer_case(modulated_conv2d, up, torch.float32, impl="cpp")
     assert torch.equal(cpp[0], ref32[0])
-    for name, a, r, r64 in zip(MODCONV_GRAD_NAMES, cpp, ref32, ref64):
+    for name, a, r, r64 in zip(SYNTHESIS_LAYER_RESULTS, cpp, ref32, ref64):
         assert_fused_close(a, r, r64, FLOORS["fp32"], name)
 

@@ -15,7 +15,7 @@ import torch
 
 from tri3d import _backend, _nvrtc
 from tri3d.ops import bias_lrelu, composite, importance_depths, merge_samples, modulated_conv2d, modulated_conv2d_ref
-from tri3d.testing import FLOORS, MODCONV_GRAD_NAMES, assert_fused_close, synthesis_layer_case
+from tri3d.testing import FLOORS, SYNTHESIS_LAYER_RESULTS, assert_fused_close, synthesis_layer_case
 
 
 def _libnvrtc_or_skip():
@@ -257,7 +257,7 @@ def test_cuda_modulated_conv2d_is_the_reference_with_the_cuda_epilogue(cuda_kern
     ref32 = synthesis_layer_case(modulated_conv2d_ref, up, torch.float32, "cuda")
     got = synthesis_layer_case(modulated_conv2d, up, torch.float32, "cuda", impl="cuda")
     assert torch.equal(got[0], ref32[0])
-    for name, a, r, r64 in zip(MODCONV_GRAD_NAMES, got, ref32, ref64):
+    for name, a, r, r64 in zip(SYNTHESIS_LAYER_RESULTS, got, ref32, ref64):
         assert_fused_close(a, r, r64, FLOORS["fp32"], name)
 
 

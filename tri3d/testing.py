@@ -5,6 +5,11 @@ of the same-precision `_ref` path against that reference, or below a dtype floor
 """
 from __future__ import annotations
 
+import importlib.util
+import inspect
+from pathlib import Path
+from types import ModuleType
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -94,6 +99,31 @@ def synthesis_layer_case(fn, up: int, dtype: torch.dtype, device: str = "cpu", *
     out = fn(*leaves[:3], up=up, bias=leaves[3], noise=noise.to(device, dtype), noise_strength=leaves[4],
              activation="lrelu", clamp=1.0, **kw)
     return [t.cpu() for t in (out, *torch.autograd.grad(out, leaves, cot.to(device, dtype)))]
+
+
+def mutated_module(
+    module: ModuleType,
+    replacements: list[tuple[str, str]],  # (text that occurs once in the module's source, what replaces it)
+    directory: str | Path,
+) -> ModuleType:
+    """A copy of ``module`` with its source edited, written into ``directory`` and imported
+    under another name (the original stays loaded): a mutant for checking that a test
+    fails when one line of a kernel is wrong. Triton's JIT reads a kernel's source from its
+    file, so the mutant is a real file. Raises ``ValueError`` when a text to replace does not
+    occur exactly once (a mutant list that no longer matches its kernel must not pass by
+    mutating nothing)."""
+    source = Path(inspect.getsourcefile(module)).read_text()
+    for old, new in replacements:
+        if source.count(old) != 1:
+            raise ValueError(f"{module.__name__}: {old!r} occurs {source.count(old)} times in its source, not once")
+        source = source.replace(old, new)
+    stem = module.__name__.rsplit(".", 1)[-1]
+    path = Path(directory) / f"{stem}_mutant.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"{module.__name__}_mutant_{abs(hash(source))}", path)
+    mutant = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutant)
+    return mutant
 
 
 def micro_train_config(data, run_dir, **kw):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from tri3d import _backend
 from tri3d.ops import modulated_conv2d, modulated_conv2d_ref
-from tri3d.testing import FLOORS, assert_fused_close, tf32_conv2d, tf32_truncate
+from tri3d.testing import FLOORS, assert_fused_close, mutated_module, tf32_conv2d, tf32_truncate
 
 pytest.importorskip("triton")
 
@@ -241,3 +241,75 @@ def test_nan_propagates_through_the_clamped_epilogue(device):
                              precision="ieee", **{**kw, "bias": case["bias"].to(device)})
     assert ref.isnan().any() and not ref.isnan().all()
     assert torch.equal(fused.cpu().isnan(), ref.isnan())
+
+
+# One line of the kernels made wrong each: (text in kernels/modconv.py, its replacement, the
+# first output ``compare`` must then reject, the case: "layer" a synthesis layer with
+# demodulation, per-sample noise and an active clamp, "torgb" a 1 x 1 ToRGB without them).
+# Each must fail the comparison at exact fp32, and the scaled ones with bf16 activations too,
+# except the demodulation gradient's: its term moves the weight gradient by 7-9% and the
+# styles' by 8-10%, while the bf16 reference's own error there is 13-18% and 4% (bf16
+# incoming gradients summed in bf16), so the bf16 bound cannot see it (it fails at fp32).
+MUTANTS = {
+    "activation slope x1.5": ("gz = gy * gain * tl.where(", "gz = 1.5 * gy * gain * tl.where(", "grad x", "layer"),
+    "clamp passes its bound's gradient": ("gz = tl.where(tl.abs(y) < clamp, gz, 0.0)",
+                                          "gz = tl.where(tl.abs(y) <= clamp, gz, 0.0)", "grad x", "layer"),
+    "bias gradient x1.5": ("tl.store(gb_part_ptr + pid_m * O + offs_o, tl.sum(gz, axis=0)",
+                           "tl.store(gb_part_ptr + pid_m * O + offs_o, 1.5 * tl.sum(gz, axis=0)", "grad bias", "layer"),
+    "noise strength gradient x1.5": ("tl.sum(gz * nz[:, None])", "1.5 * tl.sum(gz * nz[:, None])",
+                                     "grad noise_strength", "layer"),
+    "input gradient x1.5": ("acc += dot(gt, wt, PRECISION)", "acc += 1.5 * dot(gt, wt, PRECISION)", "grad x", "layer"),
+    "input gradient without the styles": (
+        "acc = acc * tl.load(s_ptr + n * I + offs_i, mask=i_mask, other=0.0)[None, :]", "", "grad x", "layer"),
+    "input gradient without the demodulation": ("wt = wt * tl.load(d_ptr", "wt = wt + 0 * tl.load(d_ptr", "grad x",
+                                                "layer"),
+    "input gradient's tap mirrored": ("dst_c = col - tap % KS + PAD", "dst_c = col + tap % KS - PAD", "grad x",
+                                      "layer"),
+    "demodulation gradient x1.5": ("tl.sum(sr * wt, axis=1)", "1.5 * tl.sum(sr * wt, axis=1)", "grad weight", "layer"),
+    "style gradient x1.5": ("tl.sum(acc * wt * dc[:, None], axis=0)", "1.5 * tl.sum(acc * wt * dc[:, None], axis=0)",
+                            "grad styles", "layer"),
+    "weight gradient x1.5": ("sr * dc[:, None], mask=tile_mask", "1.5 * sr * dc[:, None], mask=tile_mask",
+                             "grad weight", "layer"),
+    "weight gradient's tap mirrored": ("src_c = offs_m % W + tap % KS - PAD", "src_c = offs_m % W - tap % KS + PAD",
+                                       "grad weight", "layer"),
+    "forward noise x1.5": ("acc += nz[:, None] * tl.load(ns_ptr)", "acc += 1.5 * nz[:, None] * tl.load(ns_ptr)", "y",
+                           "layer"),
+    "forward without its bias": ("acc += tl.load(b_ptr + offs_o, mask=o_mask, other=0.0)[None, :]", "", "y", "layer"),
+    "ToRGB style gradient x1.5": ("tl.sum(acc * wt, axis=0)", "1.5 * tl.sum(acc * wt, axis=0)", "grad styles", "torgb"),
+    "ToRGB weight gradient x1.5": ("tl.atomic_add(gw_ptr + tile, sr, mask",
+                                   "tl.atomic_add(gw_ptr + tile, 1.5 * sr, mask", "grad weight", "torgb"),
+}
+MUTANT_CASES = [(m, dtype) for m in MUTANTS for dtype in ("fp32", "bf16")
+                if dtype == "fp32" or ("x1.5" in m and m != "demodulation gradient x1.5")]
+
+
+@pytest.mark.parametrize("mutant,dtype", MUTANT_CASES)
+def test_comparison_rejects_a_wrong_kernel_line(device, monkeypatch, tmp_path, mutant, dtype):
+    """``compare`` fails, at the output the wrong line touches first, for each of ``MUTANTS``
+    (a copy of the kernels with that line changed, launched in place of the real ones). On a
+    GPU every mutant would be compiled anew; the interpreter run is the check."""
+    if device.type == "cuda":
+        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
+    import tri3d.kernels.modconv as kernels
+
+    old, new, first_wrong, which = MUTANTS[mutant]
+    bad = mutated_module(kernels, [(old, new)], tmp_path)
+    monkeypatch.setattr(kernels, "modconv_forward", bad.modconv_forward)
+    monkeypatch.setattr(kernels, "modconv_backward", bad.modconv_backward)
+    case = make_case(noise="sample", seed=1) if which == "layer" else make_case(
+        k=1, demodulate=False, noise=None, activation="linear", clamp=4.0, O=11, seed=2)
+    with pytest.raises(AssertionError, match=rf"^{first_wrong}: fused error"):
+        compare(case, device, dtype=getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dtype]), floor_key=dtype)
+
+
+def test_an_unchanged_copy_of_the_kernels_passes(device, monkeypatch, tmp_path):
+    """With no line changed the mutants' machinery (a copy loaded from a file, launched in
+    place of the real kernels) passes the comparison."""
+    if device.type == "cuda":
+        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
+    import tri3d.kernels.modconv as kernels
+
+    copy_ = mutated_module(kernels, [], tmp_path)
+    monkeypatch.setattr(kernels, "modconv_forward", copy_.modconv_forward)
+    monkeypatch.setattr(kernels, "modconv_backward", copy_.modconv_backward)
+    compare(make_case(noise="sample", seed=1), device)

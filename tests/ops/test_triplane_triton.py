@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tri3d.models import TriplaneDecoder
 from tri3d.models.decoder import decoder_rgb_activation
 from tri3d.ops import sample_triplane_ref, triplane_decode
-from tri3d.testing import FLOORS, assert_fused_close, tf32_matmul
+from tri3d.testing import FLOORS, assert_fused_close, mutated_module, tf32_matmul
 
 pytest.importorskip("triton")
 
@@ -357,3 +357,88 @@ def test_auto_precision_is_tf32_on_cuda_and_exact_elsewhere(device, monkeypatch)
     planes, xyz, dec = make_case(device, n_hidden=1, N=20)
     triplane_decode(planes, xyz, dec, impl="triton")
     assert seen == ["tf32" if xyz.is_cuda else "ieee"]
+
+
+# One line of the kernels made wrong each (a gradient write scaled by 1.5, a term dropped, a
+# block's prefetch off by one): (text in kernels/triplane_mlp.py, its replacement, the first
+# output ``compare`` must then reject, whether the backward prefetches). Issue 14: most such
+# errors used to pass the comparison; each must fail it, at the output it touches first, at
+# every precision (the tf32 and bf16 bounds included) except the two that change a result by
+# about 1e-3 (the rgb padding), below what bf16 (and tf32's forward) can resolve: those at
+# exact fp32 only.
+MUTANTS = {
+    "rgb weight gradient x1.5": ("acc_wr += _dot(", "acc_wr += 1.5 * _dot(", "grad layers.3.weight", False),
+    "rgb bias gradient x1.5": ("acc_br += g_rgb", "acc_br += 1.5 * g_rgb", "grad layers.3.bias", False),
+    "sigma weight gradient x1.5": ("acc_ws += a_last", "acc_ws += 1.5 * a_last", "grad layers.3.weight", False),
+    "sigma bias gradient x1.5": ("acc_bs += g_sigma", "acc_bs += 1.5 * g_sigma", "grad layers.3.bias", False),
+    "layer 2 weight gradient x1.5": ("acc_w2 += _dot(", "acc_w2 += 1.5 * _dot(", "grad layers.2.weight", False),
+    "layer 2 bias gradient x1.5": ("acc_b2 += g", "acc_b2 += 1.5 * g", "grad layers.2.bias", False),
+    "layer 1 weight gradient x1.5": ("acc_w1 += _dot(", "acc_w1 += 1.5 * _dot(", "grad layers.1.weight", False),
+    "layer 1 bias gradient x1.5": ("acc_b1 += g", "acc_b1 += 1.5 * g", "grad layers.1.bias", False),
+    "layer 0 weight gradient x1.5": ("acc_w0 += _dot(", "acc_w0 += 1.5 * _dot(", "grad layers.0.weight", False),
+    "layer 0 bias gradient x1.5": ("acc_b0 += g", "acc_b0 += 1.5 * g", "grad layers.0.bias", False),
+    "plane scatter x1.5": ("wgt[:, None] * g, mask", "1.5 * wgt[:, None] * g, mask", "grad planes", False),
+    "feature gradient x1.5": ("g_feat = _dot(g, tl.trans(w0), PRECISION) * (1.0 / 3.0)",
+                              "g_feat = _dot(g, tl.trans(w0), PRECISION) * (1.5 / 3.0)", "grad planes", False),
+    "gradient through layer 2 x1.5": ("g = _dot(g, tl.trans(w2), PRECISION) * _softplus_slope(a1)",
+                                      "g = 1.5 * _dot(g, tl.trans(w2), PRECISION) * _softplus_slope(a1)", "grad planes",
+                                      False),
+    "gradient through layer 1 x1.5": ("g = _dot(g, tl.trans(w1), PRECISION) * _softplus_slope(a0)",
+                                      "g = 1.5 * _dot(g, tl.trans(w1), PRECISION) * _softplus_slope(a0)", "grad planes",
+                                      False),
+    "gradient through the rgb columns x1.5": ("g = _dot(g_rgb, tl.trans(wr), PRECISION)",
+                                              "g = 1.5 * _dot(g_rgb, tl.trans(wr), PRECISION)", "grad planes", False),
+    "sigma's column gradient x1.5": ("(g + g_sigma[:, None] * w_sigma[None, :])",
+                                     "(g + 1.5 * g_sigma[:, None] * w_sigma[None, :])", "grad planes", False),
+    "rgb padding dropped from the backward's slope": ("g_rgb = g_rgb_in * s * (1.0 - s) * (1.0 + 2.0 * RGB_PAD_C)",
+                                                      "g_rgb = g_rgb_in * s * (1.0 - s)", "grad planes", False),
+    "recomputed layer 0 without its bias": ("z0 = _dot(feat, w0, PRECISION) + tl.load(b0_ptr + offs_h)[None, :]",
+                                            "z0 = _dot(feat, w0, PRECISION)", "grad planes", False),
+    "forward sigma without its bias": ("+ tl.load(bo_ptr + RP)", "", "sigma", False),
+    "forward rgb without its padding offset": ("* (1.0 + 2.0 * RGB_PAD_C) - RGB_PAD_C", "* (1.0 + 2.0 * RGB_PAD_C)",
+                                               "rgb", False),
+    "prefetch reads the same block again": ("block_id + 1, P, BLOCK,", "block_id, P, BLOCK,", "grad planes", True),
+}
+
+
+SUBTLE_MUTANTS = ("rgb padding dropped from the backward's slope", "forward rgb without its padding offset")
+PRECISION_CASES = {"ieee": (torch.float32, "fp32"), "tf32": (torch.float32, "tf32"), "bf16": (torch.bfloat16, "bf16")}
+MUTANT_CASES = [(m, p) for m in MUTANTS for p in ("ieee", "tf32", "bf16") if p == "ieee" or m not in SUBTLE_MUTANTS]
+
+
+@pytest.mark.parametrize("mutant,precision", MUTANT_CASES)
+def test_comparison_rejects_a_wrong_kernel_line(device, monkeypatch, tmp_path, mutant, precision):
+    """``compare`` fails, at the output the wrong line touches first, for each of ``MUTANTS``
+    (a copy of the kernels with that line changed, launched in place of the real ones), with
+    the bounds of ``precision``. On a GPU every mutant would be compiled anew; the
+    interpreter run is the check."""
+    if device.type == "cuda":
+        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
+    import tri3d.kernels.triplane_mlp as kernels
+
+    old, new, first_wrong, prefetch = MUTANTS[mutant]
+    bad = mutated_module(kernels, [(old, new)], tmp_path)
+    monkeypatch.setattr(kernels, "triplane_mlp_forward", bad.triplane_mlp_forward)
+    monkeypatch.setattr(kernels, "triplane_mlp_backward", bad.triplane_mlp_backward)
+    if prefetch:  # the mutant's launcher reads its own module's config
+        monkeypatch.setattr(bad, "bwd_config", lambda *a: dict(kernels.bwd_config(*a), prefetch=True))
+    planes, xyz, dec = make_case(device, n_hidden=3, T=3, B=3, N=37, seed=13)
+    plane_dtype, floor_key = PRECISION_CASES[precision]
+    with pytest.raises(AssertionError, match=rf"^{first_wrong}: fused error"):
+        compare(planes, xyz, dec, plane_dtype=plane_dtype, precision=precision, floor_key=floor_key)
+
+
+def test_an_unchanged_copy_of_the_kernels_passes(device, monkeypatch, tmp_path):
+    """The mutants' machinery alone (a copy loaded from a file, launched in place of the
+    real kernels) changes nothing: with no line changed the comparison passes."""
+    if device.type == "cuda":
+        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
+    import tri3d.kernels.triplane_mlp as kernels
+
+    with pytest.raises(ValueError, match="occurs 0 times"):  # a mutant that no longer matches its kernel
+        mutated_module(kernels, [("acc_w9 += _dot(", "")], tmp_path)
+    copy_ = mutated_module(kernels, [], tmp_path)
+    monkeypatch.setattr(kernels, "triplane_mlp_forward", copy_.triplane_mlp_forward)
+    monkeypatch.setattr(kernels, "triplane_mlp_backward", copy_.triplane_mlp_backward)
+    planes, xyz, dec = make_case(device, n_hidden=3, T=3, B=3, N=37, seed=13)
+    compare(planes, xyz, dec, plane_dtype=torch.float32, precision="ieee")

@@ -16,3 +16,12 @@ if not HAS_CUDA:
 def device() -> torch.device:
     """Where fused paths run in this session: CUDA when present, else the CPU interpreter."""
     return torch.device("cuda" if HAS_CUDA else "cpu")
+
+
+@pytest.fixture
+def interpreter_device(device: torch.device) -> torch.device:
+    """The CPU interpreter's device, for tests that launch kernel mutants (each a new
+    kernel source): skipped on a GPU, where every mutant would be compiled anew."""
+    if device.type == "cuda":
+        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
+    return device

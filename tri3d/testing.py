@@ -126,6 +126,21 @@ def mutated_module(
     return mutant
 
 
+def launch_mutant(
+    monkeypatch,  # pytest's fixture: undoes the replacement after the test
+    module: ModuleType,
+    replacements: list[tuple[str, str]],  # as in mutated_module
+    directory: str | Path,
+    launchers: tuple[str, ...],  # the module's launch functions the ops call
+) -> ModuleType:
+    """``mutated_module(module, replacements, directory)`` whose launch functions replace
+    ``module``'s for the rest of the test (the ops import them from ``module`` at each call)."""
+    mutant = mutated_module(module, replacements, directory)
+    for name in launchers:
+        monkeypatch.setattr(module, name, getattr(mutant, name))
+    return mutant
+
+
 def micro_train_config(data, run_dir, **kw):
     """A training config small enough for unit tests and smoke runs (16 px, 4 objects)."""
     from tri3d.metrics.shapes_judges import JudgeConfig

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from tri3d import _backend
 from tri3d.ops import modulated_conv2d, modulated_conv2d_ref
-from tri3d.testing import FLOORS, assert_fused_close, mutated_module, tf32_conv2d, tf32_truncate
+from tri3d.testing import FLOORS, assert_fused_close, launch_mutant, tf32_conv2d, tf32_truncate
 
 pytest.importorskip("triton")
 
@@ -283,33 +283,28 @@ MUTANT_CASES = [(m, dtype) for m in MUTANTS for dtype in ("fp32", "bf16")
                 if dtype == "fp32" or ("x1.5" in m and m != "demodulation gradient x1.5")]
 
 
+LAUNCHERS = ("modconv_forward", "modconv_backward")
+
+
 @pytest.mark.parametrize("mutant,dtype", MUTANT_CASES)
-def test_comparison_rejects_a_wrong_kernel_line(device, monkeypatch, tmp_path, mutant, dtype):
+def test_comparison_rejects_a_wrong_kernel_line(interpreter_device, monkeypatch, tmp_path, mutant, dtype):
     """``compare`` fails, at the output the wrong line touches first, for each of ``MUTANTS``
-    (a copy of the kernels with that line changed, launched in place of the real ones). On a
-    GPU every mutant would be compiled anew; the interpreter run is the check."""
-    if device.type == "cuda":
-        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
+    (a copy of the kernels with that line changed, launched in place of the real ones)."""
     import tri3d.kernels.modconv as kernels
 
     old, new, first_wrong, which = MUTANTS[mutant]
-    bad = mutated_module(kernels, [(old, new)], tmp_path)
-    monkeypatch.setattr(kernels, "modconv_forward", bad.modconv_forward)
-    monkeypatch.setattr(kernels, "modconv_backward", bad.modconv_backward)
+    launch_mutant(monkeypatch, kernels, [(old, new)], tmp_path, LAUNCHERS)
     case = make_case(noise="sample", seed=1) if which == "layer" else make_case(
         k=1, demodulate=False, noise=None, activation="linear", clamp=4.0, O=11, seed=2)
     with pytest.raises(AssertionError, match=rf"^{first_wrong}: fused error"):
-        compare(case, device, dtype=getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dtype]), floor_key=dtype)
+        compare(case, interpreter_device, dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[dtype],
+                floor_key=dtype)
 
 
-def test_an_unchanged_copy_of_the_kernels_passes(device, monkeypatch, tmp_path):
+def test_an_unchanged_copy_of_the_kernels_passes(interpreter_device, monkeypatch, tmp_path):
     """With no line changed the mutants' machinery (a copy loaded from a file, launched in
     place of the real kernels) passes the comparison."""
-    if device.type == "cuda":
-        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
     import tri3d.kernels.modconv as kernels
 
-    copy_ = mutated_module(kernels, [], tmp_path)
-    monkeypatch.setattr(kernels, "modconv_forward", copy_.modconv_forward)
-    monkeypatch.setattr(kernels, "modconv_backward", copy_.modconv_backward)
-    compare(make_case(noise="sample", seed=1), device)
+    launch_mutant(monkeypatch, kernels, [], tmp_path, LAUNCHERS)
+    compare(make_case(noise="sample", seed=1), interpreter_device)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tri3d.models import TriplaneDecoder
 from tri3d.models.decoder import decoder_rgb_activation
 from tri3d.ops import sample_triplane_ref, triplane_decode
-from tri3d.testing import FLOORS, assert_fused_close, mutated_module, tf32_matmul
+from tri3d.testing import FLOORS, assert_fused_close, launch_mutant, mutated_module, tf32_matmul
 
 pytest.importorskip("triton")
 
@@ -406,39 +406,33 @@ PRECISION_CASES = {"ieee": (torch.float32, "fp32"), "tf32": (torch.float32, "tf3
 MUTANT_CASES = [(m, p) for m in MUTANTS for p in ("ieee", "tf32", "bf16") if p == "ieee" or m not in SUBTLE_MUTANTS]
 
 
+LAUNCHERS = ("triplane_mlp_forward", "triplane_mlp_backward")
+
+
 @pytest.mark.parametrize("mutant,precision", MUTANT_CASES)
-def test_comparison_rejects_a_wrong_kernel_line(device, monkeypatch, tmp_path, mutant, precision):
+def test_comparison_rejects_a_wrong_kernel_line(interpreter_device, monkeypatch, tmp_path, mutant, precision):
     """``compare`` fails, at the output the wrong line touches first, for each of ``MUTANTS``
     (a copy of the kernels with that line changed, launched in place of the real ones), with
-    the bounds of ``precision``. On a GPU every mutant would be compiled anew; the
-    interpreter run is the check."""
-    if device.type == "cuda":
-        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
+    the bounds of ``precision``."""
     import tri3d.kernels.triplane_mlp as kernels
 
     old, new, first_wrong, prefetch = MUTANTS[mutant]
-    bad = mutated_module(kernels, [(old, new)], tmp_path)
-    monkeypatch.setattr(kernels, "triplane_mlp_forward", bad.triplane_mlp_forward)
-    monkeypatch.setattr(kernels, "triplane_mlp_backward", bad.triplane_mlp_backward)
+    bad = launch_mutant(monkeypatch, kernels, [(old, new)], tmp_path, LAUNCHERS)
     if prefetch:  # the mutant's launcher reads its own module's config
         monkeypatch.setattr(bad, "bwd_config", lambda *a: dict(kernels.bwd_config(*a), prefetch=True))
-    planes, xyz, dec = make_case(device, n_hidden=3, T=3, B=3, N=37, seed=13)
+    planes, xyz, dec = make_case(interpreter_device, n_hidden=3, T=3, B=3, N=37, seed=13)
     plane_dtype, floor_key = PRECISION_CASES[precision]
     with pytest.raises(AssertionError, match=rf"^{first_wrong}: fused error"):
         compare(planes, xyz, dec, plane_dtype=plane_dtype, precision=precision, floor_key=floor_key)
 
 
-def test_an_unchanged_copy_of_the_kernels_passes(device, monkeypatch, tmp_path):
+def test_an_unchanged_copy_of_the_kernels_passes(interpreter_device, monkeypatch, tmp_path):
     """The mutants' machinery alone (a copy loaded from a file, launched in place of the
     real kernels) changes nothing: with no line changed the comparison passes."""
-    if device.type == "cuda":
-        pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
     import tri3d.kernels.triplane_mlp as kernels
 
     with pytest.raises(ValueError, match="occurs 0 times"):  # a mutant that no longer matches its kernel
         mutated_module(kernels, [("acc_w9 += _dot(", "")], tmp_path)
-    copy_ = mutated_module(kernels, [], tmp_path)
-    monkeypatch.setattr(kernels, "triplane_mlp_forward", copy_.triplane_mlp_forward)
-    monkeypatch.setattr(kernels, "triplane_mlp_backward", copy_.triplane_mlp_backward)
-    planes, xyz, dec = make_case(device, n_hidden=3, T=3, B=3, N=37, seed=13)
+    launch_mutant(monkeypatch, kernels, [], tmp_path, LAUNCHERS)
+    planes, xyz, dec = make_case(interpreter_device, n_hidden=3, T=3, B=3, N=37, seed=13)
     compare(planes, xyz, dec, plane_dtype=torch.float32, precision="ieee")

@@ -18,12 +18,11 @@ import copy
 import json
 from pathlib import Path
 
-import torch
 
 from tri3d.metrics.detector import load_metric_detectors
 from tri3d.metrics.evaluate import evaluate
 from tri3d.runs.config import preset
-from tri3d.train.loop import Trainer
+from tri3d.train.loop import Trainer, update_ema
 
 # name -> (ema_kimg, ema_rampup); "run" is tiny's own (batch 8: 2.5 kimg, rampup 0.05).
 HORIZONS = {"r0.1": (2.5, 0.1), "r0.2": (2.5, 0.2), "k2.5": (2.5, None), "k5": (5.0, None), "k10": (10.0, None)}
@@ -38,17 +37,10 @@ class HorizonTrainer(Trainer):
         self.copies = {name: copy.deepcopy(self.G_ema) for name in HORIZONS}
         self.kept: dict[float, dict[str, dict]] = {}
 
-    @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
         super()._update_ema(batch)
         for name, G_copy in self.copies.items():
-            ema_kimg, rampup = HORIZONS[name]
-            ema_nimg = ema_kimg * 1000 if rampup is None else min(ema_kimg * 1000, self.nimg * rampup)
-            beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
-            for p_copy, p in zip(G_copy.parameters(), self.G.parameters()):
-                p_copy.copy_(p.detach().lerp(p_copy, beta))
-            for b_copy, b in zip(G_copy.buffers(), self.G.buffers()):
-                b_copy.copy_(b)
+            update_ema(G_copy, self.G, batch, self.nimg, *HORIZONS[name])
 
     def save_snapshot(self) -> Path:
         path = super().save_snapshot()

@@ -101,6 +101,15 @@ def synthesis_layer_case(fn, up: int, dtype: torch.dtype, device: str = "cpu", *
     return [t.cpu() for t in (out, *torch.autograd.grad(out, leaves, cot.to(device, dtype)))]
 
 
+def replace_once(text: str, old: str, new: str, where: str) -> str:
+    """``text`` with ``old`` replaced by ``new``; ``ValueError`` naming ``where`` unless ``old``
+    occurs exactly once (a mutant that no longer matches its source must not pass by
+    mutating nothing, or mutate two places)."""
+    if text.count(old) != 1:
+        raise ValueError(f"{where}: {old!r} occurs {text.count(old)} times, not once")
+    return text.replace(old, new)
+
+
 def mutated_module(
     module: ModuleType,
     replacements: list[tuple[str, str]],  # (text that occurs once in the module's source, what replaces it)
@@ -110,13 +119,10 @@ def mutated_module(
     under another name (the original stays loaded): a mutant for checking that a test
     fails when one line of a kernel is wrong. Triton's JIT reads a kernel's source from its
     file, so the mutant is a real file. Raises ``ValueError`` when a text to replace does not
-    occur exactly once (a mutant list that no longer matches its kernel must not pass by
-    mutating nothing)."""
+    occur exactly once (``replace_once``)."""
     source = Path(inspect.getsourcefile(module)).read_text()
     for old, new in replacements:
-        if source.count(old) != 1:
-            raise ValueError(f"{module.__name__}: {old!r} occurs {source.count(old)} times in its source, not once")
-        source = source.replace(old, new)
+        source = replace_once(source, old, new, f"the source of {module.__name__}")
     stem = module.__name__.rsplit(".", 1)[-1]
     path = Path(directory) / f"{stem}_mutant.py"
     path.write_text(source)

@@ -302,16 +302,9 @@ class Trainer:
                                f"snapshot holds non-finite weights: resume from the last one in {self.run_dir}, e.g. "
                                "with a lower learning rate")
 
-    @torch.no_grad()
     def _update_ema(self, batch: int) -> None:
-        ema_nimg = (self.cfg.ema_kimg if self.cfg.ema_kimg is not None else batch * 10 / 32) * 1000
-        if self.cfg.ema_rampup is not None:
-            ema_nimg = min(ema_nimg, self.nimg * self.cfg.ema_rampup)
-        beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+        ema_kimg = self.cfg.ema_kimg if self.cfg.ema_kimg is not None else batch * 10 / 32
+        update_ema(self.G_ema, self.G, batch, self.nimg, ema_kimg, self.cfg.ema_rampup)
 
     def data_loader(self) -> torch.utils.data.DataLoader:
         """This rank's real images and labels from the current step on, batch by batch (a pure
@@ -355,6 +348,27 @@ class Trainer:
         self.reporter.record_rank_checksums(self.G, self.D)
         barrier()
         return self.run_dir
+
+@torch.no_grad()
+def update_ema(
+    G_ema: torch.nn.Module,
+    G: torch.nn.Module,
+    batch: int,  # images in this step (all ranks)
+    nimg: int,  # images seen so far
+    ema_kimg: float,  # half-life in thousands of images
+    rampup: float | None,  # half-life at most nimg x rampup (None: none)
+) -> None:
+    """Move ``G_ema``'s parameters toward ``G``'s with a half-life of ``min(ema_kimg x 1000,
+    nimg x rampup)`` images (StyleGAN2-ADA's EMA); buffers are copied."""
+    ema_nimg = ema_kimg * 1000
+    if rampup is not None:
+        ema_nimg = min(ema_nimg, nimg * rampup)
+    beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)
+
 
 def wrap_ddp(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel:
     """DDP without per-forward buffer broadcasts (``w_avg`` is all-reduced explicitly)."""

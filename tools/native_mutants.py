@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tri3d.testing import replace_once
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSITE_TESTS = ("tests/csrc/test_composite_native.py",)
 TRIPLANE_TESTS = ("tests/csrc/test_triplane_native.py",)
@@ -142,11 +144,13 @@ class Sandbox:
         """Apply ``mutant``; returns the file's original text."""
         path = self.src / "csrc" / mutant.file
         text = path.read_text()
-        if text.count(mutant.old) != 1:
-            raise ValueError(f"{mutant.name}: {mutant.old!r} occurs {text.count(mutant.old)} times in "
-                             f"csrc/{mutant.file}, not once")
-        path.write_text(text.replace(mutant.old, mutant.new))
+        path.write_text(mutated_text(mutant, text))
         return text
+
+
+def mutated_text(mutant: Mutant, text: str) -> str:
+    """``text`` (of ``csrc/<mutant.file>``) with the mutant's line changed."""
+    return replace_once(text, mutant.old, mutant.new, f"{mutant.name} (csrc/{mutant.file})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,17 @@ def tf32_truncate(x):
 
 
 @triton.jit
+def bf16_round(x):
+    """fp32 values rounded to the nearest bf16 (ties to even), kept in fp32: what
+    ``x.to(tl.bfloat16)`` gives on a GPU. Triton's interpreter casts fp32 to bf16 by
+    dropping the low 16 bits instead (measured on Triton 3.9), so the emulated bf16 dots
+    round their operands with this."""
+    bits = x.to(tl.float32).to(tl.uint32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def dot(a, b, PRECISION: tl.constexpr):
     """``a @ b`` with fp32 accumulation; PRECISION picks the operand format."""
     if PRECISION == "bf16":
@@ -32,7 +43,7 @@ def dot(a, b, PRECISION: tl.constexpr):
     elif PRECISION == "fp16":
         return tl.dot(a.to(tl.float16), b.to(tl.float16), out_dtype=tl.float32)
     elif PRECISION == "bf16_emulated":  # bf16 rounding of the operands, fp32 dot (interpreter)
-        return tl.dot(a.to(tl.bfloat16).to(tl.float32), b.to(tl.bfloat16).to(tl.float32), input_precision="ieee")
+        return tl.dot(bf16_round(a), bf16_round(b), input_precision="ieee")
     elif PRECISION == "tf32_emulated":  # what tf32 tensor cores do: operands truncated, fp32 dot
         return tl.dot(tf32_truncate(a), tf32_truncate(b), input_precision="ieee")
     elif PRECISION == "fp16_emulated":

@@ -129,6 +129,28 @@ def test_generator_renders_views_and_classes_matter():
     assert (w0 - w1).abs().max() > 1e-3
 
 
+def test_random_background_is_a_uniform_colour_per_view():
+    """``background="random"``: every view's empty space shows its own colour, the
+    generator's next draws from [-1, 1]^3 (so independent of the object), composited as
+    colour + (1 - opacity) (bg + 1) over the same rendering a G without background gives."""
+    torch.manual_seed(0)
+    G_random = TriplaneGenerator(small_g(background="random"))
+    G_none = TriplaneGenerator(small_g())
+    G_none.load_state_dict(G_random.state_dict())  # neither has background parameters
+    for G in (G_random, G_none):
+        G.renderer.deterministic = True  # the generator then feeds only the background
+    z, c = torch.randn(2, 16), torch.tensor([0, 2])
+    cams, K = sample_multiview_poses(2, 3, min_angle_deg=0), fov_to_intrinsics(30.0)
+    with torch.no_grad():
+        shown = G_random(z, c, cams, K, noise_mode="const", generator=torch.Generator().manual_seed(5))
+        bare = G_none(z, c, cams, K, noise_mode="const")
+    bg = (shown["image"] - bare["image"]) / (1 - shown["opacity"]) - 1  # [2, 3, 3, 16, 16]
+    expected = torch.rand(2, 3, 3, 1, 1, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    torch.testing.assert_close(bg, expected.expand_as(bg), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="background must be one of"):
+        TriplaneGenerator(small_g(background="blue"))
+
+
 def test_mapping_w_avg_tracks_the_batch_mean():
     torch.manual_seed(1)
     m = MappingNetwork(8, 4, 8, num_ws=5)

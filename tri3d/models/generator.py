@@ -17,6 +17,8 @@ from tri3d.ops import planes_for_decode, triplane_decode
 from tri3d.render import TriplaneRenderer
 from tri3d.utils.typed_config import from_typed_dict
 
+BACKGROUNDS = ("none", "learned", "random")
+
 
 @dataclass
 class RendererConfig:
@@ -53,7 +55,10 @@ class GeneratorConfig:
     neural_rendering_resolution: int = 64
     superresolution: bool = False
     sr_channels: int = 128
-    background: str = "none"  # "none" (black / renderer's white_back) or "learned": one colour per object from w
+    # "none" (black / renderer's white_back), "learned" (one colour per object from w) or
+    # "random" (a colour per view drawn uniformly in [-1, 1]^3 as the shapes set draws its
+    # own: G cannot colour a painted hole like the background it will be shown over)
+    background: str = "none"
     density_prior: float = 0.0  # > 0: add prior * (1 - |x| / prior_radius) to sigma_raw (a blob to start from)
     density_prior_radius: float = 0.3
     renderer: RendererConfig = field(default_factory=RendererConfig)
@@ -89,8 +94,8 @@ class TriplaneGenerator(nn.Module):
         elif config.neural_rendering_resolution != config.image_resolution:
             raise ValueError("without superresolution, neural_rendering_resolution must equal image_resolution "
                              f"(got {config.neural_rendering_resolution} and {config.image_resolution})")
-        if config.background not in ("none", "learned"):
-            raise ValueError(f"background must be 'none' or 'learned', got {config.background!r}")
+        if config.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {config.background!r}")
         self.background = FullyConnected(config.w_dim, 3, activation=False) if config.background == "learned" else None
         num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.num_classes, config.w_dim, num_ws,
@@ -154,8 +159,12 @@ class TriplaneGenerator(nn.Module):
                                          generator=generator, with_distortion=with_distortion)
         features = out["rgb"]  # [B, V, C_out, r, r] in [-1, 1]
         B, V = features.shape[:2]
-        if self.background is not None:  # composite the colour channels over a per-object colour
-            bg = torch.tanh(self.background(ws[:, -1]))[:, None, :, None, None]  # [B, 1, 3, 1, 1] in [-1, 1]
+        bg = None  # [B, 1 or V, 3, 1, 1] in [-1, 1]
+        if self.background is not None:
+            bg = torch.tanh(self.background(ws[:, -1]))[:, None, :, None, None]
+        elif self.config.background == "random":
+            bg = torch.rand(B, V, 3, 1, 1, device=features.device, generator=generator) * 2 - 1
+        if bg is not None:  # composite the colour channels over the background colour
             colour = features[:, :, :3] + (1 - out["opacity"]) * (bg + 1)
             features = torch.cat([colour, features[:, :, 3:]], dim=2)
         if self.superres is not None:

@@ -37,9 +37,15 @@ def assert_fused_close(fused: Tensor, ref_same: Tensor, ref64: Tensor, floor: fl
         raise AssertionError(f"{name}: fused error {e_fused:.3g} > bound {bound:.3g} (ref error {e_ref:.3g}, floor {floor:g})")
 
 
+def truncate_mantissa(x: Tensor, kept_bits: int) -> Tensor:
+    """fp32 ``x`` with all but the top ``kept_bits`` of its 23 mantissa bits cleared (rounded
+    toward zero to a format with that many)."""
+    return (x.float().contiguous().view(torch.int32) & -(1 << (23 - kept_bits))).view(torch.float32)
+
+
 def tf32_truncate(x: Tensor) -> Tensor:
     """fp32 ``x`` with the 13 low mantissa bits cleared: what a tf32 tensor core reads."""
-    return (x.float().contiguous().view(torch.int32) & -8192).view(torch.float32)
+    return truncate_mantissa(x, 10)
 
 
 class _Tf32Matmul(torch.autograd.Function):

@@ -16,7 +16,9 @@ from tri3d import _backend
 from tri3d.ops import modulated_conv2d, modulated_conv2d_ref
 from tri3d.ops.bias_act import LRELU_ALPHA, LRELU_GAIN
 from tri3d.ops.modconv import demodulation
-from tri3d.testing import FLOORS, assert_fused_close, launch_mutant, relative_error, tf32_conv2d, tf32_truncate
+from tri3d.testing import (
+    FLOORS, assert_fused_close, launch_mutant, relative_error, tf32_conv2d, tf32_truncate, truncate_mantissa,
+)
 
 triton = pytest.importorskip("triton")
 tl = pytest.importorskip("triton.language")
@@ -65,6 +67,12 @@ def _store_kernel(x_ptr, y_ptr, n):  # one fp32 -> activation-dtype store, as th
     tl.store(y_ptr + offs, tl.load(x_ptr + offs, mask=offs < n).to(y_ptr.dtype.element_ty), mask=offs < n)
 
 
+def in_dtype(case, dtype):
+    """``case`` with its input and cotangent representable in ``dtype``: the numbers every
+    path gets (the fp64 reference included, so no leaky-ReLU branch differs by the cast)."""
+    return case | {n: case[n].to(dtype).float() for n in ("x", "cotangent")}
+
+
 def kernel_store_rounding(device, dtype):
     """How the kernels' fp32 -> ``dtype`` stores round on ``device``, measured: a function
     rounding fp32 tensors the same way. To nearest on a GPU; Triton's interpreter (3.9 at
@@ -75,7 +83,7 @@ def kernel_store_rounding(device, dtype):
     if torch.equal(y.cpu(), x.to(dtype)):
         return lambda t: t.to(dtype).float()
     assert dtype == torch.bfloat16 and y.abs().float().eq(1).all(), y  # truncated
-    return lambda t: (t.float().contiguous().view(torch.int32) & -65536).view(torch.float32)
+    return lambda t: truncate_mantissa(t, 7)
 
 
 def half_operand_reference(case, dtype, store_rounding):
@@ -135,8 +143,8 @@ def compare(case, device, *, dtype=torch.float32, floor_key="fp32", ref_same=Non
     reference's outputs and gradients."""
     if dtype == torch.float32:
         kw.setdefault("precision", "ieee")  # on CUDA the default would follow cudnn.allow_tf32
-    else:  # the input and the cotangent as every path gets them (not another leaky-ReLU branch in fp64)
-        case = case | {n: case[n].to(dtype).float() for n in ("x", "cotangent")}
+    else:
+        case = in_dtype(case, dtype)
     ref64 = run(case, dtype=torch.float64, param_dtype=torch.float64, device="cpu", impl="ref")
     if ref_same is None:
         ref_same = run(case, dtype=dtype, device="cpu", impl="ref") if dtype == torch.float32 else (
@@ -187,8 +195,7 @@ def test_half_operand_reference_rounds_where_the_kernels_round(interpreter_devic
     reference rounds where the kernels round, so the comparison's bound is the fused path's
     own rounding error, and the truncating stores (``kernel_store_rounding``) are modelled."""
     dtype = torch.bfloat16
-    case = make_case(noise="sample", clamp=None, seed=1)
-    case = case | {n: case[n].to(dtype).float() for n in ("x", "cotangent")}
+    case = in_dtype(make_case(noise="sample", clamp=None, seed=1), dtype)
     fused = run(case, dtype=dtype, device=interpreter_device, impl="triton")
     ref = half_operand_reference(case, dtype, kernel_store_rounding(interpreter_device, dtype))
     for name, f, r in zip(NAMES, fused, ref):

@@ -200,7 +200,7 @@ def _tiny() -> TrainConfig:
     16x16 images (the shapes stay recognisable: the judges reach 0.96 rgb / 0.99 depth
     held-out accuracy) render 2.3x faster than 32x32 on the CPU; 10 kimg fit the 10-minute
     budget of ``python train.py`` on 2 cores since triplane sampling has a C++ path and
-    the convolutions a channels-last layout on the CPU (7.4-8.1 minutes, measured; 8
+    the convolutions a channels-last layout on the CPU (7.4-8.9 minutes, measured; 8
     kimg took 6-9 minutes before them). Two additions to the paper: a class
     loss (weight 1), because in this budget D's projection alone ranks real images' labels
     at chance (measured), which leaves G no class signal; and the distortion loss (weight

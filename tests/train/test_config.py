@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tri3d.cli import main
-from tri3d.runs.config import TrainConfig, preset
+from tri3d.runs.config import TrainConfig, preset, with_overrides
 from tri3d.train.run_state import resolve_device
 from tri3d.utils.progress import LineProgress, progress_bar
 
@@ -133,3 +133,31 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys):
     assert capsys.readouterr().err == f"tri3d generate: error: --out {a_file}: exists and is not a folder\n"
     assert main(["demo", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"tri3d demo: error: --out {tmp_path}: is a folder, expected a PNG path\n"
+
+
+def test_overrides_reach_nested_options_and_change_nothing_else():
+    base = preset("tiny")
+    cfg = with_overrides(base, ["lr_G=0.006", "G.background=random", "G.renderer.depth_samples=24",
+                                "data=null", "mirror=true"])
+    expected = base.to_dict()
+    expected.update(lr_G=0.006, data=None, mirror=True)
+    expected["G"]["background"] = "random"
+    expected["G"]["renderer"]["depth_samples"] = 24
+    assert cfg.to_dict() == expected
+    assert base.lr_G == 0.004  # the original is not modified
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("lr_G", "--set: expected KEY=VALUE, got 'lr_G'"),
+    ("=1", "--set: expected KEY=VALUE, got '=1'"),
+    ("lr=1", "--set lr=1: unknown option lr"),
+    ("G.renderer.sample=3", "--set G.renderer.sample=3: unknown option G.renderer.sample"),
+    ("lr_G.x=1", "--set lr_G.x=1: lr_G is not a group of options"),
+    ("batch=1.5", "--set: batch must be an integer, got 1.5"),
+    ("G.renderer.near=x", '--set: G.renderer.near must be a finite number, got "x"'),
+    ("batch=0", "--set: invalid training option batch 0"),
+])
+def test_bad_overrides_name_the_flag_and_the_option(assignment, message):
+    with pytest.raises(ValueError) as e:
+        with_overrides(preset("tiny"), [assignment])
+    assert str(e.value).startswith(message)

@@ -249,3 +249,33 @@ def preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name]())
+
+
+def with_overrides(cfg: TrainConfig, assignments: list[str], flag: str = "--set") -> TrainConfig:
+    """A copy of ``cfg`` with ``KEY=VALUE`` assignments applied, checked as a config.json
+    is and range-validated. Dotted keys reach nested configs (``G.renderer.depth_samples=24``);
+    a value is read as JSON (``0.006``, ``true``, ``null``) or else taken as a plain string
+    (``G.background=random``). ``ValueError`` names ``flag`` and the assignment."""
+    data = cfg.to_dict()
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag}: expected KEY=VALUE, got {assignment!r}")
+        *parents, leaf = key.split(".")
+        node = data
+        for i, part in enumerate(parents):
+            node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ValueError(f"{flag} {assignment}: {'.'.join(parents[:i + 1])} is not a group of options")
+        if leaf not in node:
+            raise ValueError(f"{flag} {assignment}: unknown option {key}")
+        try:
+            node[leaf] = json.loads(text)
+        except json.JSONDecodeError:
+            node[leaf] = text
+    out = TrainConfig.from_dict(data, where=flag)
+    try:
+        out.validate()
+    except ValueError as e:
+        raise ValueError(f"{flag}: {e}") from None
+    return out

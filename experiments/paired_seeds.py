@@ -12,9 +12,10 @@ The control is a preset or a config.json (``--control``, default ``tiny``); the 
 the control with ``--set KEY=VALUE`` assignments (dotted keys reach nested options:
 ``--set G.background=random``) or another config (``--variant CONFIG``). Both arms of a
 seed are trained together, ``--jobs`` runs at a time as ``tri3d train`` processes with
-``--threads`` threads each (default: the cores shared out). On ``tiny`` a seed's score
-spreads far more than a paired difference does (docs/learning.md): compare levers only
-this way, and with more seeds than ``seeds for 80% power`` asks before keeping one.
+``--threads`` threads each (default: the cores shared out), for ``--kimg`` (default: the
+control's ``total_kimg``; scored at the last snapshot). On ``tiny`` a lever's
+effect is small against the spread of runs (docs/learning.md): keep one only when its
+p-value is small over at least as many seeds as ``seeds for 80% power`` asks.
 
 ``OUT`` holds ``control.json`` and ``variant.json`` (the arms' configs), a run folder per
 arm and seed (``ARM-seedS``), its log (``ARM-seedS.log``) and its scores
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of the variant, e.g. lr_G=0.006 or G.background=random (repeatable)")
     parser.add_argument("--seeds", nargs="+", default=["0-5"], help="seeds, as N or A-B (default 0-5)")
+    parser.add_argument("--kimg", type=float, default=None, help="training length of both arms (default: the control's)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per run (default: the cores divided by --jobs, at least 1)")
@@ -155,6 +157,9 @@ def main() -> None:
         control = load_config(args.control, "--control")
         variant = control if args.variant is None else load_config(args.variant, "--variant")
         variant = with_overrides(variant, args.assignments)
+        if args.kimg is not None:
+            control, variant = (with_overrides(cfg, [f"total_kimg={args.kimg}"], flag="--kimg")
+                                for cfg in (control, variant))
     except ValueError as e:
         parser.error(str(e))
     if not 1 <= args.jobs <= 64:

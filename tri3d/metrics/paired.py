@@ -1,9 +1,11 @@
 """Paired comparison of two training settings over seeds (float64 numpy).
 
-Two runs of one seed share their random draws up to where the settings differ, so the
-difference ``variant - control`` per seed is far less noisy than either score: on
-``tiny`` at 10 kimg the depth-only class accuracy of one setting spreads over 0.35-0.47
-between seeds, a paired difference by ~0.085 (measured, docs/learning.md). The summary:
+Runs of two settings with one seed share their data order and random draws up to where
+the settings differ; the summary is of the per-seed differences ``variant - control``.
+Pairing makes the comparison fair but, on ``tiny``, not much less noisy: a GAN run's
+trajectory diverges soon after anything changes, so two settings' scores at one seed are
+barely correlated (depth-only class accuracy at 10 kimg spreads by 0.05-0.09 between seeds
+and a paired difference by ~0.085; docs/learning.md). What decides is the number of seeds:
 
 - mean and sample standard deviation (``ddof=1``) of the per-seed differences;
 - above / below: seeds where the variant scores above / below the control;

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (_, typ, help_) in TRAIN_OVERRIDES.items():
         train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None, help=help_,
                            choices=TRAIN_CHOICES.get(flag))
+    train.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                       help="any config option, e.g. lr_G=0.006 or G.background=random (dotted keys reach nested "
+                            "options; repeatable; applied after the named options)")
     train.add_argument("--skip-bad", action="store_true", help="skip unreadable / mismatched images and count them")
     train.add_argument("--resume", default=None, help="run folder or snapshot to continue from")
     train.add_argument("--config", default=None, help="a config.json (e.g. from a run) to start from instead of --preset")
@@ -204,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 def train_config(args: argparse.Namespace):
     """The resolved TrainConfig: preset (or the resumed run's config) + explicit options."""
     from tri3d.runs import checkpoint
-    from tri3d.runs.config import TrainConfig, preset
+    from tri3d.runs.config import TrainConfig, preset, with_overrides
 
     if args.resume and (args.preset or args.config):
         raise ValueError(f"--{'preset' if args.preset else 'config'} cannot be combined with --resume: a resumed run "
@@ -230,6 +233,8 @@ def train_config(args: argparse.Namespace):
         if value is not None:
             setattr(cfg, field, value)
     cfg.skip_bad = cfg.skip_bad or args.skip_bad
+    if args.assignments:
+        cfg = with_overrides(cfg, args.assignments)
     cfg.validate(names={field: "--" + flag.replace("_", "-") for flag, (field, _, _) in TRAIN_OVERRIDES.items()})
     return cfg
 

@@ -90,6 +90,17 @@ def test_loss_weights_are_set_from_the_command_line(capsys):
     assert cfg["density_reg"] == 0.0 and cfg["distortion_reg"] == 4.0
 
 
+def test_any_option_is_set_from_the_command_line(capsys):
+    argv = ["train", "--set", "lr_G=0.006", "--set", "G.renderer.depth_samples=20", "--kimg", "3", "--dry-run"]
+    assert main(argv) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["lr_G"], cfg["G"]["renderer"]["depth_samples"], cfg["total_kimg"]) == (0.006, 20, 3.0)
+    assert cfg["lr_D"] == preset("tiny").lr_D
+    assert main(["train", "--set", "G.renderer.depth_sample=20", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == ("tri3d train: error: --set G.renderer.depth_sample=20: unknown option "
+                                               "G.renderer.depth_sample")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--kimg", "inf", "--dry-run"], "argument --kimg: must be a finite number > 0, got inf"),
     (["train", "--density-reg", "-1", "--dry-run"], "argument --density-reg: must be a finite number >= 0, got -1"),

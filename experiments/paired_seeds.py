@@ -21,7 +21,9 @@ p-value is small over at least as many seeds as ``seeds for 80% power`` asks.
 arm and seed (``ARM-seedS``), its log (``ARM-seedS.log``) and its scores
 (``ARM-seedS.json``, written whole or not at all). Rerunning with the same ``--out``
 skips runs that have scores, resumes a killed run from its newest snapshot, and refuses
-arms whose configs differ from the ones ``OUT`` was started with.
+arms whose configs differ from the ones ``OUT`` was started with. A run of the same config
+and seed made elsewhere is adopted by writing the line ``tri3d metrics`` printed for it
+to ``ARM-seedS.json`` before starting (runs reproduce bit for bit at one thread count).
 """
 from __future__ import annotations
 

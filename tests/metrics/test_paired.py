@@ -137,3 +137,13 @@ def test_the_table_pairs_seeds_both_arms_finished(tool):
     assert row == ("| depth-only class accuracy | 0.25 / 0.5 (0.375) | 0.5 / 1 (0.75) | +0.375 (0.18) | 2 / 0 "
                    "| 0.5 | 6 |")
     assert tool.table(results, [2]) == "no seed has both arms scored yet"
+
+
+def test_a_killed_run_resumes_from_the_newest_run_with_a_snapshot(tool, tmp_path):
+    root = tmp_path / "variant-seed3"
+    assert tool.newest_run(root) is None  # nothing yet: a fresh run
+    (root / "00000-tiny" / "snapshot-00000250").mkdir(parents=True)
+    (root / "00001-tiny").mkdir()  # killed before its first snapshot
+    assert tool.newest_run(root) == root / "00000-tiny"
+    (root / "00002-tiny" / "snapshot-00000500").mkdir(parents=True)
+    assert tool.newest_run(root) == root / "00002-tiny"

@@ -35,6 +35,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tri3d.export.generate import parse_int_list
 from tri3d.metrics.paired import paired_difference
 from tri3d.runs import checkpoint
 from tri3d.runs.config import PRESETS, TrainConfig, preset, with_overrides
@@ -45,18 +46,9 @@ SCORES = (("class_accuracy", "rgb class accuracy"), ("depth_class_accuracy", "de
 
 
 def parse_seeds(items: list[str]) -> list[int]:
-    """``["0-3", "7"]`` -> ``[0, 1, 2, 3, 7]``; ``ValueError`` names the bad item."""
-    seeds: list[int] = []
-    for item in items:
-        first, sep, last = item.partition("-")
-        try:
-            lo, hi = (int(first), int(last)) if sep else (int(item), int(item))
-        except ValueError:
-            raise ValueError(f"--seeds: expected N or A-B, got {item!r}") from None
-        if lo < 0 or hi < lo:
-            raise ValueError(f"--seeds: expected 0 <= A <= B, got {item!r}")
-        seeds.extend(s for s in range(lo, hi + 1) if s not in seeds)
-    return seeds
+    """``["0-3", "7,2"]`` -> ``[0, 1, 2, 3, 7]`` (``tri3d generate``'s syntax, repeats dropped:
+    one run per arm and seed); ``ValueError`` names ``--seeds``."""
+    return list(dict.fromkeys(parse_int_list(",".join(items), "--seeds")))
 
 
 def load_config(spec: str, flag: str) -> TrainConfig:
@@ -147,7 +139,7 @@ def main() -> None:
     parser.add_argument("--variant", default=None, help="a preset or a config.json (default: the control)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of the variant, e.g. lr_G=0.006 or G.background=random (repeatable)")
-    parser.add_argument("--seeds", nargs="+", default=["0-5"], help="seeds, as N or A-B (default 0-5)")
+    parser.add_argument("--seeds", nargs="+", default=["0-5"], help="seeds, e.g. 0-11 or 0-3 6,7 (default 0-5)")
     parser.add_argument("--kimg", type=float, default=None, help="training length of both arms (default: the control's)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--threads", type=int, default=None,

@@ -85,6 +85,7 @@ def make_trainer(name: str, seed: int, kimg: float, out: Path, distortion_reg: f
         if (cfg.preset, cfg.seed) != (name, seed):
             raise ValueError(f"--continue-from: {resume} is a run of {cfg.preset} seed {cfg.seed}, not {name} seed {seed}")
     cfg.total_kimg, cfg.snapshot_kimg = kimg, kimg
+    cfg.max_minutes = 0.0  # rows compare at equal kimg, not at what the machine's load allows in a time cap
     if distortion_reg is not None:
         cfg.distortion_reg = distortion_reg
     return Trainer(cfg, resume=resume, progress=False, run_dir=run_dir)

@@ -59,6 +59,8 @@ def main() -> None:
         parser.error(f"--out {args.out}: the folder exists")
     cfg = preset("tiny")
     cfg.seed, cfg.metrics_detector = args.seed, "shapes"
+    # 10 kimg with snapshots every 2 (SCORED_KIMG among them), whatever the machine's speed
+    cfg.total_kimg, cfg.snapshot_kimg, cfg.max_minutes = 10.0, 2.0, 0.0
     trainer = HorizonTrainer(cfg, run_dir=args.out, progress=False)
     trainer.train()
     detector, depth_judge = load_metric_detectors("shapes", dataset=trainer.dataset, device=trainer.device,

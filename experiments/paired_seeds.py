@@ -6,14 +6,15 @@ per score, the paired difference over seeds (``tri3d.metrics.paired``: mean and 
 ``variant - control``, seeds above / below, the sign-flip p-value, the seeds a test at 5%
 needs to see a difference that large 80% of the time):
 
-    python experiments/paired_seeds.py --set lr_G=0.006 --set lr_D=0.006 --seeds 0-11 --out runs/paired-lr6
+    python experiments/paired_seeds.py --set lr_G=0.006 --set lr_D=0.006 --kimg 10 --seeds 0-11 --out runs/paired-lr6
 
 The control is a preset or a config.json (``--control``, default ``tiny``); the variant is
 the control with ``--set KEY=VALUE`` assignments (dotted keys reach nested options:
 ``--set G.background=random``) or another config (``--variant CONFIG``). Both arms of a
 seed are trained together, ``--jobs`` runs at a time as ``tri3d train`` processes with
-``--threads`` threads each (default: the cores shared out), for ``--kimg`` (default: the
-control's ``total_kimg``; scored at the last snapshot). On ``tiny`` a lever's
+``--threads`` threads each (default: the cores shared out), for ``--kimg`` (both arms,
+without the presets' time cap; ``--set total_kimg=K`` gives the variant another length;
+scored at the last snapshot). On ``tiny`` a lever's
 effect is small against the spread of runs (docs/learning.md): keep one only when its
 p-value is small over at least as many seeds as ``seeds for 80% power`` asks.
 
@@ -52,13 +53,16 @@ def parse_seeds(items: list[str]) -> list[int]:
 
 
 def load_config(spec: str, flag: str) -> TrainConfig:
-    """A preset name or a config.json path."""
+    """A preset name or a config.json path, without a time cap: arms are compared at equal
+    kimg, not at what the machine's load allowed each run in ``max_minutes``."""
     if spec in PRESETS:
-        return preset(spec)
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(f"{flag}: {spec!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor a file")
-    cfg = TrainConfig.from_dict(json.loads(path.read_text()), where=str(path))
+        cfg = preset(spec)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"{flag}: {spec!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor a file")
+        cfg = TrainConfig.from_dict(json.loads(path.read_text()), where=str(path))
+    cfg.max_minutes = 0.0
     cfg.validate()
     return cfg
 
@@ -140,7 +144,7 @@ def main() -> None:
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of the variant, e.g. lr_G=0.006 or G.background=random (repeatable)")
     parser.add_argument("--seeds", nargs="+", default=["0-5"], help="seeds, e.g. 0-11 or 0-3 6,7 (default 0-5)")
-    parser.add_argument("--kimg", type=float, default=None, help="training length of both arms (default: the control's)")
+    parser.add_argument("--kimg", type=float, required=True, help="training length of both arms")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per run (default: the cores divided by --jobs, at least 1)")
@@ -148,12 +152,10 @@ def main() -> None:
     args = parser.parse_args()
     try:
         seeds = parse_seeds(args.seeds)
-        control = load_config(args.control, "--control")
-        variant = control if args.variant is None else load_config(args.variant, "--variant")
-        variant = with_overrides(variant, args.assignments)
-        if args.kimg is not None:
-            control, variant = (with_overrides(cfg, [f"total_kimg={args.kimg}"], flag="--kimg")
-                                for cfg in (control, variant))
+        control = with_overrides(load_config(args.control, "--control"), [f"total_kimg={args.kimg}"], flag="--kimg")
+        variant = control if args.variant is None else with_overrides(
+            load_config(args.variant, "--variant"), [f"total_kimg={args.kimg}"], flag="--kimg")
+        variant = with_overrides(variant, args.assignments)  # --set total_kimg=K gives the variant its own length
     except ValueError as e:
         parser.error(str(e))
     if not 1 <= args.jobs <= 64:

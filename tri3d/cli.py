@@ -48,6 +48,8 @@ TRAIN_OVERRIDES = {
     "data": ("data", str, "dataset folder or zip (StyleGAN layout); default: the embedded shapes set"),
     "run_dir": ("run_dir", str, "where numbered run folders go (default runs)"),
     "kimg": ("total_kimg", _positive_float, "training length in thousands of real images"),
+    "minutes": ("max_minutes", _nonneg_float, "wall-clock cap on this invocation's training: it stops at the first "
+                "step past it and writes its snapshot (0: none; --kimg is then the most it trains)"),
     "snapshot_kimg": ("snapshot_kimg", _positive_float, "snapshot interval in kimg"),
     "batch": ("batch", _positive_int, "batch size (objects per step)"),
     "views": ("views", _positive_int, "views per generated object seen by D (multi-view discrimination)"),
@@ -283,6 +285,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"skipped {len(trainer.dataset.skipped)} bad images", file=sys.stderr)
     run = trainer.train()
     if trainer.dist.is_main:
+        if trainer.stopped_by_time:
+            print(f"stopped at the time cap (--minutes {cfg.max_minutes:g}) after {trainer.cur_kimg:.2f} kimg "
+                  f"of {cfg.total_kimg:g}")
         print(f"run folder: {run}")
     return 0
 

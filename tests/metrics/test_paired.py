@@ -147,3 +147,15 @@ def test_a_killed_run_resumes_from_the_newest_run_with_a_snapshot(tool, tmp_path
     assert tool.newest_run(root) == root / "00000-tiny"
     (root / "00002-tiny" / "snapshot-00000500").mkdir(parents=True)
     assert tool.newest_run(root) == root / "00002-tiny"
+
+
+def test_arms_are_loaded_without_a_time_cap(tool, tmp_path):
+    """A capped preset or config would give each arm the kimg the machine's load allowed."""
+    capped = with_overrides(preset("tiny"), ["max_minutes=9"])
+    path = tmp_path / "capped.json"
+    path.write_text(capped.to_json())
+    from_file, from_preset = tool.load_config(str(path), "--variant"), tool.load_config("tiny", "--control")
+    assert from_file.max_minutes == 0.0 and from_preset.max_minutes == 0.0
+    assert from_file.total_kimg == capped.total_kimg
+    with pytest.raises(ValueError, match="^--variant: 'nope' is neither a preset"):
+        tool.load_config("nope", "--variant")

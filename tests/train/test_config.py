@@ -101,10 +101,19 @@ def test_any_option_is_set_from_the_command_line(capsys):
                                                "G.renderer.depth_sample")
 
 
+def test_the_time_cap_is_a_flag_with_a_range(capsys):
+    assert main(["train", "--minutes", "9", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_minutes"] == 9.0
+    assert main(["train", "--minutes", "1e8", "--dry-run"]) == 2
+    assert capsys.readouterr().err == ("tri3d train: error: invalid training option --minutes 100000000.0: must be in "
+                                       "[0, 1e+07] (0: no cap)\n")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--kimg", "inf", "--dry-run"], "argument --kimg: must be a finite number > 0, got inf"),
     (["train", "--density-reg", "-1", "--dry-run"], "argument --density-reg: must be a finite number >= 0, got -1"),
     (["train", "--workers", "-1", "--dry-run"], "argument --workers: must be an integer >= 0, got -1"),
+    (["train", "--minutes", "-1", "--dry-run"], "argument --minutes: must be a finite number >= 0, got -1"),
     (["train", "--precision", "fp16", "--dry-run"], "argument --precision: invalid choice: 'fp16'"),
     (["bench", "train", "--warmup", "-5"], "argument --warmup: must be an integer >= 0, got -5"),
 ])

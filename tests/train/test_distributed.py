@@ -91,3 +91,13 @@ def test_metrics_and_peak_memory_are_gathered_over_ranks(config_file, tmp_path, 
     assert [r["step"] for r in rows] == [2, 3] and all(r["num_gen"] == 21 and r["fid"] > 0 for r in rows)
     stats = [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert all(len(s["peak_memory_mb_per_rank"]) == 2 for s in stats)
+
+
+def test_a_time_cap_stops_every_rank_at_the_same_step(config_file, tmp_path, capfd):
+    """Rank 0's clock decides and broadcasts: both ranks stop after the first step, write
+    one snapshot between them, and hold the same weights."""
+    two = run(config_file, tmp_path / "two", "--gpus", "2", "--minutes", "1e-9")
+    assert "stopped at the time cap (--minutes 1e-09) after 0.01 kimg of 0.024" in capfd.readouterr().out
+    assert sorted(p.name for p in two.glob("snapshot-*")) == ["snapshot-00000001"]
+    ranks = json.loads((two / "ranks.json").read_text())
+    assert ranks["G"][0] == ranks["G"][1] and ranks["D"][0] == ranks["D"][1]

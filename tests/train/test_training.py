@@ -218,6 +218,39 @@ def test_one_nonfinite_step_is_skipped_and_training_goes_on(shapes16, tmp_path):
     assert all(torch.isfinite(p).all() for m in (trainer.G, trainer.G_ema, trainer.D) for p in m.parameters())
 
 
+def test_a_time_cap_stops_at_the_first_step_past_it_with_a_snapshot(shapes16, tmp_path):
+    """A clock that advances 10 s per reading: with a 0.5-minute cap the check after step 3
+    reads 30 s and stops there, long before total_kimg (250 steps), and the last step
+    has its snapshot; with no cap the clock is never asked."""
+    cfg = micro_config(shapes16, tmp_path, total_kimg=1.0, snapshot_kimg=0.008, max_minutes=0.5)
+    trainer = Trainer(cfg, run_dir=tmp_path / "capped", progress=False)
+    readings = iter(range(0, 10_000, 10))
+    trainer.clock = lambda: float(next(readings))
+    trainer.train()
+    assert trainer.stopped_by_time and trainer.step == 3 and trainer.nimg == 12
+    assert [p.name for p in sorted((tmp_path / "capped").glob("snapshot-*"))] == ["snapshot-00000002",
+                                                                                    "snapshot-00000003"]
+    assert [r["step"] for r in read_stats(tmp_path / "capped")] == [1, 2, 3]
+
+    uncapped = Trainer(micro_config(shapes16, tmp_path, total_kimg=0.008), run_dir=tmp_path / "uncapped",
+                       progress=False)
+    uncapped.clock = lambda: pytest.fail("the clock was read without a cap")
+    uncapped.train()
+    assert not uncapped.stopped_by_time and uncapped.step == 2
+
+
+def test_the_time_cap_is_reported_by_the_cli(shapes16, tmp_path, capsys):
+    from tri3d.cli import main
+
+    config = tmp_path / "micro.json"
+    config.write_text(micro_config(shapes16, tmp_path, total_kimg=1.0).to_json())
+    code = main(["train", "--config", str(config), "--minutes", "1e-9", "--run-dir", str(tmp_path / "runs"),
+                 "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("stopped at the time cap (--minutes 1e-09) after 0.00 kimg of 1\n")
+    assert [p.name for p in (tmp_path / "runs").glob("*/snapshot-*")] == ["snapshot-00000001"]
+
+
 def test_run_folders_are_claimed_atomically_and_presets_are_names(tmp_path, monkeypatch):
     from pathlib import Path
 

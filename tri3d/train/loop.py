@@ -91,6 +91,8 @@ class Trainer:
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_D, betas=betas, eps=1e-8)
         self.intrinsics = fov_to_intrinsics(cfg.fov_deg).to(self.device)
         self.step, self.nimg = 0, 0
+        self.clock = time.monotonic  # seconds, for max_minutes
+        self.stopped_by_time = False  # train() ended at max_minutes, before total_kimg
         self.nonfinite_steps = self.nonfinite_in_a_row = 0  # steps skipped for non-finite losses or gradients
         # Draws that define a step (latents, classes, cameras) come from this stream, the same
         # on every rank; per-sample draws inside the networks use the global RNG.
@@ -319,8 +321,18 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.seed),  # its worker seed must not draw from the global RNG
         )
 
+    def time_is_up(self, seconds_left: float) -> bool:
+        """Whether ``max_minutes`` has run out; rank 0's clock decides for every rank."""
+        flag = torch.tensor([float(seconds_left <= 0)])
+        if self.dist.enabled:
+            torch.distributed.broadcast(flag.to(self.device), src=0)
+            flag = flag.cpu()
+        return bool(flag.item())
+
     def train(self) -> Path:
-        """Run until ``total_kimg``; snapshot every ``snapshot_kimg`` and at the end."""
+        """Run until ``total_kimg`` or, with ``max_minutes``, until that much wall clock has
+        passed in this call (``stopped_by_time`` then); snapshot every ``snapshot_kimg`` and
+        at the end."""
         cfg = self.cfg
         self.reporter.start()
         loader = self.data_loader()
@@ -328,21 +340,29 @@ class Trainer:
         snapshot_every = max(1, round(cfg.snapshot_kimg * 1000 / cfg.batch))
         bar = progress_bar(total_steps, initial=self.step, enabled=self.progress, unit="step")
         window, t0, nimg0 = [], time.perf_counter(), self.nimg
+        deadline = self.clock() + cfg.max_minutes * 60 if cfg.max_minutes > 0 else None
         for real, c in loader:
             if self.step >= total_steps:
                 break
             stats = self.train_step(real, c)
             window.append(stats)
+            postfix = {"G": f"{stats['loss_G']:.3f}", "D": f"{stats['loss_D']:.3f}", "kimg": f"{self.cur_kimg:.2f}"}
+            if cfg.max_minutes > 0:
+                seconds_left = deadline - self.clock()
+                self.stopped_by_time = self.time_is_up(seconds_left)
+                postfix["left"] = f"{max(seconds_left, 0) / 60:.1f}min"
             bar.update(1)
-            bar.set_postfix(G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}", kimg=f"{self.cur_kimg:.2f}")
+            bar.set_postfix(**postfix)
             if self.step % cfg.log_every == 0:
                 self.reporter.log(window, timer=self.timer, step=self.step, kimg=self.cur_kimg, nimg=self.nimg,
                                   images=self.nimg - nimg0, seconds=time.perf_counter() - t0,
                                   nonfinite_steps=self.nonfinite_steps,
                                   neural_resolution=self.neural_resolution_now())
                 window, t0, nimg0 = [], time.perf_counter(), self.nimg
-            if self.step % snapshot_every == 0 or self.step >= total_steps:
+            if self.step % snapshot_every == 0 or self.step >= total_steps or self.stopped_by_time:
                 self.save_snapshot()
+            if self.stopped_by_time:
+                break
         bar.close()
         self.reporter.close()
         self.reporter.record_rank_checksums(self.G, self.D)

@@ -47,7 +47,8 @@ def _positive_float(text: str) -> float:
 TRAIN_OVERRIDES = {
     "data": ("data", str, "dataset folder or zip (StyleGAN layout); default: the embedded shapes set"),
     "run_dir": ("run_dir", str, "where numbered run folders go (default runs)"),
-    "kimg": ("total_kimg", _positive_float, "training length in thousands of real images"),
+    "kimg": ("total_kimg", _positive_float, "training length in thousands of real images (without --minutes it "
+             "also lifts the config's time cap: the run trains exactly this long)"),
     "minutes": ("max_minutes", _nonneg_float, "wall-clock cap on this invocation's training: it stops at the first "
                 "step past it and writes its snapshot (0: none; --kimg is then the most it trains)"),
     "snapshot_kimg": ("snapshot_kimg", _positive_float, "snapshot interval in kimg"),
@@ -234,6 +235,8 @@ def train_config(args: argparse.Namespace):
         value = getattr(args, flag)
         if value is not None:
             setattr(cfg, field, value)
+    if args.kimg is not None and args.minutes is None:  # "--kimg 30" means 30 kimg, not what 9 minutes allow
+        cfg.max_minutes = 0.0
     cfg.skip_bad = cfg.skip_bad or args.skip_bad
     if args.assignments:
         cfg = with_overrides(cfg, args.assignments)

@@ -102,8 +102,13 @@ def test_any_option_is_set_from_the_command_line(capsys):
 
 
 def test_the_time_cap_is_a_flag_with_a_range(capsys):
-    assert main(["train", "--minutes", "9", "--dry-run"]) == 0
-    assert json.loads(capsys.readouterr().out)["max_minutes"] == 9.0
+    assert preset("tiny").max_minutes == 9.0
+    assert main(["train", "--minutes", "5", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_minutes"] == 5.0
+    assert main(["train", "--kimg", "30", "--dry-run"]) == 0  # an explicit length lifts the preset's cap
+    assert json.loads(capsys.readouterr().out)["max_minutes"] == 0.0
+    assert main(["train", "--kimg", "30", "--minutes", "5", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_minutes"] == 5.0
     assert main(["train", "--minutes", "1e8", "--dry-run"]) == 2
     assert capsys.readouterr().err == ("tri3d train: error: invalid training option --minutes 100000000.0: must be in "
                                        "[0, 1e+07] (0: no cap)\n")

@@ -239,6 +239,26 @@ def test_a_time_cap_stops_at_the_first_step_past_it_with_a_snapshot(shapes16, tm
     assert not uncapped.stopped_by_time and uncapped.step == 2
 
 
+def test_with_several_ranks_the_time_cap_is_rank_0s_decision(shapes16, tmp_path, monkeypatch):
+    """A rank's own clock does not decide: the flag it returns is the one broadcast from rank 0."""
+    from tri3d.train.distributed import DistEnv
+
+    trainer = Trainer(micro_config(shapes16, tmp_path), run_dir=tmp_path / "run", progress=False)
+    trainer.dist = DistEnv(rank=1, world_size=2)
+    rank0_says = {"up": 1.0}
+    sent = []
+
+    def broadcast(tensor, src):
+        sent.append(src)
+        tensor.fill_(rank0_says["up"])
+
+    monkeypatch.setattr(torch.distributed, "broadcast", broadcast)
+    assert trainer.time_is_up(seconds_left=100.0)  # rank 1 has time left, rank 0 has not
+    rank0_says["up"] = 0.0
+    assert not trainer.time_is_up(seconds_left=-5.0)
+    assert sent == [0, 0]
+
+
 def test_the_time_cap_is_reported_by_the_cli(shapes16, tmp_path, capsys):
     from tri3d.cli import main
 

@@ -323,9 +323,10 @@ class Trainer:
 
     def time_is_up(self, seconds_left: float) -> bool:
         """Whether ``max_minutes`` has run out; rank 0's clock decides for every rank."""
+        if not self.dist.enabled:
+            return seconds_left <= 0
         flag = torch.tensor([float(seconds_left <= 0)], device=self.device)
-        if self.dist.enabled:
-            torch.distributed.broadcast(flag, src=0)
+        torch.distributed.broadcast(flag, src=0)
         return bool(flag.item())
 
     def train(self) -> Path:

@@ -19,6 +19,7 @@ from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
 from tri3d.runs import checkpoint
 from tri3d.runs.config import TrainConfig
 from tri3d.train.loss import (
+    batch_to_views,
     blur_images,
     blur_sigma,
     class_loss,
@@ -31,6 +32,7 @@ from tri3d.train.loss import (
     generator_loss,
     r1_penalty,
     real_raw_images,
+    views_to_batch,
 )
 from tri3d.train.distributed import all_reduce_mean_, barrier, check_fault_injection, init_from_env, rank_device
 from tri3d.train.errors import TrainingStopped
@@ -238,15 +240,16 @@ class Trainer:
         D.requires_grad_(True)
         # One D forward over fakes and reals (DDP: one forward per backward); lazy R1 reads
         # its gradient from the same forward. Minibatch-std groups are consecutive, so with
-        # batch sizes that are multiples of the group size they never mix fakes and reals.
+        # batch sizes that are multiples of the group size they never mix fakes and reals,
+        # and the fakes go view-major (``views_to_batch``) so no group holds one object twice.
         r1_step = cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0
         real_in = real.detach().requires_grad_(r1_step)
-        fake_flat = fake.detach().flatten(0, 1)
-        c_all = None if c_gen is None else torch.cat([c_gen.repeat_interleave(views), c_real])
+        fake_flat = views_to_batch(fake.detach())
+        c_all = None if c_gen is None else torch.cat([c_gen.repeat(views), c_real])
         raw_all, r1_inputs = None, (real_in,)
         if dual:  # EG3D: the reals' raw image is blurred during the fade, the fakes' is not
             real_raw = real_raw_images(real, out["image_raw"].shape[-1], sigma).detach().requires_grad_(r1_step)
-            raw_all, r1_inputs = torch.cat([out["image_raw"].detach().flatten(0, 1), real_raw]), (real_in, real_raw)
+            raw_all, r1_inputs = torch.cat([views_to_batch(out["image_raw"].detach()), real_raw]), (real_in, real_raw)
         n_fake = fake_flat.shape[0]
         with timer.stage("discriminator"):
             images = blur_images(torch.cat([fake_flat, real_in]), sigma)
@@ -255,7 +258,7 @@ class Trainer:
                 scores = all_scores.gather(1, c_all[:, None])
             else:
                 scores = self.D_ddp(images, c_all, raw_all)
-        fake_scores, real_scores = scores[:n_fake].reshape(B, views), scores[n_fake:]
+        fake_scores, real_scores = batch_to_views(scores[:n_fake, 0], views), scores[n_fake:]
         loss_D = discriminator_fake_loss(fake_scores) + discriminator_real_loss(real_scores)
         stats.update(loss_D=loss_D.item(), D_real=real_scores.mean().item())
         if with_class_loss:  # D learns the classes from real images only

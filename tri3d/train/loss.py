@@ -40,24 +40,41 @@ def real_raw_images(real: Tensor, resolution: int, sigma: float) -> Tensor:  # [
     return blur_images(resize_images(real, resolution), sigma)
 
 
+def views_to_batch(x: Tensor) -> Tensor:  # [B, V, ...] -> [V * B, ...]
+    """Views of ``B`` objects as one batch for D, view-major: ``B`` consecutive samples are
+    ``B`` different objects. D's minibatch-std groups are consecutive samples, so with
+    ``B >= D.mbstd_group`` no group holds two views of one object: a group of real images
+    holds different objects, and a group of fakes that held one object's views would be
+    less diverse, which D learns to read as fake (a pull on G to make an object's views
+    disagree)."""
+    return x.transpose(0, 1).flatten(0, 1)
+
+
+def batch_to_views(x: Tensor, views: int) -> Tensor:  # [V * B, ...] -> [B, V, ...]
+    """The inverse of ``views_to_batch``."""
+    return x.unflatten(0, (views, x.shape[0] // views)).transpose(0, 1)
+
+
 def d_scores_multiview(D, images: Tensor, c: Tensor | None, sigma: float = 0.0,
                        images_raw: Tensor | None = None) -> Tensor:
     """D's logits for every view: images ``[B, V, 3, H, W]`` (and, for a dual D, the raw
-    renderings ``[B, V, 3, h, w]``, not blurred, as EG3D) -> ``[B, V]`` (labels repeated)."""
-    B, V = images.shape[:2]
-    flat = blur_images(images.flatten(0, 1), sigma)
-    raw = None if images_raw is None else images_raw.flatten(0, 1)
-    cv = None if c is None else c.repeat_interleave(V)
-    return D(flat, cv, raw).reshape(B, V)
+    renderings ``[B, V, 3, h, w]``, not blurred, as EG3D) -> ``[B, V]`` (labels repeated);
+    D sees them in ``views_to_batch`` order."""
+    V = images.shape[1]
+    flat = blur_images(views_to_batch(images), sigma)
+    raw = None if images_raw is None else views_to_batch(images_raw)
+    cv = None if c is None else c.repeat(V)
+    return batch_to_views(D(flat, cv, raw)[:, 0], V)
 
 
 def d_class_scores_multiview(D, images: Tensor, sigma: float = 0.0,
                              images_raw: Tensor | None = None) -> Tensor:
-    """D's score of every view under every label: ``[B, V, 3, H, W]`` -> ``[B, V, K]``."""
-    B, V = images.shape[:2]
-    flat = blur_images(images.flatten(0, 1), sigma)
-    raw = None if images_raw is None else images_raw.flatten(0, 1)
-    return D(flat, None, raw, all_classes=True).reshape(B, V, -1)
+    """D's score of every view under every label: ``[B, V, 3, H, W]`` -> ``[B, V, K]``
+    (D sees the views in ``views_to_batch`` order)."""
+    V = images.shape[1]
+    flat = blur_images(views_to_batch(images), sigma)
+    raw = None if images_raw is None else views_to_batch(images_raw)
+    return batch_to_views(D(flat, None, raw, all_classes=True), V)
 
 
 def class_loss(class_scores: Tensor,  # [N, K] D's score of each image under every label

@@ -1,4 +1,4 @@
-"""Losses: multi-view averaging, R1 against a hand-computed penalty, blur."""
+"""Losses: multi-view averaging and ordering, R1 against a hand-computed penalty, blur."""
 from __future__ import annotations
 
 import torch
@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from tri3d.train.loss import (
     blur_images,
     blur_sigma,
+    d_class_scores_multiview,
     d_scores_multiview,
     discriminator_fake_loss,
     generator_loss,
@@ -50,6 +51,46 @@ def test_multiview_loss_is_mean_of_per_view_losses():
     per_view_D = [F.softplus(D(images[:, v], c)).mean() for v in range(3)]
     torch.testing.assert_close(generator_loss(scores), torch.stack(per_view_G).mean())
     torch.testing.assert_close(discriminator_fake_loss(scores), torch.stack(per_view_D).mean())
+
+
+class RecordingD(torch.nn.Module):
+    """Scores an image by its mean value (plus 100 x the label, or every label's column);
+    records the batches it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.inputs = []
+
+    def forward(self, img, c, img_raw=None, all_classes=False):
+        self.inputs.append((img, c))
+        score = img.mean(dim=(1, 2, 3))[:, None]
+        if all_classes:
+            return score + 100 * torch.arange(4.0)
+        return score + 100 * c[:, None]
+
+
+def object_ids(batch):  # the object b of views coded as the constant 10 b + v
+    return (batch.mean(dim=(1, 2, 3)) // 10).long()
+
+
+def test_d_sees_views_view_major_and_scores_map_back():
+    """D's batch holds B distinct objects in every B consecutive samples (so no
+    minibatch-std group of up to B samples holds two views of one object), each view
+    with its own object's label, and every score comes back to its [object, view]."""
+    B, V = 5, 3
+    code = 10 * torch.arange(B, dtype=torch.float32)[:, None] + torch.arange(V, dtype=torch.float32)  # [B, V]
+    images = code[:, :, None, None, None].expand(B, V, 3, 4, 4).contiguous()
+    c = torch.tensor([3, 1, 0, 2, 1])
+    D = RecordingD()
+    scores = d_scores_multiview(D, images, c)
+    torch.testing.assert_close(scores, code + 100 * c[:, None].float())
+    class_scores = d_class_scores_multiview(D, images)
+    torch.testing.assert_close(class_scores, code[:, :, None] + 100 * torch.arange(4.0))
+    for batch, labels in D.inputs:
+        ids = object_ids(batch)
+        assert all(len(set(ids[i:i + B].tolist())) == B for i in range(len(ids) - B + 1))
+        if labels is not None:
+            assert torch.equal(labels, c[ids])
 
 
 def test_r1_matches_hand_computed_penalty():

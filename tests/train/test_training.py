@@ -502,6 +502,31 @@ def test_distortion_loss_adds_its_weighted_gradient_to_g(shapes16, tmp_path, mon
     assert (grads[1] - grads[0]).abs().max() > 1e-4
 
 
+def test_d_gets_each_steps_fake_views_view_major(shapes16, tmp_path):
+    """In G's step and in D's, D's batch starts with the B objects' first views, then
+    their second views: no minibatch-std group holds two views of one object. Views are
+    coded as the constant 10 b + v (the renderer's graph kept, so G's step runs)."""
+    trainer = Trainer(micro_config(shapes16, tmp_path, blur_init_sigma=0.0), progress=False)
+    render = trainer.generate
+
+    def coded(G, z, c, views):
+        image, out = render(G, z, c, views)
+        code = 10 * torch.arange(image.shape[0], dtype=torch.float32)[:, None] + torch.arange(views)
+        return image * 0 + code[:, :, None, None, None], out
+
+    trainer.generate = coded
+    batches = []
+    trainer.D.register_forward_pre_hook(lambda module, args: batches.append(args[0].detach()))
+    real, c = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4)))
+    trainer.train_step(real, c)
+    B, V = 4, trainer.views_now()
+    assert V == 2 and [len(b) for b in batches] == [B * V, B * V + B]
+    for batch in batches:
+        value = batch[: B * V].mean(dim=(1, 2, 3)).round().long()
+        assert torch.equal(value // 10, torch.arange(B).repeat(V))  # objects
+        assert torch.equal(value % 10, torch.arange(V).repeat_interleave(B))  # views
+
+
 def test_d_class_accuracy_against_a_counted_answer():
     """``d_class_accuracy`` is the share of images whose highest score is under their own
     label, batch by batch, and a dual D gets the raw image at its resolution: a stand-in D

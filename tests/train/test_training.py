@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -525,6 +526,15 @@ def test_d_gets_each_steps_fake_views_view_major(shapes16, tmp_path):
         value = batch[: B * V].mean(dim=(1, 2, 3)).round().long()
         assert torch.equal(value // 10, torch.arange(B).repeat(V))  # objects
         assert torch.equal(value % 10, torch.arange(V).repeat_interleave(B))  # views
+
+
+def test_fewer_objects_than_a_minibatch_std_group_warn(shapes16, tmp_path):
+    with pytest.warns(UserWarning, match="2 objects per process, fewer than D's minibatch-std group"):
+        Trainer(micro_config(shapes16, tmp_path, batch=2), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(micro_config(shapes16, tmp_path, batch=4), progress=False)
+        Trainer(micro_config(shapes16, tmp_path, batch=2, views=1), progress=False)
 
 
 def test_d_class_accuracy_against_a_counted_answer():

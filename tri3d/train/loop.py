@@ -70,8 +70,9 @@ class Trainer:
         if cfg.batch % self.dist.world_size:
             raise ValueError(f"batch ({cfg.batch}) must be divisible by the number of processes ({self.dist.world_size})")
         self.cfg, self.progress = cfg, progress and self.dist.is_main
-        if cfg.views > 1 and cfg.batch // self.dist.world_size < cfg.D.mbstd_group:
-            warnings.warn(f"tri3d: {cfg.batch // self.dist.world_size} objects per process, fewer than D's "
+        objects_per_process = cfg.batch // self.dist.world_size
+        if cfg.views > 1 and objects_per_process < cfg.D.mbstd_group:
+            warnings.warn(f"tri3d: {objects_per_process} objects per process, fewer than D's "
                           f"minibatch-std group ({cfg.D.mbstd_group}): a group will hold two views of one object, "
                           "which D can tell from a group of real images", stacklevel=2)
         self.device = rank_device(self.dist, cfg.device) if self.dist.enabled else resolve_device(cfg.device)

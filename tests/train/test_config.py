@@ -181,6 +181,7 @@ def test_overrides_reach_nested_options_and_change_nothing_else():
     ("batch=1.5", "--set: batch must be an integer, got 1.5"),
     ("G.renderer.near=x", '--set: G.renderer.near must be a finite number, got "x"'),
     ("batch=0", "--set: invalid training option batch 0"),
+    ("G.shading=1.5", "--set: invalid training option G.shading 1.5: must be in [0, 1]"),
 ])
 def test_bad_overrides_name_the_flag_and_the_option(assignment, message):
     with pytest.raises(ValueError) as e:

@@ -120,6 +120,7 @@ class TrainConfig:
             ("G.triplane_channels", 1 <= g.triplane_channels <= 1024, "in [1, 1024]"),
             ("G.channel_max", 1 <= g.channel_max <= 4096, "in [1, 4096]"),
             ("G.decoder_hidden", 1 <= g.decoder_hidden <= 4096, "in [1, 4096]"),
+            ("G.shading", 0 <= g.shading <= 1, "in [0, 1]"),
             ("G.renderer.depth_samples", 1 <= r.depth_samples <= 1024, "in [1, 1024]"),
             ("G.renderer.importance_samples", 0 <= r.importance_samples <= 1024, "in [0, 1024]"),
             ("G.renderer.near < G.renderer.far", 0 < r.near < r.far, "0 < near < far"),

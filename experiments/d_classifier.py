@@ -13,7 +13,9 @@ one-cycle schedule): how fast a classifier built to learn fast learns the same i
 ``--flips`` gives tiny's D the same random flips; ``--lr`` / ``--beta1`` set D's Adam
 learning rate and beta1 (how fast D alone learns the classes under other settings);
 ``--center`` subtracts each image's mean colour before D, as the judges do (the
-backgrounds are random solid colours); ``--width`` sets D's channels (tiny: 64);
+backgrounds are random solid colours); ``--width`` sets D's channels (tiny: 64); ``--set KEY=VALUE`` any option of the
+preset, e.g. ``D.mapping_lr_multiplier=1`` (D's label mapping, which StyleGAN2 trains
+at a hundredth of the learning rate);
 ``--save PATH`` writes the trained D's weights (``experiments/d_warm_start.py`` starts a
 GAN from them).
 
@@ -22,6 +24,7 @@ GAN from them).
     python experiments/d_classifier.py --batch 8 --images 16000 --eval-every 4000 --lr 0.008
     python experiments/d_classifier.py --batch 8 --images 16000 --eval-every 4000 --center
     python experiments/d_classifier.py --images 96000 --flips --save d_classifier.safetensors
+    python experiments/d_classifier.py --batch 8 --images 48000 --eval-every 16000 --set D.mapping_lr_multiplier=1
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from tri3d.data.dataset import ImageDataset
 from tri3d.data.shapes import make_shapes_dataset, shapes_dataset_path
 from tri3d.metrics.shapes_judges import ShapesClassifier, heldout_images
 from tri3d.models import Discriminator
-from tri3d.runs.config import preset
+from tri3d.runs.config import preset, with_overrides
 from tri3d.utils.files import chmod_as_created
 
 
@@ -62,6 +65,8 @@ def main() -> None:
     parser.add_argument("--beta1", type=float, default=None, help="D's Adam beta1 (default: tiny's, 0)")
     parser.add_argument("--center", action="store_true", help="subtract each image's mean colour before D")
     parser.add_argument("--width", type=int, default=None, help="D's channels at every resolution (default: tiny's, 64)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any option of the tiny preset, e.g. D.mapping_layers=2 (repeatable)")
     parser.add_argument("--save", default=None, help="write the trained D's weights here (safetensors; --network D)")
     args = parser.parse_args()
     for flag in ("per_class", "images", "batch", "eval_every"):
@@ -73,14 +78,17 @@ def main() -> None:
         parser.error(f"--beta1 must lie in [0, 1), got {args.beta1}")
     if args.width is not None and not 1 <= args.width <= 4096:
         parser.error(f"--width must lie in [1, 4096], got {args.width}")
-    if (args.lr is not None or args.beta1 is not None or args.center or args.width is not None) \
+    if (args.lr is not None or args.beta1 is not None or args.center or args.width is not None or args.set) \
             and args.network != "D":
-        parser.error("--lr, --beta1, --center and --width set up D: they need --network D")
+        parser.error("--lr, --beta1, --center, --width and --set set up D: they need --network D")
     if args.save and args.network != "D":
         parser.error("--save writes a discriminator: it needs --network D")
     if args.save and Path(args.save).exists():
         parser.error(f"--save {args.save}: the file exists")
-    cfg = preset("tiny")
+    try:
+        cfg = with_overrides(preset("tiny"), args.set)
+    except ValueError as e:
+        parser.error(str(e))
     R = cfg.G.image_resolution
     judge = cfg.metrics_judge
     train_x, train_y = images_of(make_shapes_dataset(shapes_dataset_path(R, args.per_class, seed=0),

@@ -13,9 +13,9 @@ one-cycle schedule): how fast a classifier built to learn fast learns the same i
 ``--flips`` gives tiny's D the same random flips; ``--lr`` / ``--beta1`` set D's Adam
 learning rate and beta1 (how fast D alone learns the classes under other settings);
 ``--center`` subtracts each image's mean colour before D, as the judges do (the
-backgrounds are random solid colours); ``--width`` sets D's channels (tiny: 64); ``--set KEY=VALUE`` any option of the
-preset, e.g. ``D.mapping_lr_multiplier=1`` (D's label mapping, which StyleGAN2 trains
-at a hundredth of the learning rate);
+backgrounds are random solid colours); ``--width`` sets D's channels (tiny: 64);
+``--set KEY=VALUE`` sets any option of the preset, e.g. ``D.mapping_lr_multiplier=1``
+(D's label mapping, which StyleGAN2 trains at a hundredth of the learning rate);
 ``--save PATH`` writes the trained D's weights (``experiments/d_warm_start.py`` starts a
 GAN from them).
 

@@ -16,6 +16,7 @@ from tri3d.models.synthesis import SynthesisNetwork
 from tri3d.ops import planes_for_decode, triplane_decode
 from tri3d.render import TriplaneRenderer
 from tri3d.render.rays import pixel_rays
+from tri3d.render.renderer import Field
 from tri3d.utils.typed_config import from_typed_dict
 
 BACKGROUNDS = ("none", "learned", "random")
@@ -158,7 +159,8 @@ class TriplaneGenerator(nn.Module):
         """Raw density at world points (density regularization, mesh export)."""
         return self.field(planes)(xyz)[0]
 
-    def lambertian_shade(self, field, cam2world: Tensor,  # [B, V, 4, 4]
+    def lambertian_shade(self, field: Field,  # xyz [B, N, 3] -> (sigma_raw [B, N, 1], rgb)
+                         cam2world: Tensor,  # [B, V, 4, 4]
                          intrinsics: Tensor,  # [B, V, 3, 3] or [3, 3]
                          depth: Tensor,  # [B, V, 1, r, r] expected depth per pixel
                          *, generator: torch.Generator | None = None,

@@ -303,6 +303,30 @@ def test_discriminator_conditioning_is_stylegan2s():
     torch.testing.assert_close(score, (phi[0] * x).sum(dim=1, keepdim=True) / math.sqrt(32), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("center_input", [True, False])
+def test_centred_input_hides_the_mean_colour_from_the_convolutions_only(center_input: bool):
+    """With ``center_input`` D's convolutions see each image minus its mean colour, so a
+    colour offset per image leaves their features unchanged, and the first FC layer gets
+    the mean colour beside them; without it, the offset reaches the features (fp64)."""
+    torch.manual_seed(5)
+    D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=5, channel_base=256, channel_max=32,
+                                          center_input=center_input)).double()
+    fc_inputs = []
+    D.fc.register_forward_pre_hook(lambda m, args: fc_inputs.append(args[0]))
+    img = torch.randn(8, 3, 16, 16, dtype=torch.float64)
+    shifted = img + torch.randn(8, 3, 1, 1, dtype=torch.float64)
+    D(img, all_classes=True), D(shifted, all_classes=True)
+    before, after = fc_inputs
+    if center_input:
+        assert before.shape == (8, 32 * 16 + 3)
+        torch.testing.assert_close(after[:, :-3], before[:, :-3], rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(before[:, -3:], img.mean(dim=(2, 3)), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(after[:, -3:], shifted.mean(dim=(2, 3)), rtol=1e-12, atol=1e-12)
+    else:
+        assert before.shape == (8, 32 * 16)
+        assert (after - before).abs().max() > 1e-3
+
+
 def test_all_class_scores_are_the_per_label_scores():
     """Column k of ``all_classes=True`` is ``D(img, k)`` (fp64, a dual D, one pass)."""
     torch.manual_seed(4)

@@ -24,6 +24,7 @@ class DiscriminatorConfig:
     mapping_lr_multiplier: float = 0.01  # its learning-rate multiplier (StyleGAN2: 0.01)
     dual: bool = False  # EG3D's dual discrimination: image + raw neural rendering (6 channels)
     mixed_resolutions: int = 4  # with ``mixed_dtype`` set, this many highest-resolution blocks run in it (EG3D's fp16 layers)
+    center_input: bool = False  # True: the convolutions see each image minus its mean colour, which joins their features at the first FC layer
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "discriminator config") -> "DiscriminatorConfig":
@@ -122,7 +123,7 @@ class Discriminator(nn.Module):
         self.mbstd_group = config.mbstd_group
         self.mixed_dtype: torch.dtype | None = None  # e.g. torch.bfloat16: high-resolution blocks under autocast
         self.conv = Conv2dLayer(c4 + 1, c4, 3)
-        self.fc = FullyConnected(c4 * 16, c4)
+        self.fc = FullyConnected(c4 * 16 + (self.img_channels if config.center_input else 0), c4)
         self.out = FullyConnected(c4, out_dim, activation=False)
         self.cmap = (LabelMapping(config.num_classes, self.cmap_dim, config.mapping_layers,
                                   config.mapping_lr_multiplier) if config.num_classes > 0 else None)
@@ -164,6 +165,9 @@ class Discriminator(nn.Module):
             img = torch.cat([img, resize_images(img_raw, R)], dim=1)
         elif img_raw is not None:
             raise ValueError("img_raw is only read by a dual discriminator (DiscriminatorConfig.dual)")
+        mean_colour = img.mean(dim=(2, 3)) if self.config.center_input else None  # [N, C]
+        if mean_colour is not None:
+            img = img - mean_colour[:, :, None, None]
         x = None
         dtype = self.mixed_dtype
         for k, block in enumerate(self.blocks):
@@ -171,5 +175,7 @@ class Discriminator(nn.Module):
             with torch.autocast(img.device.type, dtype=dtype or torch.bfloat16, enabled=mixed):
                 x = block(x, img)
             x = x.to(img.dtype)  # back from the mixed dtype (fp32 stays fp32, fp64 stays fp64)
-        x = self.conv(minibatch_stddev(x, self.mbstd_group))
-        return self.out(self.fc(x.flatten(1)))
+        x = self.conv(minibatch_stddev(x, self.mbstd_group)).flatten(1)
+        if mean_colour is not None:
+            x = torch.cat([x, mean_colour], dim=1)
+        return self.out(self.fc(x))

@@ -213,10 +213,7 @@ def _tiny() -> TrainConfig:
     1), because without it most early views are fog that the depth judge calls flat cards
     (measured). No spherical density prior: with one (``density_prior=8``) every class
     started as a ball, and at 8 kimg the depth-only accuracy was 0.31-0.35 over 3 seeds
-    against 0.41-0.42 over 2 without it (measured, README). D's convolutions see each
-    image minus its mean colour (``center_input``; the backgrounds are random solid
-    colours): at the main job's kimg rgb and depth-only class accuracy rose in every seed
-    measured (docs/learning.md)."""
+    against 0.41-0.42 over 2 without it (measured, README)."""
     return TrainConfig(
         preset="tiny", batch=8, total_kimg=100.0, max_minutes=9.0, snapshot_kimg=5.0, log_every=10,
         lr_G=0.004, lr_D=0.004, class_loss=1.0, distortion_reg=1.0,
@@ -226,17 +223,15 @@ def _tiny() -> TrainConfig:
                           channel_max=64, extra_blocks=True, decoder_hidden=32, decoder_layers=3,
                           image_resolution=16, neural_rendering_resolution=16, background="learned",
                           renderer=RendererConfig(depth_samples=12, importance_samples=12, near=2.0, far=3.4)),
-        D=DiscriminatorConfig(image_resolution=16, channel_base=1024, channel_max=64, center_input=True),
+        D=DiscriminatorConfig(image_resolution=16, channel_base=1024, channel_max=64),
     )
 
 
 def _tiny_ablation(extra_blocks: bool, decoder_layers: int, views: int, name: str) -> TrainConfig:
-    """The paper's ablation rows at tiny size, as measured in the README: ``tiny`` with
-    StyleGAN2's D input (no ``center_input``; the last row is ``tiny`` otherwise)."""
+    """The paper's ablation rows at tiny size (``tiny`` itself is the last row, +g+d+mv)."""
     cfg = _tiny()
     cfg.preset = name
     cfg.G.extra_blocks, cfg.G.decoder_layers, cfg.views = extra_blocks, decoder_layers, views
-    cfg.D.center_input = False
     return cfg
 
 

@@ -22,8 +22,7 @@ import argparse
 
 import torch
 
-from tri3d.data.shapes import CAMERA, DENSITY_MAX, DENSITY_MIN, DENSITY_SCALE, LIGHT, make_field, over_background, \
-    random_objects
+from tri3d.data.shapes import CAMERA, make_field, over_background, random_objects
 from tri3d.export.generate import load_generator
 from tri3d.metrics.shapes_judges import FLAT_CARD, depth_nearness, load_shapes_judge
 from tri3d.models import Discriminator
@@ -32,6 +31,7 @@ from tri3d.render.camera import fov_to_intrinsics, sample_sphere_poses
 from tri3d.runs import checkpoint
 
 SPHERE, BOX = 0, 1
+INSIDE_THE_BOX = 0.4  # shrinks a sphere of radius <= 0.5 to inside the unit box (half-size 0.22)
 
 
 def painted_sphere_field(rotations: torch.Tensor,  # [B, 3, 3] object -> world
@@ -40,18 +40,14 @@ def painted_sphere_field(rotations: torch.Tensor,  # [B, 3, 3] object -> world
                          radius: float):
     """xyz [B, N, 3] -> (sigma_raw, rgb): a sphere of ``radius`` (object units) whose colour
     at each point is the set's shading of the box face that point projects onto from the
-    centre (the face of the largest object coordinate), under the set's world light."""
-    light = torch.tensor(LIGHT)
-    light = light / light.norm()
+    centre. The box's own field gives it: shrunk toward the centre (radius <= 0.5 becomes
+    <= 0.2, inside the box of half-size 0.22), a point lies where the box's distance
+    gradient is the normal of the face of its largest object coordinate."""
+    sphere = make_field(SPHERE, rotations, scales, albedo, sdf=lambda xyz: xyz.norm(dim=-1) - radius * scales[:, None])
+    box = make_field(BOX, rotations, scales, albedo)
 
     def field(xyz: torch.Tensor):
-        local = (xyz @ rotations) / scales[:, None, None]  # world -> object frame
-        sigma = (-(local.norm(dim=-1) - radius) * scales[:, None] * DENSITY_SCALE).clamp(DENSITY_MIN, DENSITY_MAX)
-        axis = local.abs().argmax(dim=-1, keepdim=True)  # [B, N, 1] the box face's axis
-        normal_local = torch.zeros_like(local).scatter(-1, axis, local.gather(-1, axis).sign())
-        normal = normal_local @ rotations.transpose(1, 2)  # object -> world
-        shade = 0.35 + 0.65 * (normal @ light).clamp(min=0)
-        return sigma.unsqueeze(-1), albedo[:, None, :] * shade[..., None]
+        return sphere(xyz)[0], box(xyz * INSIDE_THE_BOX)[1]
 
     return field
 
@@ -108,6 +104,7 @@ def main() -> None:
             if box_margin is not None:
                 row += f"  mean score as a box - as a sphere {box_margin[variant].mean():+.2f}"
             print(row, flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -327,6 +327,30 @@ def test_centred_input_hides_the_mean_colour_from_the_convolutions_only(center_i
         assert (after - before).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+def test_a_partly_centred_input_removes_that_share_of_the_mean_colour(fraction: float):
+    """While training ramps the centring in, D's convolutions see ``img - fraction * mean``:
+    their features equal those of a StyleGAN2 D with the same convolution weights shown that
+    image, and the mean colour still joins them at the first FC layer (fp64)."""
+    torch.manual_seed(6)
+    kw = dict(image_resolution=16, num_classes=5, channel_base=256, channel_max=32)
+    D = Discriminator(DiscriminatorConfig(**kw, center_input=True)).double()
+    plain = Discriminator(DiscriminatorConfig(**kw)).double()
+    convs = {k: v for k, v in D.state_dict().items() if not k.startswith(("fc.", "out.", "cmap."))}
+    plain.load_state_dict(convs, strict=False)
+    fc_inputs = []
+    for net in (D, plain):
+        net.fc.register_forward_pre_hook(lambda m, args: fc_inputs.append(args[0]))
+    img = torch.randn(8, 3, 16, 16, dtype=torch.float64) + torch.randn(8, 3, 1, 1, dtype=torch.float64)
+    mean = img.mean(dim=(2, 3))
+    D.center_fraction = fraction
+    D(img, all_classes=True)
+    plain(img - fraction * mean[:, :, None, None], all_classes=True)
+    seen, expected = fc_inputs
+    torch.testing.assert_close(seen[:, :-3], expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(seen[:, -3:], mean, rtol=1e-12, atol=1e-12)
+
+
 def test_all_class_scores_are_the_per_label_scores():
     """Column k of ``all_classes=True`` is ``D(img, k)`` (fp64, a dual D, one pass)."""
     torch.manual_seed(4)

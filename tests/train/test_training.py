@@ -72,6 +72,43 @@ def test_views_switch_on_at_multiview_start(shapes16, tmp_path):
     assert trainer.train_step(real, c)["views"] == 3
 
 
+def test_coverage_is_the_mean_opacity_of_the_views_g_trained_on(shapes16, tmp_path):
+    trainer = Trainer(micro_config(shapes16, tmp_path, views=2), progress=False)
+    rendered = []
+    generate = trainer.generate
+
+    def recording_generate(G, z, c, views):
+        image, out = generate(G, z, c, views)
+        if G is trainer.G_ddp:
+            rendered.append(out["opacity"].detach().clone())  # [B, V, 1, r, r]
+        return image, out
+
+    trainer.generate = recording_generate
+    real, c = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4)))
+    stats = trainer.train_step(real, c)
+    (opacity,) = rendered
+    assert opacity.shape[:2] == (4, 2)
+    per_view = opacity.flatten(2).mean(2)  # every view's own coverage, then their mean
+    assert 0 < per_view.min() < per_view.max() < 1
+    assert stats["coverage"] == pytest.approx(per_view.mean().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("ramp_kimg", [0.0, 0.02])
+def test_d_input_centring_ramps_in_over_center_input_rampup_kimg(shapes16, tmp_path, ramp_kimg: float):
+    cfg = micro_config(shapes16, tmp_path, center_input_rampup_kimg=ramp_kimg)
+    cfg.D.center_input = True
+    trainer = Trainer(cfg, progress=False)
+    real, c = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4)))
+    seen = []  # the share D removed in each of its calls of a step
+    trainer.D.register_forward_pre_hook(lambda m, args: seen.append(m.center_fraction))
+    for nimg in (0, 5, 15, 20, 40):
+        trainer.nimg = nimg
+        seen.clear()
+        trainer.train_step(real, c)
+        expected = min(nimg / 1000 / ramp_kimg, 1.0) if ramp_kimg > 0 else 1.0
+        assert seen and all(f == pytest.approx(expected, abs=1e-12) for f in seen)
+
+
 def test_crash_while_writing_a_snapshot_keeps_the_previous_one(shapes16, tmp_path, monkeypatch):
     cfg = micro_config(shapes16, tmp_path, snapshot_kimg=0.008, total_kimg=0.016)
     trainer = Trainer(cfg, run_dir=tmp_path / "run", progress=False)

@@ -122,6 +122,7 @@ class Discriminator(nn.Module):
         out_dim = self.cmap_dim if config.num_classes > 0 else 1
         self.mbstd_group = config.mbstd_group
         self.mixed_dtype: torch.dtype | None = None  # e.g. torch.bfloat16: high-resolution blocks under autocast
+        self.center_fraction = 1.0  # with center_input: the share of each image's mean colour removed before the convolutions (training ramps it in)
         self.conv = Conv2dLayer(c4 + 1, c4, 3)
         self.fc = FullyConnected(c4 * 16 + (self.img_channels if config.center_input else 0), c4)
         self.out = FullyConnected(c4, out_dim, activation=False)
@@ -167,7 +168,7 @@ class Discriminator(nn.Module):
             raise ValueError("img_raw is only read by a dual discriminator (DiscriminatorConfig.dual)")
         mean_colour = img.mean(dim=(2, 3)) if self.config.center_input else None  # [N, C]
         if mean_colour is not None:
-            img = img - mean_colour[:, :, None, None]
+            img = img - self.center_fraction * mean_colour[:, :, None, None]
         x = None
         dtype = self.mixed_dtype
         for k, block in enumerate(self.blocks):

@@ -45,6 +45,7 @@ class TrainConfig:
     distortion_reg: float = 0.0  # > 0: weight of Mip-NeRF 360's distortion loss on G's rays (surfaces, not fog); 0: the paper
     blur_init_sigma: float = 10.0
     blur_fade_kimg: float = 200.0
+    center_input_rampup_kimg: float = 0.0  # with D.center_input: kimg over which the share of each image's mean colour D's convolutions see removed grows from 0 to 1 (0: all of it from the start)
     views: int = 1  # views per generated object seen by D (multi-view discrimination)
     multiview_start_kimg: float = 0.0
     min_view_angle_deg: float = 60.0
@@ -98,6 +99,7 @@ class TrainConfig:
             ("density_reg", self.density_reg >= 0, ">= 0"),
             ("density_reg_every", self.density_reg_every >= 1, ">= 1"),
             ("distortion_reg", self.distortion_reg >= 0, ">= 0"),
+            ("center_input_rampup_kimg", self.center_input_rampup_kimg >= 0, ">= 0"),
             ("views", 1 <= self.views <= 16, "in [1, 16]"),
             ("multiview_start_kimg", self.multiview_start_kimg >= 0, ">= 0"),
             ("view_perturb_deg", 0 <= self.view_perturb_deg <= 90, "in [0, 90]"),

@@ -164,6 +164,12 @@ class Trainer:
         alpha = min(self.cur_kimg / max(self.cfg.neural_rendering_resolution_fade_kimg, 1e-8), 1.0)
         return int(round(initial * (1 - alpha) + final * alpha))
 
+    def center_fraction_now(self) -> float:
+        """The share of each image's mean colour a centring D removes (``D.center_input``):
+        ramped in linearly over ``center_input_rampup_kimg``."""
+        ramp = self.cfg.center_input_rampup_kimg
+        return min(self.cur_kimg / ramp, 1.0) if ramp > 0 else 1.0
+
     def sample_cameras(self, batch: int, views: int) -> torch.Tensor:  # [batch, views, 4, 4]
         """This rank's slice of ``batch * world_size`` cameras drawn from the shared stream."""
         min_angle = self.cfg.min_view_angle_deg if views > 1 else 0.0
@@ -201,6 +207,7 @@ class Trainer:
         real = real_u8.to(self.device).float() / 127.5 - 1
         c_real = c_real.to(self.device) if cfg.G.num_classes > 0 else None
         sigma = blur_sigma(self.cur_kimg, cfg.blur_init_sigma, cfg.blur_fade_kimg)
+        D.center_fraction = self.center_fraction_now()
         views = self.views_now()
         z = self._my_slice(torch.randn(B * world, cfg.G.z_dim, generator=self.shared_rng)).to(self.device)
         c_gen = None
@@ -222,7 +229,8 @@ class Trainer:
             else:
                 fake_scores = d_scores_multiview(D, fake, c_gen, sigma, out["image_raw"] if dual else None)
         loss_G = generator_loss(fake_scores)
-        stats = {"loss_G": loss_G.item(), "D_fake": fake_scores.mean().item(), "views": views}
+        stats = {"loss_G": loss_G.item(), "D_fake": fake_scores.mean().item(), "views": views,
+                 "coverage": out["opacity"].mean().item()}  # G's mean opacity: near 1 when G paints a wall
         if with_class_loss:
             class_G = class_loss(all_scores.flatten(0, 1), c_gen.repeat_interleave(views))
             loss_G = loss_G + cfg.class_loss * class_G

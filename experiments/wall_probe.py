@@ -19,12 +19,11 @@ import argparse
 
 import torch
 
+from tri3d.export.generate import load_generator
 from tri3d.metrics.shapes_judges import heldout_images
 from tri3d.models import Discriminator
-from tri3d.models.generator import TriplaneGenerator
 from tri3d.render.camera import fov_to_intrinsics, sample_multiview_poses
 from tri3d.runs import checkpoint
-from tri3d.runs.config import TrainConfig
 
 
 def main() -> None:
@@ -33,14 +32,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="objects and real images (a multiple of D's mbstd group)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    snap = checkpoint.find_snapshot(args.ckpt)
-    cfg = TrainConfig.from_dict(checkpoint.load_config(snap), where=str(snap / "config.json"))
+    G, cfg, snap = load_generator(args.ckpt, weights="G")
     if args.n < 1 or args.n % cfg.D.mbstd_group:
         parser.error(f"--n must be a positive multiple of D's minibatch-std group ({cfg.D.mbstd_group})")
     if cfg.G.num_classes == 0 or cfg.G.superresolution:
         parser.error("--ckpt must be a class-conditional run without super-resolution (e.g. tiny)")
-    G = TriplaneGenerator(cfg.G).eval()
-    checkpoint.load_weights(snap, "G", G)
     D = Discriminator(cfg.D).eval()
     checkpoint.load_weights(snap, "D", D)
     images, labels = heldout_images(cfg.G.image_resolution, cfg.metrics_judge)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from tri3d.cli import main
-from tri3d.export.generate import parse_int_list
+from tri3d.export.generate import load_generator, parse_int_list
 from tri3d.export.mesh import read_ply
 from tri3d.models import Discriminator, DiscriminatorConfig, GeneratorConfig, RendererConfig, TriplaneGenerator
 from tri3d.runs import checkpoint
@@ -82,3 +82,18 @@ def test_generate_bad_inputs_are_named(snapshot, tmp_path, capsys):
     assert main(["generate", "--ckpt", str(snapshot), "--seeds", "4-2", "--out", str(tmp_path / "o")]) == 2
     assert "--seeds must look like" in capsys.readouterr().err
     assert parse_int_list("0-2,5", "x") == [0, 1, 2, 5]
+
+
+def test_load_generator_reads_the_ema_or_the_training_weights(snapshot, tmp_path):
+    cfg = TrainConfig.from_dict(checkpoint.load_config(snapshot))
+    torch.manual_seed(1)
+    trained, ema = TriplaneGenerator(cfg.G), TriplaneGenerator(cfg.G)
+    snap = checkpoint.save_snapshot(tmp_path / "two", 3, cfg.to_dict(),
+                                    {"G": trained, "G_ema": ema, "D": Discriminator(cfg.D)}, {"step": 3})
+    for weights, expected in (("G_ema", ema), ("G", trained)):
+        G, _, found = load_generator(tmp_path / "two", weights=weights)
+        assert found == snap
+        for (name, p), q in zip(G.state_dict().items(), expected.state_dict().values()):
+            assert torch.equal(p, q), f"{weights}: {name}"
+    with pytest.raises(ValueError, match="weights must be"):
+        load_generator(snap, weights="D")

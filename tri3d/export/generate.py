@@ -30,12 +30,16 @@ def parse_int_list(text: str, name: str) -> list[int]:
     return out
 
 
-def load_generator(ckpt: str | Path, device: torch.device | str = "cpu") -> tuple[TriplaneGenerator, TrainConfig, Path]:
-    """The EMA generator of a run folder (newest snapshot) or a snapshot folder."""
+def load_generator(ckpt: str | Path, device: torch.device | str = "cpu",
+                   weights: str = "G_ema") -> tuple[TriplaneGenerator, TrainConfig, Path]:
+    """The EMA generator (``weights="G"``: the training generator) of a run folder (newest
+    snapshot) or a snapshot folder."""
+    if weights not in ("G_ema", "G"):
+        raise ValueError(f"weights must be 'G_ema' or 'G', got {weights!r}")
     snap = checkpoint.find_snapshot(ckpt)
     cfg = TrainConfig.from_dict(checkpoint.load_config(snap), where=str(snap / "config.json"))
     G = TriplaneGenerator(cfg.G).to(device).eval().requires_grad_(False)
-    checkpoint.load_weights(snap, "G_ema", G, device)
+    checkpoint.load_weights(snap, weights, G, device)
     return G, cfg, snap
 
 

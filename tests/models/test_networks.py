@@ -351,6 +351,43 @@ def test_a_partly_centred_input_removes_that_share_of_the_mean_colour(fraction: 
     torch.testing.assert_close(seen[:, -3:], mean, rtol=1e-12, atol=1e-12)
 
 
+def _strided_reference(x: torch.Tensor, taps: list[float], pad: tuple[int, int]) -> torch.Tensor:
+    """``x`` (each channel) filtered by the normalized outer product of ``taps`` after zero
+    padding ``pad`` (before, after) on both axes: a depthwise ``F.conv2d``."""
+    k = torch.tensor(taps, dtype=x.dtype)
+    k = torch.outer(k, k) / k.sum() ** 2
+    C = x.shape[1]
+    return F.conv2d(F.pad(x, (pad[0], pad[1], pad[0], pad[1])), k.expand(C, 1, *k.shape), groups=C)
+
+
+@pytest.mark.parametrize("down_filter,taps,conv_pad,skip_pad", [
+    ("fir", [1, 3, 3, 1], (2, 2), (1, 1)),  # StyleGAN2: blur, then the strided conv / every second pixel
+    ("box", [1, 1], (1, 1), (0, 0)),  # 2x2 mean
+    ("none", [1], (1, 1), (0, 0)),  # a plain stride-2 conv; the skip takes every second pixel
+])
+def test_discriminator_downsampling_is_the_named_filter_then_a_stride(down_filter, taps, conv_pad, skip_pad):
+    """Each D block halves the resolution twice, in its 3x3 conv and its 1x1 skip: the
+    input filtered by ``down_filter``'s taps, then the convolution at stride 2. Checked
+    against depthwise ``F.conv2d`` filters and strided convolutions (fp64, odd channels)."""
+    torch.manual_seed(7)
+    D = Discriminator(DiscriminatorConfig(image_resolution=16, num_classes=5, channel_base=112, channel_max=7,
+                                          down_filter=down_filter)).double()
+    block = D.blocks[0]
+    with torch.no_grad():
+        block.conv1.bias.normal_()
+    x = torch.randn(3, 7, 16, 16, dtype=torch.float64)  # the block's features after fromrgb
+    conv_w = block.conv1.weight * block.conv1.weight_gain
+    conv_expected = F.leaky_relu(F.conv2d(_strided_reference(x, taps, conv_pad), conv_w, stride=2)
+                                 + block.conv1.bias[:, None, None], 0.2)  # gains sqrt 2 * sqrt 1/2
+    skip_w = block.skip.weight * block.skip.weight_gain
+    skip_expected = F.conv2d(_strided_reference(x, taps, skip_pad)[..., ::2, ::2], skip_w) * math.sqrt(0.5)
+    assert conv_expected.shape == skip_expected.shape == (3, 7, 8, 8)
+    torch.testing.assert_close(block.conv1(x), conv_expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(block.skip(x), skip_expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="down_filter must be one of"):
+        Discriminator(DiscriminatorConfig(image_resolution=16, down_filter="blur"))
+
+
 def test_all_class_scores_are_the_per_label_scores():
     """Column k of ``all_classes=True`` is ``D(img, k)`` (fp64, a dual D, one pass)."""
     torch.manual_seed(4)

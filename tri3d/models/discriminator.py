@@ -25,6 +25,7 @@ class DiscriminatorConfig:
     dual: bool = False  # EG3D's dual discrimination: image + raw neural rendering (6 channels)
     mixed_resolutions: int = 4  # with ``mixed_dtype`` set, this many highest-resolution blocks run in it (EG3D's fp16 layers)
     center_input: bool = False  # True: the convolutions see each image minus its mean colour, which joins their features at the first FC layer
+    down_filter: str = "fir"  # each block's 2x downsampling: "fir" (StyleGAN2's [1,3,3,1] blur), "box" (2x2 mean) or "none" (plain stride 2)
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "discriminator config") -> "DiscriminatorConfig":
@@ -35,16 +36,20 @@ class DiscriminatorConfig:
         return asdict(self)
 
 
+DOWN_FILTERS = {"fir": (1, 3, 3, 1), "box": (1, 1), "none": (1,)}  # DiscriminatorConfig.down_filter -> 1D taps
+
+
 class DiscriminatorBlock(nn.Module):
     """conv 3x3 -> conv 3x3 down 2x, plus a 1x1 down skip; both branches scaled by sqrt(1/2)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, from_rgb: bool, img_channels: int = 3):
+    def __init__(self, in_channels: int, out_channels: int, *, from_rgb: bool, img_channels: int = 3,
+                 down_taps: tuple[float, ...] = DOWN_FILTERS["fir"]):
         super().__init__()
         self.fromrgb = Conv2dLayer(img_channels, in_channels, 1) if from_rgb else None
         self.conv0 = Conv2dLayer(in_channels, in_channels, 3)
-        self.conv1 = Conv2dLayer(in_channels, out_channels, 3, down=2, gain=math.sqrt(0.5))
+        self.conv1 = Conv2dLayer(in_channels, out_channels, 3, down=2, gain=math.sqrt(0.5), down_taps=down_taps)
         self.skip = Conv2dLayer(in_channels, out_channels, 1, down=2, bias=False, activation=False,
-                                gain=math.sqrt(0.5))
+                                gain=math.sqrt(0.5), down_taps=down_taps)
 
     def forward(self, x: Tensor | None, img: Tensor) -> Tensor:
         if self.fromrgb is not None:
@@ -108,13 +113,16 @@ class Discriminator(nn.Module):
         log2 = int(math.log2(R))
         if R < 8 or 2**log2 != R:
             raise ValueError(f"image_resolution must be a power of two >= 8, got {R}")
+        if config.down_filter not in DOWN_FILTERS:
+            raise ValueError(f"down_filter must be one of {sorted(DOWN_FILTERS)}, got {config.down_filter!r}")
 
         def channels(res: int) -> int:
             return min(config.channel_base // res, config.channel_max)
 
         self.img_channels = 6 if config.dual else 3
         self.blocks = nn.ModuleList(
-            DiscriminatorBlock(channels(res), channels(res // 2), from_rgb=res == R, img_channels=self.img_channels)
+            DiscriminatorBlock(channels(res), channels(res // 2), from_rgb=res == R, img_channels=self.img_channels,
+                               down_taps=DOWN_FILTERS[config.down_filter])
             for res in (2**i for i in range(log2, 2, -1))
         )
         c4 = channels(4)

@@ -64,12 +64,14 @@ class Conv2dLayer(nn.Module):
     """Equalized-LR conv with optional FIR-blurred 2x downsampling (discriminator)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, down: int = 1, bias: bool = True,
-                 activation: bool = True, gain: float = 1.0, conv_clamp: float | None = 256.0):
+                 activation: bool = True, gain: float = 1.0, conv_clamp: float | None = 256.0,
+                 down_taps: tuple[float, ...] = (1, 3, 3, 1)):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
-        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]), persistent=False)
+        # separable FIR taps of the 2x downsampling (normalized to sum 1); (1,) is a plain stride
+        self.register_buffer("resample_filter", setup_filter(list(down_taps)), persistent=False)
         self.down, self.activation, self.gain, self.conv_clamp = down, activation, gain, conv_clamp
         self.kernel_size = kernel_size
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from tri3d.data.dataset import MAX_CLASSES
 from tri3d.metrics.shapes_judges import JudgeConfig
 from tri3d.models import DiscriminatorConfig, GeneratorConfig, RendererConfig
+from tri3d.models.discriminator import DOWN_FILTERS
 from tri3d.render.camera import multiview_base_angle_deg
 from tri3d.utils.typed_config import from_typed_dict
 
@@ -127,6 +128,7 @@ class TrainConfig:
             ("G.renderer.importance_samples", 0 <= r.importance_samples <= 1024, "in [0, 1024]"),
             ("G.renderer.near < G.renderer.far", 0 < r.near < r.far, "0 < near < far"),
             ("D.channel_max", 1 <= d.channel_max <= 4096, "in [1, 4096]"),
+            ("D.down_filter", d.down_filter in DOWN_FILTERS, " or ".join(sorted(DOWN_FILTERS))),
             ("G.image_resolution == D.image_resolution", g.image_resolution == d.image_resolution, "equal"),
             ("G.num_classes == D.num_classes", g.num_classes == d.num_classes, "equal"),
             ("D.dual == G.superresolution (EG3D's dual discrimination)", d.dual == g.superresolution, "equal"),

@@ -6,9 +6,11 @@ inversion metric, and the table (mean +- std over seeds) is printed as Markdown.
     python experiments/ablation.py --kimg 8 --seeds 0 1 2 --out runs/ablation
 
 ``--distortion-reg W`` trains every row with that distortion weight instead of the
-preset's (``--distortion-reg 0``: ``tiny`` before the distortion loss). Results are kept
-per run in ``OUT/results.jsonl``; rerunning skips runs finished with the same kimg and
-distortion weight, and the table shows those.
+preset's (``--distortion-reg 0``: ``tiny`` before the distortion loss), and
+``--down-filter F`` with that D downsampling (``--down-filter fir``: ``tiny`` before it
+dropped StyleGAN2's blur). Results are kept per run in ``OUT/results.jsonl``; rerunning
+skips runs finished with the same kimg, distortion weight and D downsampling, and the
+table shows those.
 
 ``--continue-from DIR`` trains each run on from the newest snapshot at or below ``--kimg``
 in ``DIR/ROW-seedS`` (an earlier ``--out``) instead of from scratch: that snapshot, its
@@ -32,6 +34,7 @@ from tri3d.invert.run import make_perceptual
 from tri3d.metrics.detector import load_metric_detectors
 from tri3d.metrics.evaluate import evaluate
 from tri3d.metrics.inversion import evaluate_inversion
+from tri3d.models.discriminator import DOWN_FILTERS
 from tri3d.runs import checkpoint
 from tri3d.runs.config import TrainConfig, preset
 from tri3d.train.loop import Trainer
@@ -71,7 +74,7 @@ def copy_for_continuing(src: Path, dst: Path, kimg: float) -> Path:
 
 
 def make_trainer(name: str, seed: int, kimg: float, out: Path, distortion_reg: float | None,
-                 continue_from: Path | None) -> Trainer:
+                 continue_from: Path | None, down_filter: str | None = None) -> Trainer:
     """A trainer of one run: from scratch, or resumed from a copy of an earlier run's snapshot."""
     run_dir = out / f"{name}-seed{seed}"
     if continue_from is None:
@@ -88,12 +91,16 @@ def make_trainer(name: str, seed: int, kimg: float, out: Path, distortion_reg: f
     cfg.max_minutes = 0.0  # rows compare at equal kimg, not at what the machine's load allows in a time cap
     if distortion_reg is not None:
         cfg.distortion_reg = distortion_reg
+    if down_filter is not None:
+        if continue_from is not None and down_filter != cfg.D.down_filter:
+            raise ValueError(f"--down-filter {down_filter}: {resume} was trained with {cfg.D.down_filter}")
+        cfg.D.down_filter = down_filter
     return Trainer(cfg, resume=resume, progress=False, run_dir=run_dir)
 
 
 def run_one(name: str, seed: int, kimg: float, out: Path, num_gen: int, inversion: int,
-            distortion_reg: float | None, continue_from: Path | None = None) -> dict:
-    trainer = make_trainer(name, seed, kimg, out, distortion_reg, continue_from)
+            distortion_reg: float | None, continue_from: Path | None = None, down_filter: str | None = None) -> dict:
+    trainer = make_trainer(name, seed, kimg, out, distortion_reg, continue_from, down_filter)
     cfg = trainer.cfg
     trainer.train()
     G = trainer.G_ema
@@ -103,8 +110,18 @@ def run_one(name: str, seed: int, kimg: float, out: Path, num_gen: int, inversio
     if inversion:
         row.update(evaluate_inversion(G, cfg, inversion, make_perceptual(None, detector),
                                       inversion=InversionConfig(w_steps=100, pti_steps=100), judge=cfg.metrics_judge))
-    row.update(preset=name, seed=seed, kimg=kimg, distortion_reg=cfg.distortion_reg)
+    row.update(preset=name, seed=seed, kimg=kimg, distortion_reg=cfg.distortion_reg, down_filter=cfg.D.down_filter)
     return row
+
+
+def same_setting_as(row: dict, kimg: float, distortion_reg: float | None, down_filter: str | None) -> bool:
+    """Whether a finished run of ``results.jsonl`` is one this invocation would train: the
+    same kimg, distortion weight and D downsampling (``None``: the row's preset's). Rows
+    written before those options existed trained with no distortion loss and the "fir" D."""
+    cfg = preset(row["preset"])
+    return (row["kimg"] == kimg
+            and row.get("distortion_reg", 0.0) == (cfg.distortion_reg if distortion_reg is None else distortion_reg)
+            and row.get("down_filter", "fir") == (cfg.D.down_filter if down_filter is None else down_filter))
 
 
 def table(rows: list[dict]) -> str:
@@ -131,6 +148,8 @@ def main() -> None:
     parser.add_argument("--inversion", type=int, default=5, help="held-out images inverted per run (0: skip)")
     parser.add_argument("--distortion-reg", type=float, default=None,
                         help="distortion loss weight of every row (default: the preset's)")
+    parser.add_argument("--down-filter", default=None, choices=sorted(DOWN_FILTERS),
+                        help="D's downsampling in every row (default: the preset's)")
     parser.add_argument("--continue-from", type=Path, default=None,
                         help="an earlier --out: train each run on from its snapshot (default: from scratch)")
     parser.add_argument("--out", default="runs/ablation")
@@ -146,18 +165,15 @@ def main() -> None:
     results = out / "results.jsonl"
     done = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
 
-    def weight(name: str) -> float:  # the distortion weight a row trains with
-        return preset(name).distortion_reg if args.distortion_reg is None else args.distortion_reg
-
-    def same_setting(r: dict) -> bool:  # rows written before the distortion loss existed had none
-        return r["kimg"] == args.kimg and r.get("distortion_reg", 0.0) == weight(r["preset"])
+    def same_setting(r: dict) -> bool:
+        return same_setting_as(r, args.kimg, args.distortion_reg, args.down_filter)
 
     for name in args.rows:
         for seed in args.seeds:
             if any(r["preset"] == name and r["seed"] == seed and same_setting(r) for r in done):
                 continue
             row = run_one(name, seed, args.kimg, out, args.num_gen, args.inversion, args.distortion_reg,
-                          args.continue_from)
+                          args.continue_from, args.down_filter)
             with open(results, "a") as f:
                 f.write(json.dumps(row) + "\n")
             done.append(row)

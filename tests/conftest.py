@@ -1,7 +1,11 @@
 """Test setup: without a GPU, Triton kernels run under the interpreter on CPU tensors."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -25,3 +29,16 @@ def interpreter_device(device: torch.device) -> torch.device:
     if device.type == "cuda":
         pytest.skip("mutants run under the interpreter (CPU sessions and CI)")
     return device
+
+
+@pytest.fixture
+def load_experiment(monkeypatch):
+    """Import ``experiments/<name>.py`` as module ``name`` for one test (scripts, not a package)."""
+    def load(name: str) -> ModuleType:
+        path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -2,12 +2,9 @@
 experiment script that uses it (experiments/paired_seeds.py)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import statistics
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,13 +95,8 @@ def test_bad_score_lists_are_refused(control, variant):
 
 # ---------------------------------------------------------------- experiments/paired_seeds.py
 @pytest.fixture
-def tool(monkeypatch):
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("paired_seeds", root / "experiments" / "paired_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_experiment):
+    return load_experiment("paired_seeds")
 
 
 def test_seed_lists_and_ranges(tool):

@@ -1,21 +1,12 @@
 """experiments/ablation.py: which finished runs of an ``--out`` a rerun reuses."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 
 @pytest.fixture
-def ablation(monkeypatch):
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("ablation", root / "experiments" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+def ablation(load_experiment):
+    return load_experiment("ablation")
 
 
 def test_a_rerun_reuses_only_runs_of_the_same_kimg_distortion_and_d_downsampling(ablation):

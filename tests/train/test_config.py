@@ -102,7 +102,7 @@ def test_any_option_is_set_from_the_command_line(capsys):
 
 
 def test_the_time_cap_is_a_flag_with_a_range(capsys):
-    assert preset("tiny").max_minutes == 9.0
+    assert preset("tiny").max_minutes == 9.5
     assert main(["train", "--minutes", "5", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["max_minutes"] == 5.0
     assert main(["train", "--kimg", "30", "--dry-run"]) == 0  # an explicit length lifts the preset's cap

@@ -15,10 +15,12 @@ from tri3d.utils.timing import STAGES
 def bench_train(name: str, *, steps: int = 20, warmup: int = 3, batch: int | None = None, device: str = "auto",
                 precision: str = "fp32", run_dir: str = "runs/bench") -> dict:
     """Run ``warmup + steps`` iterations on a small shapes set at the preset's resolution
-    (the images only feed D; timing does not depend on their content)."""
+    (the images only feed D; timing does not depend on their content), each with all the
+    preset's views (a preset that starts with one view is timed as from its switch on)."""
     cfg = preset(name)
     cfg.device, cfg.precision, cfg.run_dir = device, precision, run_dir
     cfg.shapes_per_class = 8
+    cfg.multiview_start_kimg = 0.0  # time the preset's full step: all its views from the first
     if batch is not None:
         cfg.batch = batch
     trainer = Trainer(cfg, progress=False, run_dir=f"{run_dir}/{name}")

@@ -351,6 +351,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from tri3d.metrics.detector import load_detector, load_metric_detectors
     from tri3d.metrics.evaluate import append_jsonl, evaluate
     from tri3d.models import TriplaneGenerator
+    from tri3d.runs import checkpoint
     from tri3d.train.run_state import load_dataset, resolve_device
 
     device = resolve_device(args.device)
@@ -376,6 +377,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         result.update(evaluate_inversion(G, cfg, args.inversion, make_perceptual(args.vgg, judge, device),
                                          judge=cfg.metrics_judge))
     result.update(snapshot=str(snap), init=args.init)
+    if not args.init and (snap / "train_state.pt").exists():  # its place on the run's curve (tri3d plot)
+        state = checkpoint.load_train_state(snap)
+        if "nimg" in state:
+            result.update(step=state["step"], kimg=state["nimg"] / 1000)
     append_jsonl(snap.parent / "metrics.jsonl", result)
     print(json.dumps(result))
     return 0

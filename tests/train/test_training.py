@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from tri3d.data.shapes import make_shapes_dataset
+from tri3d.export.plot import read_metrics
 from tri3d.runs import checkpoint
 from tri3d.testing import micro_train_config as micro_config
 from tri3d.train.loop import Trainer
@@ -187,6 +188,8 @@ def test_cli_resolves_and_validates_options(capsys):
 
 
 def test_metrics_at_each_snapshot(shapes16, tmp_path, monkeypatch):
+    from tri3d.cli import main
+
     monkeypatch.setenv("TRI3D_CACHE", str(tmp_path / "cache"))
     cfg = micro_config(shapes16, tmp_path, snapshot_kimg=0.008, total_kimg=0.016, metrics_detector="shapes",
                        metrics_num_gen=20)
@@ -195,6 +198,11 @@ def test_metrics_at_each_snapshot(shapes16, tmp_path, monkeypatch):
     assert [r["step"] for r in rows] == [2, 4]
     assert all(r["fid"] > 0 and 0 <= r["class_accuracy"] <= 1 for r in rows)
     assert all(0 <= r["d_class_accuracy"] <= 1 for r in rows)  # D's own, on the judges' held-out reals
+    # A snapshot scored after training lands on the run's curve at its own kimg.
+    assert main(["metrics", "--ckpt", rows[0]["snapshot"], "--detector", "shapes", "--num-gen", "20"]) == 0
+    scored = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert (scored["step"], scored["kimg"]) == (2, 2 * cfg.batch / 1000) == (rows[0]["step"], rows[0]["kimg"])
+    assert [r["kimg"] for r in read_metrics(run)] == [0.008, 0.008, 0.016]
 
 
 def test_bf16_autocast_runs_the_intended_layers_and_stays_finite(shapes16, tmp_path):

@@ -228,8 +228,8 @@ def _tiny() -> TrainConfig:
     accuracy higher in all 8: +0.11 and +0.14 on average; docs/learning.md)."""
     return TrainConfig(
         preset="tiny", batch=8, total_kimg=100.0, max_minutes=9.5, snapshot_kimg=5.0, log_every=10,
-        lr_G=0.004, lr_D=0.004, class_loss=1.0, distortion_reg=1.0,
-        r1_gamma=0.5, views=2, multiview_start_kimg=20.0, min_view_angle_deg=100.0, view_perturb_deg=20.0, camera_radius=2.7, fov_deg=30.0,
+        lr_G=0.004, lr_D=0.004, class_loss=1.0, distortion_reg=1.0, r1_gamma=0.5, views=2, multiview_start_kimg=20.0,
+        min_view_angle_deg=100.0, view_perturb_deg=20.0, camera_radius=2.7, fov_deg=30.0,
         blur_init_sigma=1.0, blur_fade_kimg=1.0, density_reg_every=8, grid_objects=5,
         G=GeneratorConfig(z_dim=64, w_dim=64, triplane_resolution=32, triplane_channels=16, channel_base=1024,
                           channel_max=64, extra_blocks=True, decoder_hidden=32, decoder_layers=3,

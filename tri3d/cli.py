@@ -379,8 +379,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     result.update(snapshot=str(snap), init=args.init)
     if not args.init and (snap / "train_state.pt").exists():  # its place on the run's curve (tri3d plot)
         state = checkpoint.load_train_state(snap)
-        if "nimg" in state:
-            result.update(step=state["step"], kimg=state["nimg"] / 1000)
+        result.update(step=state["step"], kimg=state["nimg"] / 1000)
     append_jsonl(snap.parent / "metrics.jsonl", result)
     print(json.dumps(result))
     return 0

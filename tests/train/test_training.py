@@ -14,7 +14,7 @@ from tri3d.data.shapes import make_shapes_dataset
 from tri3d.export.plot import read_metrics
 from tri3d.runs import checkpoint
 from tri3d.testing import micro_train_config as micro_config
-from tri3d.train.loop import Trainer
+from tri3d.train.loop import Trainer, lr_scale
 
 
 @pytest.fixture(scope="module")
@@ -286,23 +286,71 @@ def test_a_time_cap_stops_at_the_first_step_past_it_with_a_snapshot(shapes16, tm
 
 
 def test_with_several_ranks_the_time_cap_is_rank_0s_decision(shapes16, tmp_path, monkeypatch):
-    """A rank's own clock does not decide: the flag it returns is the one broadcast from rank 0."""
+    """A rank's own clock does not decide: the elapsed time it uses is the one broadcast from rank 0."""
     from tri3d.train.distributed import DistEnv
 
     trainer = Trainer(micro_config(shapes16, tmp_path), run_dir=tmp_path / "run", progress=False)
     trainer.dist = DistEnv(rank=1, world_size=2)
-    rank0_says = {"up": 1.0}
+    rank0_elapsed = {"seconds": 75.5}
     sent = []
 
     def broadcast(tensor, src):
         sent.append(src)
-        tensor.fill_(rank0_says["up"])
+        tensor.fill_(rank0_elapsed["seconds"])
 
     monkeypatch.setattr(torch.distributed, "broadcast", broadcast)
-    assert trainer.time_is_up(seconds_left=100.0)  # rank 1 has time left, rank 0 has not
-    rank0_says["up"] = 0.0
-    assert not trainer.time_is_up(seconds_left=-5.0)
+    assert trainer.shared_elapsed(3.0) == 75.5  # rank 1's clock says 3 s, rank 0's 75.5 s
+    rank0_elapsed["seconds"] = 1.25
+    assert trainer.shared_elapsed(500.0) == 1.25
     assert sent == [0, 0]
+
+
+def test_lr_scale_holds_then_falls_linearly_to_the_floor():
+    assert [lr_scale(p, 0.35, 0.25) for p in (0.0, 0.5, 0.65)] == [1.0, 1.0, 1.0]
+    assert lr_scale(0.825, 0.35, 0.25) == pytest.approx(0.625)  # halfway through the anneal
+    assert lr_scale(1.0, 0.35, 0.25) == pytest.approx(0.25)
+    assert lr_scale(0.5, 1.0, 0.2) == pytest.approx(0.6)  # the whole budget
+    assert lr_scale(1.0, 0.0, 0.25) == 1.0  # no anneal
+
+
+def _record_learning_rates(trainer):
+    """The learning rate each optimizer step of G and of D used."""
+    used = {"G": [], "D": []}
+    for name, opt in (("G", trainer.opt_G), ("D", trainer.opt_D)):
+        def step(*args, _opt=opt, _name=name, _step=opt.step, **kwargs):
+            used[_name].append(_opt.param_groups[0]["lr"])
+            return _step(*args, **kwargs)
+        opt.step = step
+    return used
+
+
+def test_learning_rates_anneal_over_the_last_share_of_total_kimg(shapes16, tmp_path):
+    """8 steps, the last half annealed to 0.2x: step k (from 0) runs at the multiplier of
+    k / 8 of the budget spent, 1 up to half, then 1 - 0.8 (k / 8 - 0.5) / 0.5."""
+    cfg = micro_config(shapes16, tmp_path, total_kimg=0.032, lr_anneal=0.5, lr_anneal_floor=0.2)
+    trainer = Trainer(cfg, run_dir=tmp_path / "run", progress=False)
+    used = _record_learning_rates(trainer)
+    trainer.train()
+    expected = [1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.6, 0.4]
+    assert trainer.step == 8
+    assert used["G"] == pytest.approx([cfg.lr_G * m for m in expected])
+    assert used["D"] == pytest.approx([cfg.lr_D * m for m in expected])
+    assert [r["lr_scale"] for r in read_stats(tmp_path / "run")] == pytest.approx(expected)
+
+
+def test_with_a_time_cap_learning_rates_anneal_over_its_wall_clock(shapes16, tmp_path):
+    """A clock that advances 10 s per reading and a 1-minute cap whose last half anneals to
+    0.25x: the step after k readings runs at the multiplier of 10 k / 60 of the cap spent,
+    and the sixth reading (60 s) stops the run."""
+    cfg = micro_config(shapes16, tmp_path, total_kimg=1.0, max_minutes=1.0, lr_anneal=0.5, lr_anneal_floor=0.25)
+    trainer = Trainer(cfg, run_dir=tmp_path / "run", progress=False)
+    readings = iter(range(0, 10_000, 10))
+    trainer.clock = lambda: float(next(readings))
+    used = _record_learning_rates(trainer)
+    trainer.train()
+    assert trainer.stopped_by_time and trainer.step == 6
+    assert used["G"] == pytest.approx([cfg.lr_G * m for m in (1.0, 1.0, 1.0, 1.0, 0.75, 0.5)])
+    assert trainer.lr_scale == pytest.approx(0.25)
 
 
 def test_the_time_cap_is_reported_by_the_cli(shapes16, tmp_path, capsys):

@@ -101,6 +101,7 @@ class Trainer:
         self.step, self.nimg = 0, 0
         self.clock = time.monotonic  # seconds, for max_minutes
         self.stopped_by_time = False  # train() ended at max_minutes, before total_kimg
+        self.lr_scale = 1.0  # the learning rates' multiplier of the next step (lr_anneal)
         self.nonfinite_steps = self.nonfinite_in_a_row = 0  # steps skipped for non-finite losses or gradients
         # Draws that define a step (latents, classes, cameras) come from this stream, the same
         # on every rank; per-sample draws inside the networks use the global RNG.
@@ -216,6 +217,10 @@ class Trainer:
             c_gen = self._my_slice(self.dataset.labels[pick]).to(self.device)
 
         # Generator step: non-saturating loss, mean over objects and views.
+        for opt, lr in ((self.opt_G, cfg.lr_G), (self.opt_D, cfg.lr_D)):
+            for group in opt.param_groups:
+                group["lr"] = lr * self.lr_scale
+
         G.requires_grad_(True)
         D.requires_grad_(False)
         timer = self.timer
@@ -338,13 +343,22 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.seed),  # its worker seed must not draw from the global RNG
         )
 
-    def time_is_up(self, seconds_left: float) -> bool:
-        """Whether ``max_minutes`` has run out; rank 0's clock decides for every rank."""
+    def shared_elapsed(self, seconds: float) -> float:
+        """Rank 0's ``seconds`` of this call's training, the same on every rank: rank 0's
+        clock decides when ``max_minutes`` runs out and how far the learning rates have
+        annealed."""
         if not self.dist.enabled:
-            return seconds_left <= 0
-        flag = torch.tensor([float(seconds_left <= 0)], device=self.device)
-        torch.distributed.broadcast(flag, src=0)
-        return bool(flag.item())
+            return seconds
+        elapsed = torch.tensor([seconds], dtype=torch.float64, device=self.device)
+        torch.distributed.broadcast(elapsed, src=0)
+        return float(elapsed.item())
+
+    def budget_progress(self, elapsed: float | None) -> float:
+        """The share of the run's budget spent: of ``max_minutes`` in this call (``elapsed``
+        seconds, rank 0's) with a time cap, else of ``total_kimg``."""
+        if elapsed is not None:
+            return min(elapsed / (self.cfg.max_minutes * 60), 1.0)
+        return min(self.nimg / (self.cfg.total_kimg * 1000), 1.0)
 
     def train(self) -> Path:
         """Run until ``total_kimg`` or, with ``max_minutes``, until that much wall clock has
@@ -357,17 +371,22 @@ class Trainer:
         snapshot_every = max(1, round(cfg.snapshot_kimg * 1000 / cfg.batch))
         bar = progress_bar(total_steps, initial=self.step, enabled=self.progress, unit="step")
         window, t0, nimg0 = [], time.perf_counter(), self.nimg
-        deadline = self.clock() + cfg.max_minutes * 60 if cfg.max_minutes > 0 else None
+        capped = cfg.max_minutes > 0
+        started = self.clock() if capped else None
+        self.lr_scale = lr_scale(self.budget_progress(0.0 if capped else None), cfg.lr_anneal, cfg.lr_anneal_floor)
         for real, c in loader:
             if self.step >= total_steps:
                 break
             stats = self.train_step(real, c)
+            stats["lr_scale"] = self.lr_scale
             window.append(stats)
             postfix = {"G": f"{stats['loss_G']:.3f}", "D": f"{stats['loss_D']:.3f}", "kimg": f"{self.cur_kimg:.2f}"}
-            if cfg.max_minutes > 0:
-                seconds_left = deadline - self.clock()
-                self.stopped_by_time = self.time_is_up(seconds_left)
-                postfix["left"] = f"{max(seconds_left, 0) / 60:.1f}min"
+            elapsed = None
+            if capped:
+                elapsed = self.shared_elapsed(self.clock() - started)
+                self.stopped_by_time = elapsed >= cfg.max_minutes * 60
+                postfix["left"] = f"{max(cfg.max_minutes * 60 - elapsed, 0) / 60:.1f}min"
+            self.lr_scale = lr_scale(self.budget_progress(elapsed), cfg.lr_anneal, cfg.lr_anneal_floor)
             bar.update(1)
             bar.set_postfix(**postfix)
             if self.step % cfg.log_every == 0:
@@ -385,6 +404,16 @@ class Trainer:
         self.reporter.record_rank_checksums(self.G, self.D)
         barrier()
         return self.run_dir
+
+
+def lr_scale(progress: float, anneal: float, floor: float) -> float:
+    """The learning rates' multiplier when ``progress`` (in [0, 1]) of the run's budget is
+    spent: 1 until the last ``anneal`` of the budget, then linear down to ``floor`` at its
+    end (``TrainConfig.lr_anneal``; ``anneal`` 0: always 1)."""
+    start = 1 - anneal
+    if anneal <= 0 or progress <= start:
+        return 1.0
+    return max(floor, 1 - (1 - floor) * (progress - start) / anneal)
 
 
 def make_adam(

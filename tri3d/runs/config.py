@@ -228,16 +228,13 @@ def _tiny() -> TrainConfig:
     2, not StyleGAN2's [1,3,3,1] blur: at 16 px the blur hides a box's edges and corners,
     and with it G drew boxes as spheres (box views right from depth in 0.04-0.37 of them
     over 8 seeds; without it 0.35-0.76 in 7 of the 8, and rgb and depth-only class
-    accuracy higher in all 8: +0.11 and +0.14 on average; docs/learning.md). Both learning
-    rates fall linearly to a quarter over the last 35% of the budget (``lr_anneal``; the
-    cap's wall clock): G's last steps are noisy at batch 8 and lr 0.004 (the raw G scored
-    0.05 lower from depth than the EMA at the cap, mean of 8 runs), and three of the
-    previous release's capped runs, resumed from 30 kimg with the rates annealed to their
-    last step, scored +0.017 to +0.042 from depth (docs/learning.md, "Late levers")."""
+    accuracy higher in all 8: +0.11 and +0.14 on average; docs/learning.md). Constant
+    learning rates: annealing them over the last 35% of the cap (``lr_anneal`` 0.35) helped
+    three runs resumed from 30 kimg but not six capped runs (docs/learning.md, "Late
+    levers")."""
     return TrainConfig(
         preset="tiny", batch=8, total_kimg=100.0, max_minutes=9.5, snapshot_kimg=5.0, log_every=10,
-        lr_G=0.004, lr_D=0.004, lr_anneal=0.35, lr_anneal_floor=0.25, class_loss=1.0, distortion_reg=1.0,
-        r1_gamma=0.5, views=2, multiview_start_kimg=20.0,
+        lr_G=0.004, lr_D=0.004, class_loss=1.0, distortion_reg=1.0, r1_gamma=0.5, views=2, multiview_start_kimg=20.0,
         min_view_angle_deg=100.0, view_perturb_deg=20.0, camera_radius=2.7, fov_deg=30.0,
         blur_init_sigma=1.0, blur_fade_kimg=1.0, density_reg_every=8, grid_objects=5,
         G=GeneratorConfig(z_dim=64, w_dim=64, triplane_resolution=32, triplane_channels=16, channel_base=1024,
@@ -250,11 +247,9 @@ def _tiny() -> TrainConfig:
 
 def _tiny_ablation(extra_blocks: bool, decoder_layers: int, views: int, name: str) -> TrainConfig:
     """The paper's ablation rows at tiny size; +g+d+mv is ``tiny`` with D's second view from
-    the start, as the paper trains it. The rows keep constant learning rates (their table
-    in the README was measured so; ``tiny``'s anneal is for its time-capped budget)."""
+    the start, as the paper trains it."""
     cfg = _tiny()
     cfg.preset = name
-    cfg.lr_anneal = 0.0
     cfg.G.extra_blocks, cfg.G.decoder_layers, cfg.views = extra_blocks, decoder_layers, views
     cfg.multiview_start_kimg = 0.0
     return cfg

@@ -216,11 +216,11 @@ class Trainer:
             pick = torch.randint(len(self.dataset), (B * world,), generator=self.shared_rng)
             c_gen = self._my_slice(self.dataset.labels[pick]).to(self.device)
 
-        # Generator step: non-saturating loss, mean over objects and views.
-        for opt, lr in ((self.opt_G, cfg.lr_G), (self.opt_D, cfg.lr_D)):
+        for opt, lr in ((self.opt_G, cfg.lr_G), (self.opt_D, cfg.lr_D)):  # this step's rates (lr_anneal)
             for group in opt.param_groups:
                 group["lr"] = lr * self.lr_scale
 
+        # Generator step: non-saturating loss, mean over objects and views.
         G.requires_grad_(True)
         D.requires_grad_(False)
         timer = self.timer
